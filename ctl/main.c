@@ -1,0 +1,329 @@
+/*
+ * purgectl: the administrator's tool. Parses the command line, runs one
+ * command against purged's control socket, prints the outcome, and exits
+ * with a documented status. purgectl only.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "buildconf.h"
+#include "ctl/purgectl.h"
+#include "purged/exitcodes.h"
+#include "purged/util.h"
+
+struct options {
+	const char *socket;
+	bool yes;
+	int wait; /* -1: default (wait on a terminal) */
+	long limit, offset;
+	const char *target;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: purgectl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+		"Control purged, the purge service.\n"
+		"\n"
+		"Commands:\n"
+		"  status                          daemon version, uptime, running and queued tasks\n"
+		"  targets                         configured targets\n"
+		"  plan TARGET                     dry run: what a purge would delete, per kind\n"
+		"  purge TARGET [--yes] [--wait|--detach]\n"
+		"                                  purge a target (asks you to type its name unless --yes)\n"
+		"  tasks [--limit N] [--offset N] [--target NAME]\n"
+		"                                  tasks, newest first\n"
+		"  task ID                         one task\n"
+		"  cancel ID                       cancel a queued or running task\n"
+		"  wait ID                         follow a task until it ends\n"
+		"  reload                          re-read the daemon's configuration\n"
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH  control socket (default $PURGED_SOCKET, else %s)\n"
+		"  -j, --json         print exactly one JSON document\n"
+		"  -y, --yes          purge without asking for confirmation\n"
+		"  -w, --wait         follow the purge until it ends (default on a terminal)\n"
+		"  -d, --detach       return as soon as the purge is queued\n"
+		"  -h, --help         show this help\n"
+		"  -V, --version      show the version\n"
+		"\n"
+		"Exit status:\n"
+		"  0 success; 1 failure (internal or backend error); 2 usage or bad request;\n"
+		"  3 purged unreachable; 4 forbidden; 5 target or task not found;\n"
+		"  6 conflict (target busy) or queue full; 7 task failed; 8 task cancelled;\n"
+		"  9 confirmation not given.\n"
+		"See purgectl(8).\n",
+		PURGED_DEFAULT_SOCKET);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "purgectl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'purgectl --help'.\n");
+	return EXIT_PURGECTL_USAGE;
+}
+
+/* Follow task @id until it ends; prints progress, then the outcome. */
+static int follow(struct client *c, const char *id)
+{
+	uint64_t req = client_send(c, PURGE_OP_TASKS_WATCH, json_pack("{s:s}", "id", id));
+	json_t *last = NULL, *msg;
+	int r = 0;
+
+	if (!req)
+		return EXIT_PURGECTL_UNREACHABLE;
+	for (;;) {
+		r = client_recv(c, &msg);
+		if (r)
+			break;
+		if (json_object_get(msg, "ok") && !json_is_true(json_object_get(msg, "ok"))) {
+			r = print_error(json_object_get(msg, "error"));
+			json_decref(msg);
+			break;
+		}
+		json_t *task = json_object_get(msg, json_object_get(msg, "ok") ? "result" : "task");
+		const char *event = json_string_value(json_object_get(msg, "event"));
+		bool end = event && strcmp(event, "end") == 0;
+		json_decref(last);
+		last = json_incref(task);
+		if (!opt_json)
+			render_progress(task, end);
+		json_decref(msg);
+		if (end)
+			break;
+	}
+	if (!r && last) {
+		if (opt_json) {
+			print_json(last);
+		} else {
+			printf("task %s %s", json_string_value(json_object_get(last, "id")),
+			       json_string_value(json_object_get(last, "status")));
+			if (json_is_string(json_object_get(last, "error")))
+				printf(": %s", json_string_value(json_object_get(last, "error")));
+			printf("\n");
+			if (json_object_size(json_object_get(last, "counts")))
+				render_counts(json_object_get(last, "counts"));
+		}
+		r = task_exit_code(last);
+	}
+	json_decref(last);
+	return r;
+}
+
+static int confirm(const char *target)
+{
+	char line[256];
+
+	if (!isatty(STDIN_FILENO)) {
+		fprintf(stderr, "purgectl: refusing to purge '%s' without confirmation: standard input is not a "
+			"terminal; pass --yes to confirm\n", target);
+		return EXIT_PURGECTL_REFUSED;
+	}
+	fprintf(stderr, "This deletes ALL data of target '%s'. It cannot be undone.\n"
+		"Type the target name to confirm: ", target);
+	fflush(stderr);
+	if (!fgets(line, sizeof(line), stdin)) {
+		fprintf(stderr, "\npurgectl: no confirmation; nothing done\n");
+		return EXIT_PURGECTL_REFUSED;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	if (strcmp(line, target) != 0) {
+		fprintf(stderr, "purgectl: '%s' does not match '%s'; nothing done\n", line, target);
+		return EXIT_PURGECTL_REFUSED;
+	}
+	return 0;
+}
+
+static int cmd_purge(struct client *c, const struct options *o, const char *target)
+{
+	bool wait = o->wait >= 0 ? o->wait : isatty(STDOUT_FILENO);
+	json_t *task = NULL;
+	int r;
+
+	if (!o->yes && (r = confirm(target)))
+		return r;
+	r = client_call(c, PURGE_OP_PURGE, json_pack("{s:s}", "target", target), &task);
+	if (r)
+		return r;
+	if (wait) {
+		char *id = xstrdup(json_string_value(json_object_get(task, "id")));
+		json_decref(task);
+		if (!opt_json)
+			fprintf(stderr, "task %s: purge of '%s' queued\n", id, target);
+		r = follow(c, id);
+		free(id);
+		return r;
+	}
+	if (opt_json)
+		print_json(task);
+	else
+		printf("task %s: purge of '%s' queued; follow it with 'purgectl wait %s'\n",
+		       json_string_value(json_object_get(task, "id")), target,
+		       json_string_value(json_object_get(task, "id")));
+	json_decref(task);
+	return 0;
+}
+
+static int simple(struct client *c, enum purge_op op, json_t *args, void (*render)(const json_t *),
+		  const char *member)
+{
+	json_t *res = NULL;
+	int r = client_call(c, op, args, &res);
+	if (r)
+		return r;
+	const json_t *shown = member ? json_object_get(res, member) : res;
+	if (opt_json)
+		print_json(shown);
+	else
+		render(shown);
+	json_decref(res);
+	return 0;
+}
+
+static void render_plan(const json_t *task)
+{
+	printf("plan of '%s': what a purge would delete\n", json_string_value(json_object_get(task, "target")));
+	render_counts(json_object_get(task, "counts"));
+}
+
+static void render_cancel(const json_t *task)
+{
+	printf("task %s: cancel requested (status now %s)\n", json_string_value(json_object_get(task, "id")),
+	       json_string_value(json_object_get(task, "status")));
+}
+
+static void render_reload(const json_t *res)
+{
+	printf("configuration reloaded: %lld target(s)\n",
+	       (long long)json_integer_value(json_object_get(res, "targets")));
+}
+
+static int need_args(const char *cmd, int have, int want, const char *what)
+{
+	if (have == want)
+		return 0;
+	fprintf(stderr, "purgectl: '%s' takes %s\nTry 'purgectl --help'.\n", cmd, what);
+	return EXIT_PURGECTL_USAGE;
+}
+
+static bool valid_id(const char *id)
+{
+	if (proto_is_task_id(id))
+		return true;
+	fprintf(stderr, "purgectl: '%s' is not a task id (a UUID as shown by 'purgectl tasks')\n", id);
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "detach", no_argument, NULL, 'D' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "offset", required_argument, NULL, 'o' },
+		{ "target", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct options o = { .wait = -1, .limit = -1, .offset = -1 };
+	struct client c;
+	int ch, r;
+
+	o.socket = getenv("PURGED_SOCKET");
+	if (!o.socket || !*o.socket)
+		o.socket = PURGED_DEFAULT_SOCKET;
+	while ((ch = getopt_long(argc, argv, "s:jywdhV", opts, NULL)) != -1) {
+		char *end;
+		switch (ch) {
+		case 's': o.socket = optarg; break;
+		case 'j': opt_json = true; break;
+		case 'y': o.yes = true; break;
+		case 'w': o.wait = 1; break;
+		case 'd':
+		case 'D': o.wait = 0; break;
+		case 'l':
+		case 'o': {
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || (ch == 'l' && (v < 1 || v > 1000)))
+				return usage_error("--%s takes a number %s, not '%s'", ch == 'l' ? "limit" : "offset",
+						   ch == 'l' ? "from 1 to 1000" : ">= 0", optarg);
+			*(ch == 'l' ? &o.limit : &o.offset) = v;
+			break;
+		}
+		case 't': o.target = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("purgectl %s (protocol %d)\n", PURGED_VERSION, PURGE_PROTO_VERSION); return 0;
+		default: fprintf(stderr, "Try 'purgectl --help'.\n"); return EXIT_PURGECTL_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_PURGECTL_USAGE;
+	}
+	const char *cmd = argv[optind];
+	char **args = argv + optind + 1;
+	int nargs = argc - optind - 1;
+
+	static const char *const known[] = { "status", "targets", "plan", "purge", "tasks", "task",
+					     "cancel", "wait", "reload", NULL };
+	bool is_known = false;
+	for (int i = 0; known[i]; i++)
+		is_known |= strcmp(known[i], cmd) == 0;
+	if (!is_known)
+		return usage_error("unknown command '%s'", cmd);
+	if ((r = need_args(cmd, nargs, (strcmp(cmd, "plan") == 0 || strcmp(cmd, "purge") == 0 ||
+					strcmp(cmd, "task") == 0 || strcmp(cmd, "cancel") == 0 ||
+					strcmp(cmd, "wait") == 0), "exactly the arguments shown in --help")))
+		return r;
+	if ((strcmp(cmd, "task") == 0 || strcmp(cmd, "cancel") == 0 || strcmp(cmd, "wait") == 0) && !valid_id(args[0]))
+		return EXIT_PURGECTL_USAGE;
+	if ((strcmp(cmd, "plan") == 0 || strcmp(cmd, "purge") == 0) && !proto_is_name(args[0]))
+		return usage_error("'%s' is not a valid target name", args[0]);
+	if (o.target && !proto_is_name(o.target))
+		return usage_error("'%s' is not a valid target name", o.target);
+
+	r = client_connect(&c, o.socket);
+	if (r)
+		return r;
+	if (strcmp(cmd, "status") == 0) {
+		r = simple(&c, PURGE_OP_STATUS, NULL, render_status, NULL);
+	} else if (strcmp(cmd, "targets") == 0) {
+		r = simple(&c, PURGE_OP_TARGETS_LIST, NULL, render_targets, NULL);
+	} else if (strcmp(cmd, "plan") == 0) {
+		r = simple(&c, PURGE_OP_PLAN, json_pack("{s:s}", "target", args[0]), render_plan, NULL);
+	} else if (strcmp(cmd, "purge") == 0) {
+		r = cmd_purge(&c, &o, args[0]);
+	} else if (strcmp(cmd, "tasks") == 0) {
+		json_t *a = json_object();
+		if (o.limit > 0)
+			json_object_set_new(a, "limit", json_integer(o.limit));
+		if (o.offset >= 0)
+			json_object_set_new(a, "offset", json_integer(o.offset));
+		if (o.target)
+			json_object_set_new(a, "target", json_string(o.target));
+		r = simple(&c, PURGE_OP_TASKS_LIST, a, render_tasks, "tasks");
+	} else if (strcmp(cmd, "task") == 0) {
+		r = simple(&c, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", args[0]), render_task, NULL);
+	} else if (strcmp(cmd, "cancel") == 0) {
+		r = simple(&c, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", args[0]), render_cancel, NULL);
+	} else if (strcmp(cmd, "wait") == 0) {
+		r = follow(&c, args[0]);
+	} else {
+		r = simple(&c, PURGE_OP_RELOAD, NULL, render_reload, NULL);
+	}
+	client_close(&c);
+	return r;
+}

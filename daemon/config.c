@@ -1,0 +1,465 @@
+/*
+ * purged.conf parsing and validation. Supervisor only.
+ *
+ * inih splits the file; a reader of our own feeds it line by line so that
+ * every message can name FILE:LINE, and notices section headers (inih does
+ * not report a section with no keys). Entries are collected first and
+ * validated afterwards against typed key tables, so key order never matters.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "daemon/config.h"
+#include "daemon/creds.h"
+#include "buildconf.h"
+#include "purged/proto.h"
+#include "purged/util.h"
+
+enum key_type {
+	KEY_STRING,
+	KEY_PATH,        /* absolute path */
+	KEY_UINT,
+	KEY_SECRET_FILE, /* absolute path of a secret file; its content goes to secrets */
+};
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	const char *def;       /* NULL: optional with no default */
+	unsigned long min, max;
+	size_t offset;         /* [daemon] keys: where in struct daemon_conf */
+};
+
+#define DKEY_S(n, t, d) { #n, t, d, 0, 0, offsetof(struct daemon_conf, n) }
+#define DKEY_U(n, d, lo, hi) { #n, KEY_UINT, d, lo, hi, offsetof(struct daemon_conf, n) }
+
+static const struct key_def daemon_keys[] = {
+	DKEY_S(control_socket, KEY_PATH, PURGED_DEFAULT_SOCKET),
+	DKEY_S(control_group, KEY_STRING, "purge-admin"),
+	DKEY_S(state_dir, KEY_PATH, PURGED_DEFAULT_STATE_DIR),
+	DKEY_S(executor_user, KEY_STRING, "purged"),
+	DKEY_U(max_executors, "4", 1, 256),
+	DKEY_U(max_queue, "64", 0, 100000),
+	DKEY_U(task_timeout, "3600", 1, 7 * 24 * 3600),
+	DKEY_U(keep_tasks, "10000", 1, 1000000),
+	DKEY_U(cancel_grace, "5", 0, 600),
+	{ NULL },
+};
+
+/* noop: the demo target and the instrument of tests and benchmarks. */
+static const struct key_def noop_keys[] = {
+	{ "objects", KEY_UINT, "100", 0, 100000000 },
+	{ "step_ms", KEY_UINT, "10", 0, 3600000 },
+	{ "fail_at", KEY_UINT, "0", 0, 100000000 },
+	{ "crash_at", KEY_UINT, "0", 0, 100000000 },
+	{ "password_file", KEY_SECRET_FILE, NULL },
+	{ NULL },
+};
+
+static const struct {
+	const char *name;
+	const struct key_def *keys;
+} target_types[] = {
+	{ "noop", noop_keys },
+};
+
+struct entry {
+	char *section, *key, *value;
+	unsigned line;
+};
+
+struct section {
+	char *name;
+	unsigned line;
+};
+
+struct parse_state {
+	const char *file;
+	const char *data;
+	size_t len, off;
+	unsigned line;
+	struct entry *entries;
+	size_t n_entries;
+	struct section *sections;
+	size_t n_sections;
+	struct config_errors *errs;
+	size_t errs_before;
+};
+
+static void add_error(struct parse_state *ps, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void add_error(struct parse_state *ps, unsigned line, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ps->errs->v = xrealloc(ps->errs->v, (ps->errs->n + 1) * sizeof(char *));
+	ps->errs->v[ps->errs->n++] = line ? xasprintf("%s:%u: %s", ps->file, line, msg)
+					  : xasprintf("%s: %s", ps->file, msg);
+}
+
+void config_errors_clear(struct config_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->v[i]);
+	free(errs->v);
+	errs->v = NULL;
+	errs->n = 0;
+}
+
+bool config_type_known(const char *type)
+{
+	for (size_t i = 0; i < sizeof(target_types) / sizeof(target_types[0]); i++)
+		if (strcmp(target_types[i].name, type) == 0)
+			return true;
+	return false;
+}
+
+static const struct key_def *type_keys(const char *type)
+{
+	for (size_t i = 0; i < sizeof(target_types) / sizeof(target_types[0]); i++)
+		if (strcmp(target_types[i].name, type) == 0)
+			return target_types[i].keys;
+	return NULL;
+}
+
+/* inih reader: one line per call, counted; long lines are an error, not a truncation. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	size_t n = 0, max = (size_t)num - 1;
+	const char *p;
+
+	if (ps->off >= ps->len)
+		return NULL;
+	p = ps->data + ps->off;
+	while (ps->off + n < ps->len && p[n] != '\n')
+		n++;
+	ps->off += n + (ps->off + n < ps->len);
+	ps->line++;
+	if (memchr(p, '\0', n)) {
+		add_error(ps, ps->line, "line contains a NUL byte");
+		n = 0;
+	} else if (n > max - 1) {
+		add_error(ps, ps->line, "line longer than %zu characters", max - 1);
+		n = 0;
+	}
+	memcpy(str, p, n);
+	str[n] = '\n';
+	str[n + 1] = '\0';
+
+	/* Remember section headers, so that an empty section is still seen. */
+	const char *s = str;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '[') {
+		const char *e = strchr(s, ']');
+		if (e) {
+			ps->sections = xrealloc(ps->sections, (ps->n_sections + 1) * sizeof(*ps->sections));
+			ps->sections[ps->n_sections].name = xasprintf("%.*s", (int)(e - s - 1), s + 1);
+			ps->sections[ps->n_sections++].line = ps->line;
+		}
+	}
+	return str;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *ps = user;
+
+	ps->entries = xrealloc(ps->entries, (ps->n_entries + 1) * sizeof(*ps->entries));
+	ps->entries[ps->n_entries++] = (struct entry){
+		xstrdup(section), xstrdup(name), xstrdup(value ? value : ""), ps->line,
+	};
+	return 1;
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+/* Check one value against its definition; on success store it through @store. */
+static int check_value(struct parse_state *ps, unsigned line, const struct key_def *k, const char *value,
+		       unsigned long *ret_uint)
+{
+	unsigned long u;
+
+	switch (k->type) {
+	case KEY_UINT:
+		if (parse_uint(value, k->min, k->max, &u) < 0) {
+			add_error(ps, line, "%s = '%s': expected a whole number from %lu to %lu", k->name, value,
+				  k->min, k->max);
+			return -EINVAL;
+		}
+		*ret_uint = u;
+		return 0;
+	case KEY_PATH:
+	case KEY_SECRET_FILE:
+		if (value[0] != '/') {
+			add_error(ps, line, "%s = '%s': expected an absolute path", k->name, value);
+			return -EINVAL;
+		}
+		if (strlen(value) >= PATH_MAX) {
+			add_error(ps, line, "%s: path too long", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	case KEY_STRING:
+		if (!value[0]) {
+			add_error(ps, line, "%s: empty value", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static const struct key_def *find_key(const struct key_def *keys, const char *name)
+{
+	for (; keys && keys->name; keys++)
+		if (strcmp(keys->name, name) == 0)
+			return keys;
+	return NULL;
+}
+
+/* The entry for @key in @section, refusing duplicates (reported once, by the caller's walk). */
+static const struct entry *lookup(struct parse_state *ps, const char *section, const char *key)
+{
+	const struct entry *found = NULL;
+	for (size_t i = 0; i < ps->n_entries; i++)
+		if (strcmp(ps->entries[i].section, section) == 0 && strcmp(ps->entries[i].key, key) == 0)
+			found = found ? found : &ps->entries[i];
+	return found;
+}
+
+static void build_daemon(struct parse_state *ps, struct daemon_conf *c)
+{
+	for (const struct key_def *k = daemon_keys; k->name; k++) {
+		const struct entry *e = lookup(ps, "daemon", k->name);
+		const char *v = e ? e->value : k->def;
+		unsigned long u = 0;
+
+		if (check_value(ps, e ? e->line : 0, k, v, &u) < 0)
+			continue;
+		if (k->type == KEY_UINT)
+			*(unsigned *)((char *)c + k->offset) = (unsigned)u;
+		else
+			*(char **)((char *)c + k->offset) = xstrdup(v);
+	}
+	/* Make the struct safe to use even when a value above was refused. */
+	for (const struct key_def *k = daemon_keys; k->name; k++)
+		if (k->type != KEY_UINT && !*(char **)((char *)c + k->offset))
+			*(char **)((char *)c + k->offset) = xstrdup(k->def);
+}
+
+static void build_target(struct parse_state *ps, struct daemon_conf *c, const struct section *s, const char *name)
+{
+	const struct entry *te = lookup(ps, s->name, "type");
+	const struct key_def *keys;
+	struct target_conf *t;
+
+	if (!proto_is_name(name)) {
+		add_error(ps, s->line, "target name '%s' is not valid: use 1 to 64 letters, digits, '.', '_' or '-'", name);
+		return;
+	}
+	if (config_find_target(c, name)) {
+		add_error(ps, s->line, "target '%s' is defined twice", name);
+		return;
+	}
+	if (!te) {
+		add_error(ps, s->line, "target '%s' has no 'type' (one of: noop)", name);
+		return;
+	}
+	keys = type_keys(te->value);
+	if (!keys) {
+		add_error(ps, te->line, "type = '%s': unknown target type (known: noop)", te->value);
+		return;
+	}
+
+	c->targets = xrealloc(c->targets, (c->n_targets + 1) * sizeof(*c->targets));
+	t = &c->targets[c->n_targets++];
+	*t = (struct target_conf){ xstrdup(name), xstrdup(te->value), json_object(), json_object(), s->line };
+
+	for (size_t i = 0; i < ps->n_entries; i++) {
+		const struct entry *e = &ps->entries[i];
+		if (strcmp(e->section, s->name) != 0 || strcmp(e->key, "type") == 0)
+			continue;
+		if (!find_key(keys, e->key))
+			add_error(ps, e->line, "unknown key '%s' for a target of type %s", e->key, t->type);
+	}
+	for (const struct key_def *k = keys; k->name; k++) {
+		const struct entry *e = lookup(ps, s->name, k->name);
+		const char *v = e ? e->value : k->def;
+		unsigned long u = 0;
+
+		if (!v || check_value(ps, e ? e->line : s->line, k, v, &u) < 0)
+			continue;
+		if (k->type == KEY_UINT) {
+			json_object_set_new(t->settings, k->name, json_integer((json_int_t)u));
+		} else if (k->type == KEY_SECRET_FILE) {
+			char err[512], *secret = NULL, skey[PURGE_NAME_MAX + 1];
+			if (creds_load_file(v, &secret, err, sizeof(err)) < 0) {
+				add_error(ps, e->line, "%s", err);
+				continue;
+			}
+			/* password_file -> secrets.password */
+			snprintf(skey, sizeof(skey), "%.*s", (int)(strlen(k->name) - strlen("_file")), k->name);
+			json_object_set_new(t->secrets, skey, json_string(secret));
+			freezero_str(secret);
+		} else {
+			json_object_set_new(t->settings, k->name, json_string(v));
+		}
+	}
+}
+
+static void check_entries(struct parse_state *ps)
+{
+	for (size_t i = 0; i < ps->n_entries; i++) {
+		const struct entry *e = &ps->entries[i];
+		if (lookup(ps, e->section, e->key) != e)
+			add_error(ps, e->line, "key '%s' repeats one set earlier in [%s]", e->key, e->section);
+		if (strcmp(e->section, "daemon") == 0 && !find_key(daemon_keys, e->key))
+			add_error(ps, e->line, "unknown key '%s' in [daemon]", e->key);
+	}
+}
+
+int config_parse(const char *name, const char *data, size_t len, struct daemon_conf **ret,
+		 struct config_errors *errs)
+{
+	struct parse_state ps = { .file = name, .data = data, .len = len, .errs = errs, .errs_before = errs->n };
+	struct daemon_conf *c = xcalloc(1, sizeof(*c));
+	int r;
+
+	c->path = xstrdup(name);
+	r = ini_parse_stream(reader, &ps, handler, &ps);
+	if (r > 0)
+		add_error(&ps, (unsigned)r, "syntax error: expected '[section]' or 'key = value'");
+	else if (r < 0)
+		add_error(&ps, 0, "out of memory parsing the file");
+
+	check_entries(&ps);
+	build_daemon(&ps, c);
+	for (size_t i = 0; i < ps.n_sections; i++) {
+		const struct section *s = &ps.sections[i];
+		if (strcmp(s->name, "daemon") == 0)
+			continue;
+		if (strncmp(s->name, "target ", 7) == 0) {
+			const char *tname = s->name + 7;
+			while (*tname == ' ')
+				tname++;
+			build_target(&ps, c, s, tname);
+			continue;
+		}
+		add_error(&ps, s->line, "unknown section [%s] (known: [daemon], [target NAME])", s->name);
+	}
+
+	for (size_t i = 0; i < ps.n_entries; i++) {
+		free(ps.entries[i].section);
+		free(ps.entries[i].key);
+		freezero_str(ps.entries[i].value);
+	}
+	free(ps.entries);
+	for (size_t i = 0; i < ps.n_sections; i++)
+		free(ps.sections[i].name);
+	free(ps.sections);
+
+	if (errs->n > ps.errs_before) {
+		config_free(c);
+		return -EINVAL;
+	}
+	*ret = c;
+	return 0;
+}
+
+int config_load(const char *path, struct daemon_conf **ret, struct config_errors *errs)
+{
+	struct parse_state ps = { .file = path, .errs = errs };
+	char *data = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r;
+
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		add_error(&ps, 0, "cannot open the configuration: %s", strerror(errno));
+		return r;
+	}
+	/* Read it whole: configuration files are small, and a bound keeps them so. */
+	data = xmalloc(1 << 20);
+	len = fread(data, 1, 1 << 20, f);
+	if (ferror(f) || !feof(f)) {
+		add_error(&ps, 0, ferror(f) ? "cannot read the configuration" : "configuration larger than 1 MiB");
+		fclose(f);
+		free(data);
+		return -EIO;
+	}
+	fclose(f);
+	r = config_parse(path, data, len, ret, errs);
+	free(data);
+	return r;
+}
+
+static void json_wipe_free(json_t *secrets)
+{
+	const char *k;
+	json_t *v;
+	if (!secrets)
+		return;
+	json_object_foreach(secrets, k, v)
+		if (json_is_string(v))
+			explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	json_decref(secrets);
+}
+
+struct daemon_conf *config_free(struct daemon_conf *c)
+{
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < c->n_targets; i++) {
+		free(c->targets[i].name);
+		free(c->targets[i].type);
+		json_decref(c->targets[i].settings);
+		json_wipe_free(c->targets[i].secrets);
+	}
+	free(c->targets);
+	free(c->path);
+	free(c->control_socket);
+	free(c->control_group);
+	free(c->state_dir);
+	free(c->executor_user);
+	free(c);
+	return NULL;
+}
+
+const struct target_conf *config_find_target(const struct daemon_conf *c, const char *name)
+{
+	for (size_t i = 0; c && name && i < c->n_targets; i++)
+		if (strcmp(c->targets[i].name, name) == 0)
+			return &c->targets[i];
+	return NULL;
+}

@@ -1,0 +1,52 @@
+/*
+ * purged.conf: parsed with inih into typed, validated settings.
+ * Supervisor only. See purged.conf(5) for every key.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+struct target_conf {
+	char *name;
+	char *type;          /* "noop", ... */
+	json_t *settings;    /* typed backend settings handed to the executor; no secrets */
+	json_t *secrets;     /* key -> secret value, read from the *_file keys; wiped on free */
+	unsigned line;       /* of the section header, for messages */
+};
+
+struct daemon_conf {
+	char *path;
+	char *control_socket;
+	char *control_group;
+	char *state_dir;
+	char *executor_user;
+	unsigned max_executors;
+	unsigned max_queue;
+	unsigned task_timeout;  /* seconds */
+	unsigned keep_tasks;    /* finished tasks kept in the table and journal */
+	unsigned cancel_grace;  /* seconds between SIGTERM and SIGKILL */
+	struct target_conf *targets;
+	size_t n_targets;
+};
+
+/* Error lines, each "FILE:LINE: message". */
+struct config_errors {
+	char **v;
+	size_t n;
+};
+
+/*
+ * Parse and validate @path. Returns 0 with *ret (caller frees with
+ * config_free), or -EINVAL with every problem found appended to @errs, or
+ * another negative errno when the file cannot be read (also in @errs).
+ */
+int config_load(const char *path, struct daemon_conf **ret, struct config_errors *errs);
+/* Same from memory; @name is used in messages. Secret files are still read from disk. */
+int config_parse(const char *name, const char *data, size_t len, struct daemon_conf **ret,
+		 struct config_errors *errs);
+struct daemon_conf *config_free(struct daemon_conf *c);
+const struct target_conf *config_find_target(const struct daemon_conf *c, const char *name);
+void config_errors_clear(struct config_errors *errs);
+/* Names of the known target types, for messages and purgectl targets. */
+bool config_type_known(const char *type);

@@ -1,0 +1,327 @@
+/*
+ * The purgectl socket: bind with mode 0660 and the control group, accept,
+ * identify the caller with SO_PEERCRED, enforce connection limits, split
+ * frames, decode, hand requests to ops.c, queue replies. Supervisor only.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "daemon/purged.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define CTL_MAX_CONNS        128
+#define CTL_MAX_CONNS_PER_UID 32
+#define CTL_MAX_WRITE_QUEUE  (8u << 20) /* a watcher that stops reading is cut off */
+
+struct ctl_conn {
+	uv_pipe_t pipe;
+	struct proto_reader rd;
+	struct caller who;
+	struct ctl_conn *next, *prev;
+	bool closing;
+};
+
+static uv_pipe_t listener;
+static bool listening;
+static char *socket_path;
+static struct ctl_conn *conns;
+static unsigned n_conns;
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct ctl_conn *c = h->data;
+	proto_reader_free(&c->rd);
+	free(c);
+}
+
+static void conn_close(struct ctl_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	watch_drop_conn(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	n_conns--;
+	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+struct out {
+	uv_write_t req;
+	uint8_t *buf;
+	bool close_after;
+};
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct out *o = (struct out *)req;
+	struct ctl_conn *c = req->handle->data;
+	if ((status < 0 || o->close_after) && !c->closing)
+		conn_close(c);
+	free(o->buf);
+	free(o);
+}
+
+static void send_msg(struct ctl_conn *c, json_t *msg, bool close_after)
+{
+	struct out *o;
+	size_t len;
+	int r;
+
+	if (!msg)
+		fatalx("out of memory building a reply");
+	if (c->closing) {
+		json_decref(msg);
+		return;
+	}
+	o = xcalloc(1, sizeof(*o));
+	o->close_after = close_after;
+	r = proto_encode(msg, &o->buf, &len);
+	json_decref(msg);
+	if (r < 0) {
+		free(o);
+		log_warnx("control: reply to %s could not be encoded: %s", c->who.name, strerror(-r));
+		conn_close(c);
+		return;
+	}
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > CTL_MAX_WRITE_QUEUE) {
+		log_warnx("control: %s (pid %lld) is not reading its replies; closing the connection", c->who.name,
+			  (long long)c->who.pid);
+		free(o->buf);
+		free(o);
+		conn_close(c);
+		return;
+	}
+	uv_buf_t b = uv_buf_init((char *)o->buf, (unsigned)len);
+	r = uv_write(&o->req, (uv_stream_t *)&c->pipe, &b, 1, on_written);
+	if (r < 0) {
+		free(o->buf);
+		free(o);
+		conn_close(c);
+	}
+}
+
+void ctl_send(struct ctl_conn *c, json_t *msg)
+{
+	send_msg(c, msg, false);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	buf->base = xmalloc(suggested);
+	buf->len = suggested;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct ctl_conn *c = s->data;
+
+	if (nread < 0) {
+		if (proto_reader_pending(&c->rd))
+			log_warnx("control: %s (pid %lld) closed the connection inside a frame, ignoring", c->who.name,
+				  (long long)c->who.pid);
+		conn_close(c);
+	} else if (nread > 0) {
+		const uint8_t *p;
+		size_t n;
+		int r = proto_reader_feed(&c->rd, buf->base, (size_t)nread);
+		while (r >= 0 && !c->closing && (r = proto_reader_next(&c->rd, &p, &n)) > 0) {
+			enum purge_msg_type type;
+			struct proto_error err;
+			json_t *req;
+
+			if (proto_decode(p, n, PURGE_MSG_MASK(PURGE_MSG_REQUEST), &type, &req, &err) < 0) {
+				log_warnx("control: bad request from %s (pid %lld): %s; closing the connection",
+					  c->who.name, (long long)c->who.pid, err.message);
+				send_msg(c, proto_reply_error(0, err.code, "%s", err.message), true);
+				break;
+			}
+			ops_dispatch(c, &c->who, req);
+			json_decref(req);
+		}
+		if (r < 0 && !c->closing) {
+			const char *why = r == -EMSGSIZE ? "frame longer than the 1 MiB limit" : "empty frame";
+			log_warnx("control: %s from %s (pid %lld); closing the connection", why, c->who.name,
+				  (long long)c->who.pid);
+			send_msg(c, proto_reply_error(0, r == -EMSGSIZE ? PURGE_ERR_TOO_LARGE : PURGE_ERR_BAD_REQUEST,
+						      "%s", why), true);
+		}
+	}
+	free(buf->base);
+}
+
+static bool in_control_group(uid_t uid, gid_t gid, const char *user)
+{
+	if (!purged->have_control_gid)
+		return false;
+	if (gid == purged->control_gid)
+		return true;
+	if (!user)
+		return false;
+	int ngroups = 64;
+	gid_t *groups = xcalloc((size_t)ngroups, sizeof(gid_t));
+	if (getgrouplist(user, gid, groups, &ngroups) < 0) {
+		groups = xrealloc(groups, (size_t)ngroups * sizeof(gid_t));
+		getgrouplist(user, gid, groups, &ngroups);
+	}
+	bool found = false;
+	for (int i = 0; i < ngroups && !found; i++)
+		found = groups[i] == purged->control_gid;
+	free(groups);
+	(void)uid;
+	return found;
+}
+
+static void identify(struct ctl_conn *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+	struct passwd pw, *pwp = NULL;
+	char buf[4096];
+
+	c->who.door = "ctl";
+	c->who.uid = c->who.gid = c->who.pid = -1;
+	snprintf(c->who.name, sizeof(c->who.name), "unknown");
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return;
+	c->who.uid = cred.uid;
+	c->who.gid = cred.gid;
+	c->who.pid = cred.pid;
+	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
+		snprintf(c->who.name, sizeof(c->who.name), "%s", pwp->pw_name);
+	else
+		snprintf(c->who.name, sizeof(c->who.name), "uid %u", (unsigned)cred.uid);
+	/* root and the daemon's own user always; others through the control group. */
+	c->who.allowed = cred.uid == 0 || cred.uid == geteuid() ||
+			 in_control_group(cred.uid, cred.gid, pwp ? pwp->pw_name : NULL);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct ctl_conn *c;
+	unsigned same_uid = 0;
+
+	if (status < 0) {
+		log_warnx("control: accept failed: %s, ignoring", uv_strerror(status));
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	proto_reader_init(&c->rd);
+	uv_pipe_init(purged->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
+		uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+		return;
+	}
+	identify(c);
+	for (struct ctl_conn *o = conns; o; o = o->next)
+		same_uid += o->who.uid == c->who.uid;
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	n_conns++;
+	if (n_conns > CTL_MAX_CONNS || same_uid >= CTL_MAX_CONNS_PER_UID) {
+		log_warnx("control: too many connections (%u in all, %u from %s); refusing pid %lld", n_conns,
+			  same_uid + 1, c->who.name, (long long)c->who.pid);
+		send_msg(c, proto_reply_error(0, PURGE_ERR_BUSY, "too many connections to purged; close some and retry"),
+			 true);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_read);
+}
+
+void ctl_listen(const char *path, const char *group)
+{
+	struct group gr, *grp = NULL;
+	char buf[4096];
+	struct sockaddr_un sa;
+	mode_t old;
+	int r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		fatalx("control_socket '%s' is longer than %zu bytes; choose a shorter path", path,
+		       sizeof(sa.sun_path) - 1);
+	if (getgrnam_r(group, &gr, buf, sizeof(buf), &grp) == 0 && grp) {
+		purged->have_control_gid = true;
+		purged->control_gid = grp->gr_gid;
+	} else {
+		log_warnx("control_group '%s' does not exist: only root and uid %u may use purgectl; create the group "
+			  "(groupadd --system %s) to let administrators in", group, (unsigned)geteuid(), group);
+	}
+
+	char *dir = xstrdup(path);
+	dirname(dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		fatal("cannot create the control socket directory '%s'", dir);
+	if (access(dir, W_OK | X_OK) < 0)
+		fatal("control socket directory '%s' is not writable by the daemon; fix its owner or set control_socket",
+		      dir);
+	free(dir);
+
+	/* A socket file left by a dead daemon is removed; a live one means another purged runs. */
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			fatalx("control_socket '%s' exists and is not a socket; remove it or choose another path", path);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		memset(&sa, 0, sizeof(sa));
+		sa.sun_family = AF_UNIX;
+		memcpy(sa.sun_path, path, strlen(path));
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			fatalx("another purged is already listening on '%s'; stop it first", path);
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+	}
+
+	uv_pipe_init(purged->loop, &listener, 0);
+	old = umask(0117); /* no window where the socket is open to others */
+	r = uv_pipe_bind(&listener, path);
+	umask(old);
+	if (r < 0)
+		fatalx("cannot bind the control socket '%s': %s", path, uv_strerror(r));
+	if (purged->have_control_gid && chown(path, (uid_t)-1, purged->control_gid) < 0)
+		fatal("cannot give the control socket '%s' to group '%s'", path, group);
+	if (chmod(path, 0660) < 0)
+		fatal("cannot chmod the control socket '%s'", path);
+	r = uv_listen((uv_stream_t *)&listener, 64, on_connection);
+	if (r < 0)
+		fatalx("cannot listen on the control socket '%s': %s", path, uv_strerror(r));
+	listening = true;
+	socket_path = xstrdup(path);
+	log_info("control: listening on %s (mode 0660, group %s)", path,
+		 purged->have_control_gid ? group : "none");
+}
+
+void ctl_close_listener(void)
+{
+	if (!listening)
+		return;
+	listening = false;
+	uv_close((uv_handle_t *)&listener, NULL);
+	unlink(socket_path);
+	free(socket_path);
+	socket_path = NULL;
+}
+
+void ctl_close_all(void)
+{
+	while (conns)
+		conn_close(conns);
+}

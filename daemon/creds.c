@@ -1,0 +1,78 @@
+/* Secret files: ownership and mode checks, then read. Supervisor only. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "daemon/creds.h"
+#include "purged/util.h"
+
+int creds_load_file(const char *path, char **ret, char *err, size_t errlen)
+{
+	char buf[CREDS_MAX + 2];
+	struct stat st;
+	size_t len = 0;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open secret file '%s': %s", path, strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot stat secret file '%s': %s", path, strerror(errno));
+		goto finish;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		snprintf(err, errlen, "secret file '%s' is not a regular file", path);
+		goto finish;
+	}
+	if (st.st_uid != geteuid()) {
+		r = -EPERM;
+		snprintf(err, errlen, "secret file '%s' is owned by uid %u, not by the daemon's uid %u; chown it",
+			 path, (unsigned)st.st_uid, (unsigned)geteuid());
+		goto finish;
+	}
+	if (st.st_mode & 077) {
+		r = -EPERM;
+		snprintf(err, errlen, "secret file '%s' has mode %04o, readable or writable by group or others; chmod 600 it",
+			 path, (unsigned)(st.st_mode & 07777));
+		goto finish;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot read secret file '%s': %s", path, strerror(errno));
+			goto finish;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > CREDS_MAX) {
+			r = -EFBIG;
+			snprintf(err, errlen, "secret file '%s' is larger than %d bytes", path, CREDS_MAX);
+			goto finish;
+		}
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len == 0 || memchr(buf, '\0', len)) {
+		r = -EINVAL;
+		snprintf(err, errlen, "secret file '%s' is empty or holds a NUL byte", path);
+		goto finish;
+	}
+	buf[len] = '\0';
+	*ret = xstrdup(buf);
+finish:
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	return r;
+}

@@ -1,0 +1,38 @@
+/*
+ * The interface every backend driver implements, and the calls a driver
+ * makes to report. Executor only: drivers run inside the sandbox.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "daemon/sandbox/sandbox.h"
+
+struct backend_ctx {
+	const char *task_id;
+	const char *target;
+	const json_t *settings;   /* validated by the supervisor's config tables */
+	const json_t *secrets;    /* borrowed; wiped by main.c after the run */
+	bool dry_run;             /* plan: count, change nothing */
+	json_t *counts;           /* kind -> objects deleted (or that would be) */
+	char error[512];          /* set by the driver when run() fails */
+	int fd;                   /* message socket to the supervisor */
+	int64_t last_progress;    /* mono usec of the last progress frame */
+};
+
+struct backend_ops {
+	const char *type;
+	/* Fill in what the sandbox must allow for this job. */
+	void (*policy)(const struct backend_ctx *ctx, struct sandbox_policy *p);
+	/* Plan or purge. Returns 0, or -1 with ctx->error set. */
+	int (*run)(struct backend_ctx *ctx);
+};
+
+/* Report progress; frames are rate limited except for the first and the last. */
+void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, uint64_t total);
+/* Set the count for @kind. */
+void backend_count(struct backend_ctx *ctx, const char *kind, uint64_t n);
+/* Fill ctx->error; returns -1 for "return backend_fail(...)". */
+int backend_fail(struct backend_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+extern const struct backend_ops backend_noop;

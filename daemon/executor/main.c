@@ -1,0 +1,122 @@
+/*
+ * purged-executor: one per task. Locks itself down, reads its job from fd 3,
+ * enters the sandbox the job's backend needs, runs the backend, streams
+ * progress, sends one result, exits. Logs go to fd 2, relayed by the
+ * supervisor. Executor only; never run it by hand.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "buildconf.h"
+#include "daemon/executor/backend.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define MSG_FD 3
+
+#if PURGED_SANITIZED
+/* LeakSanitizer's exit-time check needs ptrace, which the sandbox refuses. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+#endif
+
+static const struct backend_ops *const backends[] = {
+	&backend_noop,
+};
+
+static const struct backend_ops *find_backend(const char *type)
+{
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->type, type) == 0)
+			return backends[i];
+	return NULL;
+}
+
+static void wipe_secrets(json_t *secrets)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(secrets, k, v)
+		if (json_is_string(v))
+			explicit_bzero((char *)json_string_value(v), json_string_length(v));
+}
+
+static int send_result(int fd, bool ok, json_t *counts, const char *error)
+{
+	json_t *msg = json_pack("{s:{s:b, s:O}}", "outcome", "ok", ok, "counts", counts);
+	int r;
+	if (msg && error)
+		json_object_set_new(json_object_get(msg, "outcome"), "error", json_string(error));
+	r = msg ? frame_send(fd, msg) : -ENOMEM;
+	json_decref(msg);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct backend_ctx ctx = { .fd = MSG_FD };
+	struct sandbox_policy policy = { 0 };
+	struct sandbox_report rep;
+	struct proto_reader rd;
+	struct proto_error perr;
+	enum purge_msg_type type;
+	const struct backend_ops *ops;
+	json_t *msg = NULL, *job;
+	struct stat st;
+	char err[256];
+	int r;
+
+	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "--help") == 0)) {
+		printf("purged-executor %s: runs one purge task for purged(8); started by purged only\n",
+		       PURGED_VERSION);
+		return 0;
+	}
+	log_init("executor", false);
+	if (fstat(MSG_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "purged-executor: fd 3 is not a socket: this program is started by purged, not by hand\n");
+		return 2;
+	}
+	if (argc > 1)
+		log_settag(argv[1]); /* the task id */
+	/* Everything that needs no input first: fds, environment, limits, dumpable. */
+	if (sandbox_prepare(MSG_FD, err, sizeof(err)) < 0)
+		fatalx("sandbox: %s", err);
+
+	proto_reader_init(&rd);
+	r = frame_recv(MSG_FD, &rd, PURGE_MSG_MASK(PURGE_MSG_JOB), &type, &msg, &perr);
+	if (r < 0)
+		fatalx("no valid job from the supervisor: %s", r == -EPIPE ? "connection closed" : perr.message);
+	job = json_object_get(msg, "job");
+	ctx.task_id = json_string_value(json_object_get(job, "task_id"));
+	ctx.target = json_string_value(json_object_get(job, "target"));
+	ctx.settings = json_object_get(job, "settings");
+	ctx.secrets = json_object_get(job, "secrets");
+	ctx.dry_run = json_is_true(json_object_get(job, "dry_run"));
+	ctx.counts = json_object();
+
+	ops = find_backend(json_string_value(json_object_get(job, "type")));
+	if (!ops)
+		fatalx("unknown backend type '%s' for target '%s'", json_string_value(json_object_get(job, "type")),
+		       ctx.target);
+	ops->policy(&ctx, &policy);
+	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)
+		fatalx("sandbox: %s; refusing to run the backend unconfined", err);
+	log_debug("sandbox entered: Landlock ABI %d%s, seccomp on", rep.landlock_abi,
+		  rep.landlock_net ? " with TCP rules" : "");
+
+	r = ops->run(&ctx);
+	wipe_secrets((json_t *)ctx.secrets);
+	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error);
+	if (r < 0)
+		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
+	json_decref(ctx.counts);
+	json_decref(msg);
+	proto_reader_free(&rd);
+	return 0;
+}

@@ -1,0 +1,243 @@
+/*
+ * Request handlers, one per op, behind one dispatch table (as OpenSSH's
+ * mon_table): authorization first, then the handler, then the audit line for
+ * ops that change something. Supervisor only; transport lives in control.c.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "buildconf.h"
+#include "daemon/purged.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 1000
+
+/* A handler returns its reply, or NULL when it answers later (plan, watch). */
+typedef json_t *(*op_fn)(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args);
+
+static json_t *op_status(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	(void)c, (void)who, (void)args;
+	return proto_reply_ok(id, json_pack("{s:s, s:i, s:I, s:i, s:i, s:i, s:i, s:I, s:i, s:s, s:s}",
+					    "version", PURGED_VERSION,
+					    "protocol", PURGE_PROTO_VERSION,
+					    "uptime", (json_int_t)((mono_usec() - purged->started_mono) / 1000000),
+					    "running", purged->running,
+					    "queued", purged->queued,
+					    "max_executors", purged->conf->max_executors,
+					    "max_queue", purged->conf->max_queue,
+					    "tasks", (json_int_t)purged->tasks.n,
+					    "targets", (int)purged->conf->n_targets,
+					    "config", purged->conf_path,
+					    "state_dir", purged->conf->state_dir));
+}
+
+static json_t *op_targets_list(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *arr = json_array();
+	(void)c, (void)who, (void)args;
+
+	for (size_t i = 0; i < purged->conf->n_targets; i++) {
+		const struct target_conf *tc = &purged->conf->targets[i];
+		struct task *active = runner_active_purge(tc->name);
+		json_t *secret_keys = json_array();
+		const char *k;
+		json_t *v;
+		/* Which secrets are configured, never their values. */
+		json_object_foreach(tc->secrets, k, v)
+			json_array_append_new(secret_keys, json_string(k));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:O, s:o, s:o}", "name", tc->name, "type", tc->type,
+						     "settings", tc->settings, "secrets", secret_keys, "active_task",
+						     active ? json_string(active->id) : json_null()));
+	}
+	return proto_reply_ok(id, arr);
+}
+
+static json_t *submit(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args,
+		      const char *operation, struct task **ret)
+{
+	const char *target = json_string_value(json_object_get(args, "target"));
+	enum purge_err e;
+	char msg[512];
+	struct task *t = runner_submit(target, operation, who, &e, msg, sizeof(msg));
+	(void)c;
+	if (!t)
+		return proto_reply_error(id, e, "%s", msg);
+	*ret = t;
+	return NULL;
+}
+
+static json_t *op_plan(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	struct task *t = NULL;
+	json_t *err = submit(c, who, id, args, "plan", &t);
+	if (err)
+		return err;
+	watch_add(c, id, t, WATCH_REPLY_END); /* a fresh connection's first watch cannot hit the limit */
+	runner_schedule();
+	return NULL;
+}
+
+static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	struct task *t = NULL;
+	json_t *err = submit(c, who, id, args, "purge", &t);
+	if (err)
+		return err;
+	runner_schedule();
+	return proto_reply_ok(id, task_to_json(t));
+}
+
+static json_t *op_tasks_list(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *lim = json_object_get(args, "limit"), *off = json_object_get(args, "offset");
+	const char *target = json_string_value(json_object_get(args, "target"));
+	size_t limit = lim ? (size_t)json_integer_value(lim) : LIST_DEFAULT;
+	size_t offset = off ? (size_t)json_integer_value(off) : 0;
+	json_t *arr = json_array();
+	size_t seen = 0;
+	(void)c, (void)who;
+
+	if (limit == 0 || limit > LIST_MAX)
+		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "limit must be from 1 to %d", LIST_MAX);
+	/* Newest first. Without a filter this is O(limit): the table is in creation order. */
+	for (size_t i = purged->tasks.n; i-- > 0 && json_array_size(arr) < limit;) {
+		struct task *t = purged->tasks.v[i];
+		if (target && strcmp(t->target, target) != 0)
+			continue;
+		if (seen++ < offset)
+			continue;
+		json_array_append_new(arr, task_to_json(t));
+	}
+	return proto_reply_ok(id, json_pack("{s:o, s:I, s:I, s:I}", "tasks", arr, "total",
+					    (json_int_t)purged->tasks.n, "offset", (json_int_t)offset, "limit",
+					    (json_int_t)limit));
+}
+
+static struct task *find_task(uint64_t id, const json_t *args, json_t **ret_err)
+{
+	const char *tid = json_string_value(json_object_get(args, "id"));
+	struct task *t = task_table_find(&purged->tasks, tid);
+	if (!t)
+		*ret_err = proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no task %s (finished tasks are kept up to "
+					     "keep_tasks = %u)", tid, purged->conf->keep_tasks);
+	return t;
+}
+
+static json_t *op_tasks_get(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *err = NULL;
+	struct task *t = find_task(id, args, &err);
+	(void)c, (void)who;
+	return t ? proto_reply_ok(id, task_to_json(t)) : err;
+}
+
+static json_t *op_tasks_cancel(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *err = NULL;
+	struct task *t = find_task(id, args, &err);
+	enum purge_err e;
+	char msg[256];
+	(void)c;
+
+	if (!t)
+		return err;
+	if (runner_cancel(t, who, &e, msg, sizeof(msg)) < 0)
+		return proto_reply_error(id, e, "%s", msg);
+	return proto_reply_ok(id, task_to_json(t));
+}
+
+static json_t *op_tasks_watch(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *err = NULL;
+	struct task *t = find_task(id, args, &err);
+	(void)who;
+
+	if (!t)
+		return err;
+	/* The reply carries the current state; events follow until "end". */
+	ctl_send(c, proto_reply_ok(id, task_to_json(t)));
+	if (task_state_is_final(t->state)) {
+		ctl_send(c, proto_event_new(id, "end", task_to_json(t)));
+		return NULL;
+	}
+	if (watch_add(c, id, t, WATCH_STREAM) < 0)
+		ctl_send(c, proto_reply_error(id, PURGE_ERR_BUSY, "too many watches on one connection (16)"));
+	return NULL;
+}
+
+static json_t *op_reload(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	struct config_errors errs = { 0 };
+	json_t *reply;
+	(void)c, (void)who, (void)args;
+
+	if (supervisor_reload(&errs) < 0) {
+		size_t cap = 4096, len = 0;
+		char *msg = xcalloc(1, cap);
+		len += (size_t)snprintf(msg, cap, "the new configuration was rejected; the old one stays:");
+		for (size_t i = 0; i < errs.n && len < cap - 1; i++)
+			len += (size_t)snprintf(msg + len, cap - len, "\n%s", errs.v[i]);
+		reply = proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "%s", msg);
+		free(msg);
+	} else {
+		reply = proto_reply_ok(id, json_pack("{s:b, s:i}", "reloaded", 1, "targets",
+						     (int)purged->conf->n_targets));
+	}
+	config_errors_clear(&errs);
+	return reply;
+}
+
+static const op_fn handlers[_PURGE_OP_MAX] = {
+	[PURGE_OP_STATUS] = op_status,
+	[PURGE_OP_TARGETS_LIST] = op_targets_list,
+	[PURGE_OP_PLAN] = op_plan,
+	[PURGE_OP_PURGE] = op_purge,
+	[PURGE_OP_TASKS_LIST] = op_tasks_list,
+	[PURGE_OP_TASKS_GET] = op_tasks_get,
+	[PURGE_OP_TASKS_CANCEL] = op_tasks_cancel,
+	[PURGE_OP_TASKS_WATCH] = op_tasks_watch,
+	[PURGE_OP_RELOAD] = op_reload,
+};
+
+static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)
+{
+	const char *target = json_string_value(json_object_get(args, "target"));
+	const char *task_id = json_string_value(json_object_get(args, "id"));
+	json_t *result = json_object_get(reply, "result");
+	json_t *error = json_object_get(reply, "error");
+
+	if (json_is_object(result)) {
+		if (!target)
+			target = json_string_value(json_object_get(result, "target"));
+		if (!task_id)
+			task_id = json_string_value(json_object_get(result, "id"));
+	}
+	audit_record(who, purge_op_to_string(op), target, task_id,
+		     error ? json_string_value(json_object_get(error, "code")) : "ok",
+		     error ? json_string_value(json_object_get(error, "message")) : NULL);
+}
+
+void ops_dispatch(struct ctl_conn *c, const struct caller *who, const json_t *req)
+{
+	uint64_t id = (uint64_t)json_integer_value(json_object_get(req, "id"));
+	enum purge_op op = purge_op_from_string(json_string_value(json_object_get(req, "op")));
+	json_t *args = json_object_get(req, "args");
+	json_t *reply;
+
+	if (!who->allowed) {
+		log_warnx("control: refused %s from %s (uid %lld, pid %lld): not root and not in control_group '%s'",
+			  purge_op_to_string(op), who->name, (long long)who->uid, (long long)who->pid,
+			  purged->conf->control_group);
+		reply = proto_reply_error(id, PURGE_ERR_FORBIDDEN, "%s is not allowed to use purged: ask an "
+					  "administrator to add you to the group '%s'", who->name,
+					  purged->conf->control_group);
+	} else {
+		reply = handlers[op](c, who, id, args);
+	}
+	if (purge_op_is_mutating(op) && reply)
+		audit_reply(who, op, args, reply);
+	if (reply)
+		ctl_send(c, reply);
+}

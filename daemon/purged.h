@@ -1,0 +1,118 @@
+/*
+ * The supervisor's shared state and the calls its modules make on each
+ * other (as ntpd.h does for ntpd). Supervisor only.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+#include <jansson.h>
+#include "daemon/config.h"
+#include "daemon/task.h"
+#include "purged/proto.h"
+
+struct journal;
+struct ctl_conn;
+
+/* Who sent a request, and through which door. */
+struct caller {
+	int64_t uid;         /* -1 for a token */
+	int64_t gid;
+	int64_t pid;
+	char name[64];       /* user name, or token name */
+	const char *door;    /* "ctl" or "rest" */
+	bool allowed;
+};
+
+struct purged {
+	uv_loop_t *loop;
+	struct daemon_conf *conf;
+	char *conf_path;
+	struct task_table tasks;
+	struct journal *journal;
+	int audit_fd;
+	char *executor_path;
+	bool drop_privileges;     /* running as root: executors run as executor_user */
+	uid_t executor_uid;
+	gid_t executor_gid;
+	bool have_control_gid;
+	gid_t control_gid;
+	unsigned running;          /* executors alive */
+	unsigned queued;
+	bool stopping;
+	int64_t started_mono;
+};
+
+extern struct purged *purged;
+
+/* ---------------------------------------------------------------- runner.c */
+/*
+ * Admit a new task for @target (limits: one purge per target, max_queue).
+ * Returns the queued task, or NULL with *reterr / @msg saying why.
+ */
+struct task *runner_submit(const char *target, const char *operation, const struct caller *who,
+			   enum purge_err *reterr, char *msg, size_t msglen);
+/* Start queued tasks while executor slots are free. */
+void runner_schedule(void);
+/* Ask a task to stop: queued ones end at once, started ones get their executor stopped. */
+int runner_cancel(struct task *task, const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen);
+/* Called by spawn.c. */
+void runner_on_started(struct task *task);
+void runner_on_progress(struct task *task, const char *step, uint64_t done, uint64_t total);
+void runner_on_end(struct task *task, enum task_state state, json_t *counts /* borrowed, may be NULL */,
+		   const char *error);
+/* Write @task's current record to the journal. Returns 0 or a negative errno (logged). */
+int runner_persist(struct task *task);
+/* Replay the journal into the task table; in-flight tasks become failed. Fatal on error. */
+void runner_restore(void);
+/* Cancel every queued and running task (shutdown). Returns how many executors are still alive. */
+unsigned runner_stop_all(void);
+/* The target a task has a queued or running purge on, or NULL. */
+struct task *runner_active_purge(const char *target);
+
+/* ---------------------------------------------------------------- spawn.c */
+/* Spawn the executor for @task with @tc's settings and secrets. 0 or a negative errno (logged). */
+int exec_start(struct task *task, const struct target_conf *tc, bool dry_run);
+/* Stop @task's executor: SIGTERM, then SIGKILL after @grace_sec (0: at once). */
+void exec_stop(struct executor *e, unsigned grace_sec, const char *reason);
+/* Where purged-executor lives: next to purged, else PURGED_LIBEXECDIR. */
+char *exec_find_helper(const char *name);
+
+/* ---------------------------------------------------------------- watch.c */
+enum watch_mode {
+	WATCH_STREAM,     /* tasks.watch: an event per change, "end" last */
+	WATCH_REPLY_END,  /* plan: one reply when the task ends */
+};
+/* Follow @task for @conn's request @reqid. 0, or -EMFILE past the per-connection limit. */
+int watch_add(struct ctl_conn *conn, uint64_t reqid, struct task *task, enum watch_mode mode);
+/* Tell watchers of @task about a change; @event is "progress", "state" or "end". */
+void watch_notify(struct task *task, const char *event);
+/* Forget every watch of a closing connection. */
+void watch_drop_conn(struct ctl_conn *conn);
+
+/* ---------------------------------------------------------------- control.c */
+/* Bind the control socket; fatal on failure (startup only). */
+void ctl_listen(const char *path, const char *group);
+void ctl_close_listener(void);
+/* Queue @msg (stolen) for @conn. */
+void ctl_send(struct ctl_conn *conn, json_t *msg);
+/* Close every connection (shutdown). */
+void ctl_close_all(void);
+
+/* ---------------------------------------------------------------- ops.c */
+/* Run one decoded request from @conn and answer it (now, or later for plan/watch). */
+void ops_dispatch(struct ctl_conn *conn, const struct caller *who, const json_t *req);
+
+/* ---------------------------------------------------------------- audit.c */
+int audit_open(const char *state_dir);
+/* Append one audit line and log it. @target and @task_id may be NULL. */
+void audit_record(const struct caller *who, const char *op, const char *target, const char *task_id,
+		  const char *outcome, const char *detail);
+void audit_close(void);
+
+/* ---------------------------------------------------------------- supervisor.c */
+/* Re-read the configuration. Returns 0, or -EINVAL with every error in @errs; the old one stays. */
+int supervisor_reload(struct config_errors *errs);
+/* The supervisor loop: returns the exit status. */
+int supervisor_run(struct daemon_conf *conf, const char *conf_path);

@@ -1,0 +1,256 @@
+/*
+ * Task lifecycle in the supervisor: admission (limits), the queue, starting
+ * executors when slots free up, ends, and journaling each state change before
+ * it is acknowledged. Supervisor only; no process or socket code here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "daemon/journal.h"
+#include "daemon/purged.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+/* Compact the journal when it holds this many times more records than live tasks. */
+#define JOURNAL_SLACK 4
+
+struct task *runner_active_purge(const char *target)
+{
+	/* Active tasks are recent: walk back from the newest until the oldest active one is passed. */
+	for (size_t i = purged->tasks.n; i-- > 0;) {
+		struct task *t = purged->tasks.v[i];
+		if (!task_state_is_final(t->state) && strcmp(t->operation, "purge") == 0 &&
+		    strcmp(t->target, target) == 0)
+			return t;
+	}
+	return NULL;
+}
+
+static void compact_journal(void)
+{
+	size_t n = purged->tasks.n;
+	json_t **recs;
+	int r;
+
+	if (journal_records(purged->journal) <= JOURNAL_SLACK * n + 1000)
+		return;
+	recs = xcalloc(n, sizeof(*recs));
+	for (size_t i = 0; i < n; i++)
+		recs[i] = task_to_json(purged->tasks.v[i]);
+	r = journal_rewrite(purged->journal, recs, n);
+	if (r < 0)
+		log_warnx("journal: compaction of %zu records failed: %s, ignoring", n, strerror(-r));
+	else
+		log_debug("journal: compacted to %zu records", n);
+	for (size_t i = 0; i < n; i++)
+		json_decref(recs[i]);
+	free(recs);
+}
+
+int runner_persist(struct task *task)
+{
+	json_t *j = task_to_json(task);
+	int r = journal_append(purged->journal, j);
+	json_decref(j);
+	if (r < 0)
+		log_warnx("journal: cannot record task %s (%s): %s", task->id,
+			  task_state_to_string(task->state), strerror(-r));
+	return r;
+}
+
+struct task *runner_submit(const char *target, const char *operation, const struct caller *who,
+			   enum purge_err *reterr, char *msg, size_t msglen)
+{
+	const struct target_conf *tc = config_find_target(purged->conf, target);
+	struct task *task, *active;
+	int r;
+
+	if (purged->stopping) {
+		*reterr = PURGE_ERR_UNAVAILABLE;
+		snprintf(msg, msglen, "purged is shutting down; try again once it is back");
+		return NULL;
+	}
+	if (!tc) {
+		*reterr = PURGE_ERR_NOT_FOUND;
+		snprintf(msg, msglen, "no target '%s' in %s; see 'purgectl targets'", target, purged->conf_path);
+		return NULL;
+	}
+	if (strcmp(operation, "purge") == 0 && (active = runner_active_purge(target))) {
+		*reterr = PURGE_ERR_CONFLICT;
+		snprintf(msg, msglen, "target '%s' is already being purged by task %s (%s); wait for it or cancel it",
+			 target, active->id, task_state_to_string(active->state));
+		return NULL;
+	}
+	if (purged->running >= purged->conf->max_executors && purged->queued >= purged->conf->max_queue) {
+		*reterr = PURGE_ERR_BUSY;
+		snprintf(msg, msglen, "queue full: %u tasks running and %u queued (max_queue = %u); try again later",
+			 purged->running, purged->queued, purged->conf->max_queue);
+		return NULL;
+	}
+
+	task = task_table_add(&purged->tasks, target, operation, who->name, who->uid, who->door, now_usec());
+	/* Durable before acknowledged: a task we cannot record is not accepted. */
+	r = runner_persist(task);
+	if (r < 0) {
+		*reterr = PURGE_ERR_UNAVAILABLE;
+		snprintf(msg, msglen, "cannot record the task in the journal under %s: %s; free space or fix the "
+			 "state directory, then retry", purged->conf->state_dir, strerror(-r));
+		purged->tasks.n--; /* it is the last one: ids only grow */
+		task_free(task);
+		return NULL;
+	}
+	purged->queued++;
+	log_info("task %s: %s of '%s' queued by %s (%s)", task->id, operation, target, who->name, who->door);
+	task_table_prune(&purged->tasks, purged->conf->keep_tasks);
+	compact_journal();
+	return task;
+}
+
+void runner_schedule(void)
+{
+	for (size_t i = 0; i < purged->tasks.n && purged->running < purged->conf->max_executors && !purged->stopping;
+	     i++) {
+		struct task *t = purged->tasks.v[i];
+		const struct target_conf *tc;
+
+		if (t->state != TASK_QUEUED)
+			continue;
+		tc = config_find_target(purged->conf, t->target);
+		if (!tc) {
+			purged->queued--;
+			runner_on_end(t, TASK_FAILED, NULL, "its target was removed from the configuration by a reload");
+			continue;
+		}
+		if (exec_start(t, tc, strcmp(t->operation, "plan") == 0) < 0) {
+			purged->queued--;
+			runner_on_end(t, TASK_FAILED, NULL, "the executor could not be started (see the daemon's log)");
+			continue;
+		}
+		purged->queued--;
+		purged->running++;
+	}
+}
+
+void runner_on_started(struct task *task)
+{
+	task->state = TASK_STARTED;
+	task->started = now_usec();
+	runner_persist(task);
+	watch_notify(task, "state");
+}
+
+void runner_on_progress(struct task *task, const char *step, uint64_t done, uint64_t total)
+{
+	if (step && (!task->step || strcmp(task->step, step) != 0)) {
+		free(task->step);
+		task->step = xstrdup(step);
+	}
+	task->done = done;
+	task->total = total;
+	watch_notify(task, "progress");
+}
+
+void runner_on_end(struct task *task, enum task_state state, json_t *counts, const char *error)
+{
+	if (task->exec)
+		purged->running--;
+	task->exec = NULL;
+	task->state = state;
+	task->ended = now_usec();
+	if (counts) {
+		json_decref(task->counts);
+		task->counts = json_deep_copy(counts);
+	}
+	if (error)
+		task_set_error(task, "%s", error);
+	runner_persist(task);
+	if (state == TASK_FINISHED)
+		log_info("task %s: %s of '%s' finished (%llu/%llu objects)", task->id, task->operation,
+			 task->target, (unsigned long long)task->done, (unsigned long long)task->total);
+	else
+		log_warnx("task %s: %s of '%s' %s: %s", task->id, task->operation, task->target,
+			  task_state_to_string(state), task->error ? task->error : "no reason given");
+	watch_notify(task, "end");
+	if (!purged->stopping)
+		runner_schedule();
+}
+
+int runner_cancel(struct task *task, const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen)
+{
+	if (task_state_is_final(task->state)) {
+		*reterr = PURGE_ERR_CONFLICT;
+		snprintf(msg, msglen, "task %s has already ended (%s); nothing to cancel", task->id,
+			 task_state_to_string(task->state));
+		return -EALREADY;
+	}
+	char why[128];
+	snprintf(why, sizeof(why), "cancelled by %s", who->name);
+	if (task->state == TASK_QUEUED) {
+		purged->queued--;
+		runner_on_end(task, TASK_CANCELLED, NULL, why);
+		return 0;
+	}
+	task->cancel_requested = true;
+	task_set_error(task, "%s", why);
+	exec_stop(task->exec, purged->conf->cancel_grace, NULL);
+	return 0;
+}
+
+unsigned runner_stop_all(void)
+{
+	static const struct caller shutdown = { .uid = 0, .name = "daemon shutdown", .door = "ctl" };
+	enum purge_err e;
+	char msg[256];
+
+	for (size_t i = 0; i < purged->tasks.n; i++) {
+		struct task *t = purged->tasks.v[i];
+		if (!task_state_is_final(t->state))
+			runner_cancel(t, &shutdown, &e, msg, sizeof(msg));
+	}
+	return purged->running;
+}
+
+static void restore_one(const json_t *record, void *userdata)
+{
+	struct task *t = task_from_json(record);
+	(void)userdata;
+	if (!t) {
+		log_warnx("journal: a record with a valid checksum does not describe a task, ignoring");
+		return;
+	}
+	task_table_put(&purged->tasks, t);
+}
+
+void runner_restore(void)
+{
+	struct journal_report rep;
+	size_t interrupted = 0;
+	int r;
+
+	r = journal_open(purged->conf->state_dir, restore_one, NULL, &purged->journal, &rep);
+	if (r < 0)
+		fatalx("cannot open the journal in %s: %s; check that the directory exists and is writable by "
+		       "the daemon", purged->conf->state_dir, strerror(-r));
+	if (rep.skipped)
+		log_warnx("journal: skipped %zu corrupt record(s) in the middle of the file (first at offset %ld)",
+			  rep.skipped, rep.first_bad_offset);
+	if (rep.torn_bytes)
+		log_warnx("journal: torn or corrupt tail of %zu bytes truncated; the %zu records before it are kept",
+			  rep.torn_bytes, rep.records);
+
+	for (size_t i = 0; i < purged->tasks.n; i++) {
+		struct task *t = purged->tasks.v[i];
+		if (task_state_is_final(t->state))
+			continue;
+		/* Never silently lost, never silently re-run. */
+		t->state = TASK_FAILED;
+		t->ended = now_usec();
+		task_set_error(t, "interrupted by daemon restart");
+		runner_persist(t);
+		interrupted++;
+	}
+	task_table_prune(&purged->tasks, purged->conf->keep_tasks);
+	log_info("journal: %zu task(s) restored, %zu interrupted by the restart marked failed",
+		 purged->tasks.n, interrupted);
+	compact_journal();
+}

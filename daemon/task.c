@@ -1,0 +1,293 @@
+/*
+ * The task table. Supervisor only; pure data, no I/O.
+ *
+ * Ids are UUIDv7 made strictly increasing, so the array sorted by id is also
+ * in creation order: lookups are binary searches, listing newest-first walks
+ * from the end, and pruning drops from the front.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include "daemon/task.h"
+#include "purged/util.h"
+
+static const char *const state_names[_TASK_STATE_MAX] = {
+	[TASK_QUEUED] = "queued",
+	[TASK_STARTED] = "started",
+	[TASK_FINISHED] = "finished",
+	[TASK_FAILED] = "failed",
+	[TASK_CANCELLED] = "cancelled",
+};
+
+const char *task_state_to_string(enum task_state s)
+{
+	return s >= 0 && s < _TASK_STATE_MAX ? state_names[s] : NULL;
+}
+
+enum task_state task_state_from_string(const char *s)
+{
+	for (int i = 0; s && i < _TASK_STATE_MAX; i++)
+		if (strcmp(state_names[i], s) == 0)
+			return i;
+	return _TASK_STATE_INVALID;
+}
+
+void task_table_init(struct task_table *t)
+{
+	memset(t, 0, sizeof(*t));
+}
+
+void task_table_free(struct task_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		task_free(t->v[i]);
+	free(t->v);
+	task_table_init(t);
+}
+
+static void id_format(uint64_t hi, uint64_t lo, char out[PURGE_TASK_ID_LEN + 1])
+{
+	snprintf(out, PURGE_TASK_ID_LEN + 1, "%08x-%04x-%04x-%04x-%012llx",
+		 (unsigned)(hi >> 32), (unsigned)(hi >> 16) & 0xffff, (unsigned)hi & 0xffff,
+		 (unsigned)(lo >> 48), (unsigned long long)(lo & 0xffffffffffffULL));
+}
+
+static void id_parse(const char *s, uint64_t *hi, uint64_t *lo)
+{
+	char hex[33];
+	int k = 0;
+	for (const char *p = s; *p && k < 32; p++)
+		if (*p != '-')
+			hex[k++] = *p;
+	hex[k] = '\0';
+	char a[17];
+	memcpy(a, hex, 16);
+	a[16] = '\0';
+	*hi = strtoull(a, NULL, 16);
+	*lo = strtoull(hex + 16, NULL, 16);
+}
+
+/* A new UUIDv7 (RFC 9562) greater than the last one issued, even if the clock steps back. */
+static void id_next(struct task_table *t, int64_t now, char out[PURGE_TASK_ID_LEN + 1])
+{
+	uint64_t rnd[2] = { 0, 0 };
+	uint64_t ms = (uint64_t)(now / 1000);
+	uint64_t hi, lo;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) /* cannot fail for 16 bytes after boot */
+		rnd[0] = (uint64_t)now, rnd[1] = (uint64_t)clock();
+	hi = (ms << 16) | 0x7000 | (rnd[0] & 0x0fff);
+	lo = 0x8000000000000000ULL | (rnd[1] & 0x3fffffffffffffffULL);
+	if (hi < t->last_hi || (hi == t->last_hi && lo <= t->last_lo)) {
+		/* Increment the last id within its random bits, keeping version and variant. */
+		hi = t->last_hi;
+		lo = t->last_lo + 1;
+		if ((lo & 0x3fffffffffffffffULL) == 0) {
+			lo = 0x8000000000000000ULL;
+			hi = (hi & ~0xfffULL) | (((hi & 0xfff) + 1) & 0xfff);
+			if ((hi & 0xfff) == 0)
+				hi += 1ULL << 16; /* next millisecond */
+		}
+	}
+	t->last_hi = hi;
+	t->last_lo = lo;
+	id_format(hi, lo, out);
+}
+
+static size_t lower_bound(const struct task_table *t, const char *id)
+{
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(t->v[mid]->id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void insert_at(struct task_table *t, size_t pos, struct task *task)
+{
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	memmove(t->v + pos + 1, t->v + pos, (t->n - pos) * sizeof(*t->v));
+	t->v[pos] = task;
+	t->n++;
+}
+
+struct task *task_table_add(struct task_table *t, const char *target, const char *operation,
+			    const char *who, int64_t uid, const char *door, int64_t now)
+{
+	struct task *task = xcalloc(1, sizeof(*task));
+
+	id_next(t, now, task->id);
+	task->target = xstrdup(target);
+	task->operation = xstrdup(operation);
+	task->state = TASK_QUEUED;
+	task->created = now;
+	task->who = xstrdup(who);
+	task->uid = uid;
+	task->door = xstrdup(door);
+	task->counts = json_object();
+	insert_at(t, t->n, task); /* ids increase: always the end */
+	return task;
+}
+
+struct task *task_table_find(const struct task_table *t, const char *id)
+{
+	size_t pos;
+	if (!id)
+		return NULL;
+	pos = lower_bound(t, id);
+	return pos < t->n && strcmp(t->v[pos]->id, id) == 0 ? t->v[pos] : NULL;
+}
+
+void task_table_put(struct task_table *t, struct task *task)
+{
+	size_t pos = lower_bound(t, task->id);
+	uint64_t hi, lo;
+
+	if (pos < t->n && strcmp(t->v[pos]->id, task->id) == 0) {
+		task_free(t->v[pos]);
+		t->v[pos] = task;
+	} else {
+		insert_at(t, pos, task);
+	}
+	id_parse(task->id, &hi, &lo);
+	if (hi > t->last_hi || (hi == t->last_hi && lo > t->last_lo)) {
+		t->last_hi = hi;
+		t->last_lo = lo;
+	}
+}
+
+size_t task_table_prune(struct task_table *t, size_t keep)
+{
+	size_t finals = 0, dropped = 0, w = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		finals += task_state_is_final(t->v[i]->state);
+	if (finals <= keep)
+		return 0;
+	for (size_t i = 0; i < t->n; i++) {
+		struct task *task = t->v[i];
+		if (dropped < finals - keep && task_state_is_final(task->state) && !task->exec) {
+			task_free(task);
+			dropped++;
+		} else {
+			t->v[w++] = task;
+		}
+	}
+	t->n = w;
+	return dropped;
+}
+
+void task_set_error(struct task *task, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	free(task->error);
+	task->error = s ? s : xstrdup("out of memory formatting the error");
+}
+
+struct task *task_free(struct task *task)
+{
+	if (!task)
+		return NULL;
+	free(task->target);
+	free(task->operation);
+	free(task->who);
+	free(task->door);
+	free(task->step);
+	free(task->error);
+	json_decref(task->counts);
+	free(task);
+	return NULL;
+}
+
+static json_t *time_json(int64_t usec)
+{
+	char buf[32];
+	return usec ? json_string(format_rfc3339(usec, buf, sizeof(buf))) : json_null();
+}
+
+json_t *task_to_json(const struct task *task)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:{s:s, s:o, s:s}, s:{s:o, s:I, s:I}, s:o, s:o}",
+			      "id", task->id,
+			      "target", task->target,
+			      "operation", task->operation,
+			      "status", task_state_to_string(task->state),
+			      "created", time_json(task->created),
+			      "started", time_json(task->started),
+			      "ended", time_json(task->ended),
+			      "requested_by", "name", task->who,
+			      "uid", task->uid >= 0 ? json_integer(task->uid) : json_null(),
+			      "door", task->door,
+			      "progress", "step", task->step ? json_string(task->step) : json_null(),
+			      "done", (json_int_t)task->done, "total", (json_int_t)task->total,
+			      "counts", json_deep_copy(task->counts),
+			      "error", task->error ? json_string(task->error) : json_null());
+	return j;
+}
+
+static int64_t parse_time(const json_t *v)
+{
+	struct tm tm = { 0 };
+	const char *s = json_string_value(v), *end;
+
+	if (!s)
+		return 0;
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return 0;
+	return (int64_t)timegm(&tm) * 1000000;
+}
+
+static char *dup_str(const json_t *v)
+{
+	return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+}
+
+struct task *task_from_json(const json_t *j)
+{
+	const char *id = json_string_value(json_object_get(j, "id"));
+	json_t *by = json_object_get(j, "requested_by");
+	json_t *progress = json_object_get(j, "progress");
+	json_t *counts = json_object_get(j, "counts");
+	enum task_state st = task_state_from_string(json_string_value(json_object_get(j, "status")));
+	struct task *task;
+
+	if (!proto_is_task_id(id) || st < 0 || !json_is_string(json_object_get(j, "target")) ||
+	    !json_is_string(json_object_get(j, "operation")) || !json_is_object(by) ||
+	    !json_is_string(json_object_get(by, "name")) || !json_is_string(json_object_get(by, "door")))
+		return NULL;
+
+	task = xcalloc(1, sizeof(*task));
+	memcpy(task->id, id, PURGE_TASK_ID_LEN + 1);
+	task->target = dup_str(json_object_get(j, "target"));
+	task->operation = dup_str(json_object_get(j, "operation"));
+	task->state = st;
+	task->created = parse_time(json_object_get(j, "created"));
+	task->started = parse_time(json_object_get(j, "started"));
+	task->ended = parse_time(json_object_get(j, "ended"));
+	task->who = dup_str(json_object_get(by, "name"));
+	task->uid = json_is_integer(json_object_get(by, "uid")) ? json_integer_value(json_object_get(by, "uid")) : -1;
+	task->door = dup_str(json_object_get(by, "door"));
+	task->step = dup_str(json_object_get(progress, "step"));
+	task->done = (uint64_t)json_integer_value(json_object_get(progress, "done"));
+	task->total = (uint64_t)json_integer_value(json_object_get(progress, "total"));
+	task->counts = json_is_object(counts) ? json_deep_copy(counts) : json_object();
+	task->error = dup_str(json_object_get(j, "error"));
+	return task;
+}

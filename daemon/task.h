@@ -1,0 +1,82 @@
+/*
+ * The task table: ids, states and transitions, lookups, JSON views.
+ * Supervisor only. Pure data: no I/O, no logging (journal.c persists it).
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "purged/proto.h"
+
+enum task_state {
+	TASK_QUEUED,
+	TASK_STARTED,
+	TASK_FINISHED,
+	TASK_FAILED,
+	TASK_CANCELLED,
+	_TASK_STATE_MAX,
+	_TASK_STATE_INVALID = -EINVAL,
+};
+
+struct executor;
+
+struct task {
+	char id[PURGE_TASK_ID_LEN + 1];
+	char *target;
+	char *operation;          /* "purge" or "plan" */
+	enum task_state state;
+	int64_t created, started, ended; /* usec since the epoch; 0 = not yet */
+	char *who;                /* user name, or token name */
+	int64_t uid;              /* -1 when asked through a token */
+	char *door;               /* "ctl" or "rest" */
+	char *step;               /* current kind of object */
+	uint64_t done, total;
+	json_t *counts;           /* kind -> objects deleted (or planned) */
+	char *error;              /* why it failed or was cancelled */
+
+	/* Run time only, never journaled. */
+	struct executor *exec;
+	bool cancel_requested;
+};
+
+struct task_table {
+	struct task **v;          /* sorted by id, which is also creation order (UUIDv7) */
+	size_t n, cap;
+	uint64_t last_hi, last_lo; /* last id issued, to keep ids increasing */
+};
+
+const char *task_state_to_string(enum task_state s);
+enum task_state task_state_from_string(const char *s);
+static inline bool task_state_is_final(enum task_state s)
+{
+	return s == TASK_FINISHED || s == TASK_FAILED || s == TASK_CANCELLED;
+}
+
+void task_table_init(struct task_table *t);
+void task_table_free(struct task_table *t);
+
+/*
+ * Create a queued task with a new id (UUIDv7, strictly greater than every id
+ * in the table) and append it. The table owns it.
+ */
+struct task *task_table_add(struct task_table *t, const char *target, const char *operation,
+			    const char *who, int64_t uid, const char *door, int64_t now);
+/* O(log n) lookup; NULL when absent. */
+struct task *task_table_find(const struct task_table *t, const char *id);
+/*
+ * Insert a task rebuilt from the journal (replaces a task with the same id).
+ * Takes ownership of @task. Keeps the table sorted.
+ */
+void task_table_put(struct task_table *t, struct task *task);
+/* Drop the oldest final tasks until at most @keep final tasks remain. Returns how many went. */
+size_t task_table_prune(struct task_table *t, size_t keep);
+
+void task_set_error(struct task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct task *task_free(struct task *task);
+
+/* The task object every door shows (purgectl --json, REST). New reference. */
+json_t *task_to_json(const struct task *task);
+/* Rebuild a task from task_to_json()'s output; NULL when it does not fit. */
+struct task *task_from_json(const json_t *j);

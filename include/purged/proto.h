@@ -1,0 +1,146 @@
+/*
+ * The control protocol: one vocabulary for every hop (purgectl <-> purged,
+ * purged-rest <-> purged, purged <-> purged-executor).
+ *
+ * A frame is a 4-byte big-endian length followed by one msgpack map.
+ * Decoded messages are jansson trees that have passed the schema of their
+ * kind, so handlers never see a wrong type, a missing key or an unknown key.
+ * This header is included by every program; no side declares its own copy.
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* Bumped on every incompatible change; requests with another version are refused. */
+#define PURGE_PROTO_VERSION 1
+
+/* Hard limits, enforced by the decoder before any handler runs. */
+#define PURGE_FRAME_MAX      (1u << 20)   /* payload bytes of one frame */
+#define PURGE_STRING_MAX     (64u * 1024) /* bytes of one string */
+#define PURGE_LIST_MAX       10000u       /* entries of one array or map */
+#define PURGE_DEPTH_MAX      8            /* nesting of maps and arrays */
+#define PURGE_NAME_MAX       64           /* target names, error codes, steps */
+#define PURGE_AUTH_MAX       256          /* bearer token forwarded by purged-rest */
+#define PURGE_TASK_ID_LEN    36           /* UUID text form */
+
+/* The kind of a message, told by its distinguishing key. */
+enum purge_msg_type {
+	PURGE_MSG_REQUEST,   /* {v, id, op, args?, auth?}        client -> supervisor */
+	PURGE_MSG_REPLY,     /* {id, ok, result? | error}        supervisor -> client */
+	PURGE_MSG_EVENT,     /* {id, event, task}                supervisor -> watcher */
+	PURGE_MSG_JOB,       /* {v, job}                         supervisor -> executor */
+	PURGE_MSG_PROGRESS,  /* {progress}                       executor -> supervisor */
+	PURGE_MSG_RESULT,    /* {outcome}                        executor -> supervisor */
+	_PURGE_MSG_MAX,
+	_PURGE_MSG_INVALID = -EINVAL,
+};
+#define PURGE_MSG_MASK(t) (1u << (t))
+
+/* Request operations. */
+enum purge_op {
+	PURGE_OP_STATUS,
+	PURGE_OP_TARGETS_LIST,
+	PURGE_OP_PLAN,
+	PURGE_OP_PURGE,
+	PURGE_OP_TASKS_LIST,
+	PURGE_OP_TASKS_GET,
+	PURGE_OP_TASKS_CANCEL,
+	PURGE_OP_TASKS_WATCH,
+	PURGE_OP_RELOAD,
+	_PURGE_OP_MAX,
+	_PURGE_OP_INVALID = -EINVAL,
+};
+
+/* The closed set of error codes; each maps to one HTTP status and one exit code. */
+enum purge_err {
+	PURGE_ERR_BAD_REQUEST,
+	PURGE_ERR_UNAUTHORIZED,
+	PURGE_ERR_FORBIDDEN,
+	PURGE_ERR_NOT_FOUND,
+	PURGE_ERR_CONFLICT,
+	PURGE_ERR_BUSY,
+	PURGE_ERR_TOO_LARGE,
+	PURGE_ERR_INTERNAL,
+	PURGE_ERR_BACKEND,
+	PURGE_ERR_UNAVAILABLE,
+	_PURGE_ERR_MAX,
+	_PURGE_ERR_INVALID = -EINVAL,
+};
+
+/* A decode or validation failure: which code, and a sentence naming the field. */
+struct proto_error {
+	enum purge_err code;
+	char message[256];
+};
+
+const char *purge_msg_type_to_string(enum purge_msg_type t);
+const char *purge_op_to_string(enum purge_op op);
+enum purge_op purge_op_from_string(const char *s);
+const char *purge_err_to_string(enum purge_err e);
+enum purge_err purge_err_from_string(const char *s);
+/* HTTP status purged-rest answers for an error code. */
+int purge_err_http_status(enum purge_err e);
+/* Exit status purgectl ends with for an error code (see purgectl --help). */
+int purge_err_exit_code(enum purge_err e);
+/* Whether an op changes something, and so is audited. */
+bool purge_op_is_mutating(enum purge_op op);
+
+/*
+ * Turn a msgpack payload (without the length prefix) into a validated
+ * message. @allowed is a mask of PURGE_MSG_MASK() kinds the caller accepts.
+ * Returns 0 and sets *ret_msg (caller owns it) and *ret_type, or a negative
+ * errno with *reterr filled; outputs are untouched on failure.
+ * No I/O, no logging.
+ */
+int proto_decode(const void *payload, size_t len, unsigned allowed,
+		 enum purge_msg_type *ret_type, json_t **ret_msg,
+		 struct proto_error *reterr);
+
+/*
+ * Encode @msg as a whole frame (length prefix included). Returns 0 and a
+ * malloc'ed buffer in *ret_buf / *ret_len, -E2BIG past PURGE_FRAME_MAX,
+ * -EINVAL for values msgpack cannot carry, -ENOMEM.
+ */
+int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len);
+
+/* Validate a request's args against its op's schema (called by proto_decode). */
+int proto_validate_args(enum purge_op op, const json_t *args, struct proto_error *reterr);
+
+/*
+ * Incremental frame splitter for stream sockets. Feed bytes as they arrive,
+ * then take whole payloads out one by one.
+ */
+struct proto_reader {
+	uint8_t *buf;
+	size_t start, len, cap;
+};
+
+void proto_reader_init(struct proto_reader *r);
+void proto_reader_free(struct proto_reader *r);
+/* Append @n bytes. Returns 0, or -ENOMEM. */
+int proto_reader_feed(struct proto_reader *r, const void *data, size_t n);
+/*
+ * Take the next whole frame's payload: returns 1 and points *ret_payload
+ * (valid until the next feed/next call) and *ret_len at it, 0 when more bytes
+ * are needed, -EMSGSIZE for a length over PURGE_FRAME_MAX, -EBADMSG for an
+ * empty frame. After an error the stream is unusable: close it.
+ */
+int proto_reader_next(struct proto_reader *r, const uint8_t **ret_payload, size_t *ret_len);
+/* Bytes held that do not yet form a frame (a truncated frame at EOF). */
+size_t proto_reader_pending(const struct proto_reader *r);
+
+/* Builders for the messages every side sends. Return a new reference, or NULL on ENOMEM. */
+json_t *proto_request_new(uint64_t id, enum purge_op op, json_t *args /* stolen, may be NULL */);
+json_t *proto_reply_ok(uint64_t id, json_t *result /* stolen, may be NULL */);
+json_t *proto_reply_error(uint64_t id, enum purge_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+json_t *proto_event_new(uint64_t id, const char *event, json_t *task /* stolen */);
+
+/* A task id is a lowercase UUID in text form. */
+bool proto_is_task_id(const char *s);
+/* A name: 1..64 of [A-Za-z0-9._-], starting with a letter or digit. */
+bool proto_is_name(const char *s);

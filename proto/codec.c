@@ -1,0 +1,268 @@
+/*
+ * msgpack <-> jansson conversion with the protocol's limits (depth, string
+ * length, list length, UTF-8, no NUL bytes, string keys only, no duplicate
+ * keys). Returns errors, never logs. Used by every program through proto_decode
+ * and proto_encode.
+ */
+#include <math.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "proto/internal.h"
+
+int proto_fail(struct proto_error *err, enum purge_err code, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		err->code = code;
+		va_start(ap, fmt);
+		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+		va_end(ap);
+	}
+	return code == PURGE_ERR_TOO_LARGE ? -E2BIG : -EBADMSG;
+}
+
+static int check_string(const char *p, size_t n, const char *what, struct proto_error *err)
+{
+	if (n > PURGE_STRING_MAX)
+		return proto_fail(err, PURGE_ERR_TOO_LARGE, "%s: string of %zu bytes exceeds the limit of %u",
+				  what, n, PURGE_STRING_MAX);
+	if (memchr(p, '\0', n))
+		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "%s: string contains a NUL byte", what);
+	return 0;
+}
+
+static int to_json(const msgpack_object *o, int depth, json_t **ret, struct proto_error *err)
+{
+	json_t *j = NULL;
+	int r;
+
+	if (depth > PURGE_DEPTH_MAX)
+		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "message nested deeper than %d levels", PURGE_DEPTH_MAX);
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		j = json_null();
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		j = json_boolean(o->via.boolean);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		if (o->via.u64 > INT64_MAX)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "integer %llu out of range",
+					  (unsigned long long)o->via.u64);
+		j = json_integer((json_int_t)o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		j = json_integer((json_int_t)o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		if (!isfinite(o->via.f64))
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "non-finite number");
+		j = json_real(o->via.f64);
+		break;
+	case MSGPACK_OBJECT_STR:
+		r = check_string(o->via.str.ptr, o->via.str.size, "value", err);
+		if (r < 0)
+			return r;
+		/* json_stringn validates UTF-8. */
+		j = json_stringn(o->via.str.ptr, o->via.str.size);
+		if (!j)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "string is not valid UTF-8");
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		if (o->via.array.size > PURGE_LIST_MAX)
+			return proto_fail(err, PURGE_ERR_TOO_LARGE, "array of %u entries exceeds the limit of %u",
+					  o->via.array.size, PURGE_LIST_MAX);
+		j = json_array();
+		for (uint32_t i = 0; j && i < o->via.array.size; i++) {
+			json_t *v;
+			r = to_json(&o->via.array.ptr[i], depth + 1, &v, err);
+			if (r < 0) {
+				json_decref(j);
+				return r;
+			}
+			json_array_append_new(j, v);
+		}
+		break;
+	case MSGPACK_OBJECT_MAP:
+		if (o->via.map.size > PURGE_LIST_MAX)
+			return proto_fail(err, PURGE_ERR_TOO_LARGE, "map of %u entries exceeds the limit of %u",
+					  o->via.map.size, PURGE_LIST_MAX);
+		j = json_object();
+		for (uint32_t i = 0; j && i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			char key[PURGE_NAME_MAX + 1];
+			json_t *v;
+
+			if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0 ||
+			    kv->key.via.str.size > PURGE_NAME_MAX ||
+			    memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size)) {
+				json_decref(j);
+				return proto_fail(err, PURGE_ERR_BAD_REQUEST,
+						  "map key must be a string of 1 to %d bytes", PURGE_NAME_MAX);
+			}
+			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+			key[kv->key.via.str.size] = '\0';
+			if (json_object_get(j, key)) {
+				json_decref(j);
+				return proto_fail(err, PURGE_ERR_BAD_REQUEST, "duplicate key '%s'", key);
+			}
+			r = to_json(&kv->val, depth + 1, &v, err);
+			if (r < 0) {
+				json_decref(j);
+				return r;
+			}
+			if (json_object_set_new(j, key, v) < 0) {
+				json_decref(j);
+				return proto_fail(err, PURGE_ERR_BAD_REQUEST, "map key '%s' is not valid UTF-8", key);
+			}
+		}
+		break;
+	default:
+		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "binary and extension values are not accepted");
+	}
+	if (!j)
+		return proto_fail(err, PURGE_ERR_INTERNAL, "out of memory decoding message");
+	*ret = j;
+	return 0;
+}
+
+int proto_unpack(const void *payload, size_t len, json_t **ret, struct proto_error *err)
+{
+	msgpack_unpacked u;
+	size_t off = 0;
+	json_t *j = NULL;
+	int r;
+
+	if (len == 0)
+		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "empty frame");
+	if (len > PURGE_FRAME_MAX)
+		return proto_fail(err, PURGE_ERR_TOO_LARGE, "frame of %zu bytes exceeds the limit of %u",
+				  len, PURGE_FRAME_MAX);
+	msgpack_unpacked_init(&u);
+	switch (msgpack_unpack_next(&u, payload, len, &off)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		break;
+	case MSGPACK_UNPACK_CONTINUE:
+		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "truncated msgpack value");
+		goto finish;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		r = proto_fail(err, PURGE_ERR_TOO_LARGE, "msgpack value too large to decode");
+		goto finish;
+	default:
+		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "malformed msgpack");
+		goto finish;
+	}
+	if (off != len) {
+		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "%zu trailing bytes after the message", len - off);
+		goto finish;
+	}
+	if (u.data.type != MSGPACK_OBJECT_MAP) {
+		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "a message must be a map");
+		goto finish;
+	}
+	r = to_json(&u.data, 1, &j, err);
+	if (r >= 0)
+		*ret = j;
+finish:
+	msgpack_unpacked_destroy(&u);
+	return r;
+}
+
+/* msgpack-c's packers return -1 only when the buffer cannot grow. */
+#define PACKED(x) ((x) < 0 ? -ENOMEM : 0)
+
+static int pack(msgpack_packer *pk, const json_t *j, int depth)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (depth > PURGE_DEPTH_MAX)
+		return -EINVAL;
+	switch (json_typeof(j)) {
+	case JSON_NULL:
+		return PACKED(msgpack_pack_nil(pk));
+	case JSON_TRUE:
+		return PACKED(msgpack_pack_true(pk));
+	case JSON_FALSE:
+		return PACKED(msgpack_pack_false(pk));
+	case JSON_INTEGER:
+		return PACKED(msgpack_pack_int64(pk, json_integer_value(j)));
+	case JSON_REAL:
+		return PACKED(msgpack_pack_double(pk, json_real_value(j)));
+	case JSON_STRING:
+		if (json_string_length(j) > PURGE_STRING_MAX)
+			return -E2BIG;
+		if (msgpack_pack_str(pk, json_string_length(j)) < 0)
+			return -ENOMEM;
+		return PACKED(msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j)));
+	case JSON_ARRAY:
+		if (json_array_size(j) > PURGE_LIST_MAX)
+			return -E2BIG;
+		if (msgpack_pack_array(pk, json_array_size(j)) < 0)
+			return -ENOMEM;
+		json_array_foreach(j, i, v) {
+			int r = pack(pk, v, depth + 1);
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	case JSON_OBJECT:
+		if (json_object_size(j) > PURGE_LIST_MAX)
+			return -E2BIG;
+		if (msgpack_pack_map(pk, json_object_size(j)) < 0)
+			return -ENOMEM;
+		json_object_foreach((json_t *)j, key, v) {
+			size_t n = strlen(key);
+			int r;
+			if (msgpack_pack_str(pk, n) < 0 || msgpack_pack_str_body(pk, key, n) < 0)
+				return -ENOMEM;
+			r = pack(pk, v, depth + 1);
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int r;
+
+	if (!json_is_object(msg))
+		return -EINVAL;
+	msgpack_sbuffer_init(&sb);
+	/* Reserve the length prefix, patched in below. */
+	if (msgpack_sbuffer_write(&sb, "\0\0\0\0", 4) < 0) {
+		r = -ENOMEM;
+		goto finish;
+	}
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	r = pack(&pk, msg, 1);
+	if (r < 0)
+		goto finish;
+	if (sb.size - 4 > PURGE_FRAME_MAX) {
+		r = -E2BIG;
+		goto finish;
+	}
+	uint32_t n = (uint32_t)(sb.size - 4);
+	uint8_t *b = (uint8_t *)sb.data;
+	b[0] = n >> 24;
+	b[1] = n >> 16;
+	b[2] = n >> 8;
+	b[3] = n;
+	*ret_len = sb.size;
+	*ret_buf = (uint8_t *)msgpack_sbuffer_release(&sb);
+	return 0;
+finish:
+	msgpack_sbuffer_destroy(&sb);
+	return r;
+}

@@ -1,0 +1,334 @@
+/*
+ * Strict validation of every message kind: the type and bounds of every
+ * field, required keys present, unknown keys refused. proto_decode is the
+ * single entry point every program uses on bytes it received.
+ */
+#include <string.h>
+#include "proto/internal.h"
+
+enum field_type {
+	F_UINT,     /* integer >= 0 */
+	F_BOOL,
+	F_STRING,   /* any string within PURGE_STRING_MAX */
+	F_NAME,     /* [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
+	F_TASK_ID,  /* lowercase UUID text */
+	F_AUTH,     /* string of at most PURGE_AUTH_MAX bytes */
+	F_MAP,      /* any map (checked by its owner) */
+	F_ANY,
+	F_OBJECT,   /* map checked against .fields */
+};
+
+struct field {
+	const char *name;
+	enum field_type type;
+	bool required;
+	const struct field *fields; /* F_OBJECT only; ends with a NULL name */
+};
+
+static const char *const type_names[] = {
+	[F_UINT] = "a non-negative integer", [F_BOOL] = "a boolean", [F_STRING] = "a string",
+	[F_NAME] = "a name (letters, digits, '.', '_', '-'; at most 64)",
+	[F_TASK_ID] = "a task id (UUID)", [F_AUTH] = "a token string", [F_MAP] = "a map",
+	[F_ANY] = "a value", [F_OBJECT] = "a map",
+};
+
+static const char *json_type_name(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: return "map";
+	case JSON_ARRAY: return "array";
+	case JSON_STRING: return "string";
+	case JSON_INTEGER: return "integer";
+	case JSON_REAL: return "float";
+	case JSON_TRUE:
+	case JSON_FALSE: return "boolean";
+	case JSON_NULL: return "nil";
+	}
+	return "unknown";
+}
+
+static bool is_name(const char *s, size_t n)
+{
+	if (n == 0 || n > PURGE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+bool proto_is_task_id(const char *s)
+{
+	if (!s || strlen(s) != PURGE_TASK_ID_LEN)
+		return false;
+	for (int i = 0; i < PURGE_TASK_ID_LEN; i++) {
+		char c = s[i];
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return false;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+bool proto_is_name(const char *s)
+{
+	return s && is_name(s, strlen(s));
+}
+
+static bool type_ok(const json_t *v, enum field_type t)
+{
+	switch (t) {
+	case F_UINT: return json_is_integer(v) && json_integer_value(v) >= 0;
+	case F_BOOL: return json_is_boolean(v);
+	case F_STRING: return json_is_string(v);
+	case F_NAME: return json_is_string(v) && is_name(json_string_value(v), json_string_length(v));
+	case F_TASK_ID: return json_is_string(v) && proto_is_task_id(json_string_value(v));
+	case F_AUTH: return json_is_string(v) && json_string_length(v) <= PURGE_AUTH_MAX;
+	case F_MAP:
+	case F_OBJECT: return json_is_object(v);
+	case F_ANY: return true;
+	}
+	return false;
+}
+
+static int check_object(const json_t *obj, const struct field *fields, const char *path,
+			struct proto_error *err)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		const struct field *f = fields;
+		while (f->name && strcmp(f->name, key) != 0)
+			f++;
+		if (!f->name)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "unknown key '%s%s'", path, key);
+		if (!type_ok(v, f->type))
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "key '%s%s' must be %s, got %s",
+					  path, key, type_names[f->type], json_type_name(v));
+		if (f->type == F_OBJECT) {
+			char sub[128];
+			snprintf(sub, sizeof(sub), "%s%s.", path, key);
+			int r = check_object(v, f->fields, sub, err);
+			if (r < 0)
+				return r;
+		}
+	}
+	for (const struct field *f = fields; f->name; f++)
+		if (f->required && !json_object_get(obj, f->name))
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "missing key '%s%s'", path, f->name);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- schemas */
+
+static const struct field no_fields[] = { { NULL } };
+static const struct field target_arg[] = { { "target", F_NAME, true }, { NULL } };
+static const struct field task_arg[] = { { "id", F_TASK_ID, true }, { NULL } };
+static const struct field list_args[] = {
+	{ "limit", F_UINT, false },
+	{ "offset", F_UINT, false },
+	{ "target", F_NAME, false },
+	{ NULL },
+};
+
+static const struct field *const op_args[_PURGE_OP_MAX] = {
+	[PURGE_OP_STATUS] = no_fields,
+	[PURGE_OP_TARGETS_LIST] = no_fields,
+	[PURGE_OP_PLAN] = target_arg,
+	[PURGE_OP_PURGE] = target_arg,
+	[PURGE_OP_TASKS_LIST] = list_args,
+	[PURGE_OP_TASKS_GET] = task_arg,
+	[PURGE_OP_TASKS_CANCEL] = task_arg,
+	[PURGE_OP_TASKS_WATCH] = task_arg,
+	[PURGE_OP_RELOAD] = no_fields,
+};
+
+static const struct field request_fields[] = {
+	{ "v", F_UINT, true },
+	{ "id", F_UINT, true },
+	{ "op", F_STRING, true },
+	{ "args", F_MAP, false },
+	{ "auth", F_AUTH, false },
+	{ NULL },
+};
+
+static const struct field error_fields[] = {
+	{ "code", F_NAME, true },
+	{ "message", F_STRING, true },
+	{ NULL },
+};
+
+static const struct field reply_fields[] = {
+	{ "id", F_UINT, true },
+	{ "ok", F_BOOL, true },
+	{ "result", F_ANY, false },
+	{ "error", F_OBJECT, false, error_fields },
+	{ NULL },
+};
+
+static const struct field event_fields[] = {
+	{ "id", F_UINT, true },
+	{ "event", F_NAME, true },
+	{ "task", F_MAP, true },
+	{ NULL },
+};
+
+static const struct field job_body[] = {
+	{ "task_id", F_TASK_ID, true },
+	{ "target", F_NAME, true },
+	{ "type", F_NAME, true },
+	{ "dry_run", F_BOOL, true },
+	{ "settings", F_MAP, true },
+	{ "secrets", F_MAP, false },
+	{ NULL },
+};
+
+static const struct field job_fields[] = {
+	{ "v", F_UINT, true },
+	{ "job", F_OBJECT, true, job_body },
+	{ NULL },
+};
+
+static const struct field progress_body[] = {
+	{ "step", F_NAME, false },
+	{ "done", F_UINT, true },
+	{ "total", F_UINT, true },
+	{ NULL },
+};
+
+static const struct field progress_fields[] = {
+	{ "progress", F_OBJECT, true, progress_body },
+	{ NULL },
+};
+
+static const struct field result_body[] = {
+	{ "ok", F_BOOL, true },
+	{ "counts", F_MAP, false },
+	{ "error", F_STRING, false },
+	{ NULL },
+};
+
+static const struct field result_fields[] = {
+	{ "outcome", F_OBJECT, true, result_body },
+	{ NULL },
+};
+
+static const struct {
+	const char *key; /* the key that tells the kind */
+	const struct field *fields;
+} kinds[_PURGE_MSG_MAX] = {
+	[PURGE_MSG_REQUEST] = { "op", request_fields },
+	[PURGE_MSG_REPLY] = { "ok", reply_fields },
+	[PURGE_MSG_EVENT] = { "event", event_fields },
+	[PURGE_MSG_JOB] = { "job", job_fields },
+	[PURGE_MSG_PROGRESS] = { "progress", progress_fields },
+	[PURGE_MSG_RESULT] = { "outcome", result_fields },
+};
+
+int proto_validate_args(enum purge_op op, const json_t *args, struct proto_error *err)
+{
+	static const json_t *empty;
+	if (op < 0 || op >= _PURGE_OP_MAX)
+		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "unknown op");
+	if (!args) {
+		if (!empty)
+			empty = json_object();
+		args = empty;
+	}
+	return check_object(args, op_args[op], "args.", err);
+}
+
+static int check_kind(enum purge_msg_type t, const json_t *msg, struct proto_error *err)
+{
+	int r = check_object(msg, kinds[t].fields, "", err);
+	if (r < 0)
+		return r;
+
+	switch (t) {
+	case PURGE_MSG_REQUEST: {
+		json_int_t v = json_integer_value(json_object_get(msg, "v"));
+		if (v != PURGE_PROTO_VERSION)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST,
+					  "protocol version %lld is not supported (this side speaks %d)",
+					  (long long)v, PURGE_PROTO_VERSION);
+		const char *op = json_string_value(json_object_get(msg, "op"));
+		enum purge_op o = purge_op_from_string(op);
+		if (o < 0)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "unknown op '%.64s'", op);
+		return proto_validate_args(o, json_object_get(msg, "args"), err);
+	}
+	case PURGE_MSG_REPLY: {
+		bool ok = json_is_true(json_object_get(msg, "ok"));
+		json_t *e = json_object_get(msg, "error");
+		if (ok && e)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "a successful reply carries no 'error'");
+		if (!ok && !e)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "a failed reply needs 'error'");
+		if (e && purge_err_from_string(json_string_value(json_object_get(e, "code"))) < 0)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "unknown error code '%s'",
+					  json_string_value(json_object_get(e, "code")));
+		return 0;
+	}
+	case PURGE_MSG_JOB: {
+		json_int_t v = json_integer_value(json_object_get(msg, "v"));
+		if (v != PURGE_PROTO_VERSION)
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "job protocol version %lld is not %d",
+					  (long long)v, PURGE_PROTO_VERSION);
+		return 0;
+	}
+	case PURGE_MSG_PROGRESS: {
+		json_t *p = json_object_get(msg, "progress");
+		if (json_integer_value(json_object_get(p, "done")) > json_integer_value(json_object_get(p, "total")))
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "progress 'done' exceeds 'total'");
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+int proto_decode(const void *payload, size_t len, unsigned allowed,
+		 enum purge_msg_type *ret_type, json_t **ret_msg, struct proto_error *reterr)
+{
+	json_t *msg = NULL;
+	int found = -1, r;
+
+	r = proto_unpack(payload, len, &msg, reterr);
+	if (r < 0)
+		return r;
+
+	for (int t = 0; t < _PURGE_MSG_MAX; t++) {
+		if (!json_object_get(msg, kinds[t].key))
+			continue;
+		if (found >= 0) {
+			r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "message is both a %s and a %s",
+				       purge_msg_type_to_string(found), purge_msg_type_to_string(t));
+			goto fail;
+		}
+		found = t;
+	}
+	if (found < 0) {
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "message has none of the keys op, ok, event, job, progress, outcome");
+		goto fail;
+	}
+	if (!(allowed & PURGE_MSG_MASK(found))) {
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "a %s is not expected here",
+			       purge_msg_type_to_string(found));
+		goto fail;
+	}
+	r = check_kind(found, msg, reterr);
+	if (r < 0)
+		goto fail;
+	*ret_type = found;
+	*ret_msg = msg;
+	return 0;
+fail:
+	json_decref(msg);
+	return r;
+}
