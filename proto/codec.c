@@ -143,6 +143,9 @@ int proto_unpack(const void *payload, size_t len, json_t **ret, struct proto_err
 	if (len > PURGE_FRAME_MAX)
 		return proto_fail(err, PURGE_ERR_TOO_LARGE, "frame of %zu bytes exceeds the limit of %u",
 				  len, PURGE_FRAME_MAX);
+	r = proto_prescan(payload, len, err);
+	if (r < 0)
+		return r;
 	msgpack_unpacked_init(&u);
 	switch (msgpack_unpack_next(&u, payload, len, &off)) {
 	case MSGPACK_UNPACK_SUCCESS:

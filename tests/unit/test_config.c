@@ -1,0 +1,277 @@
+/* Unit tests for daemon/config.c and daemon/creds.c: good and bad configurations, FILE:LINE errors, secret files. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "daemon/config.h"
+#include "daemon/creds.h"
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/purged-test-config.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int parse(const char *text, struct daemon_conf **c, struct config_errors *errs)
+{
+	return config_parse("test.conf", text, strlen(text), c, errs);
+}
+
+static bool has_error(const struct config_errors *errs, const char *needle)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		if (strstr(errs->v[i], needle))
+			return true;
+	return false;
+}
+
+static void dump(const struct config_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		fprintf(stderr, "  %s\n", errs->v[i]);
+}
+
+START_TEST(test_defaults)
+{
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+
+	ck_assert_int_eq(parse("", &c, &errs), 0);
+	ck_assert_str_eq(c->control_socket, "/run/purged/control.sock");
+	ck_assert_str_eq(c->control_group, "purge-admin");
+	ck_assert_str_eq(c->state_dir, "/var/lib/purged");
+	ck_assert_str_eq(c->executor_user, "purged");
+	ck_assert_uint_eq(c->max_executors, 4);
+	ck_assert_uint_eq(c->max_queue, 64);
+	ck_assert_uint_eq(c->task_timeout, 3600);
+	ck_assert_uint_eq(c->n_targets, 0);
+	config_free(c);
+}
+END_TEST
+
+START_TEST(test_full)
+{
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+	const char *text = "; comment\n"
+			   "# another\n"
+			   "[daemon]\n"
+			   "control_socket = /tmp/x.sock   ; inline comment\n"
+			   "max_executors = 2\n"
+			   "task_timeout = 5\n"
+			   "\n"
+			   "[target demo]\n"
+			   "type = noop\n"
+			   "objects = 7\n"
+			   "step_ms = 0\n"
+			   "[target other]\n"
+			   "type = noop\n";
+
+	int r = parse(text, &c, &errs);
+	if (r < 0)
+		dump(&errs);
+	ck_assert_int_eq(r, 0);
+	ck_assert_str_eq(c->control_socket, "/tmp/x.sock");
+	ck_assert_uint_eq(c->max_executors, 2);
+	ck_assert_uint_eq(c->n_targets, 2);
+	const struct target_conf *t = config_find_target(c, "demo");
+	ck_assert_ptr_nonnull(t);
+	ck_assert_str_eq(t->type, "noop");
+	ck_assert_int_eq(json_integer_value(json_object_get(t->settings, "objects")), 7);
+	ck_assert_int_eq(json_integer_value(json_object_get(t->settings, "step_ms")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(t->settings, "fail_at")), 0);
+	t = config_find_target(c, "other");
+	ck_assert_int_eq(json_integer_value(json_object_get(t->settings, "objects")), 100);
+	ck_assert_ptr_null(config_find_target(c, "nope"));
+	config_free(c);
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	const char *error; /* expected substring, with the line number */
+} bad[] = {
+	{ "[daemon]\nbogus = 1\n", "test.conf:2: unknown key 'bogus' in [daemon]" },
+	{ "[daemon]\nmax_executors = 0\n", "test.conf:2: max_executors = '0': expected a whole number from 1 to 256" },
+	{ "[daemon]\nmax_executors = many\n", "test.conf:2: max_executors = 'many'" },
+	{ "[daemon]\nmax_executors = -1\n", "test.conf:2: max_executors = '-1'" },
+	{ "[daemon]\nmax_queue = 99999999999999999999\n", "test.conf:2: max_queue" },
+	{ "[daemon]\nstate_dir = relative/dir\n", "test.conf:2: state_dir = 'relative/dir': expected an absolute path" },
+	{ "\n\n[nonsense]\nx = 1\n", "test.conf:3: unknown section [nonsense]" },
+	{ "[target demo]\nobjects = 3\n", "test.conf:1: target 'demo' has no 'type'" },
+	{ "[target demo]\n", "test.conf:1: target 'demo' has no 'type'" },
+	{ "[target demo]\ntype = mainframe\n", "test.conf:2: type = 'mainframe': unknown target type" },
+	{ "[target demo]\ntype = noop\nurl = http://x\n", "test.conf:3: unknown key 'url' for a target of type noop" },
+	{ "[target demo]\ntype = noop\nobjects = 1\nobjects = 2\n", "test.conf:4: key 'objects' repeats" },
+	{ "[target a/b]\ntype = noop\n", "test.conf:1: target name 'a/b' is not valid" },
+	{ "[target demo]\ntype = noop\n[target demo]\ntype = noop\n", "repeats" },
+	{ "[daemon]\nthis line has no equals sign\n", "test.conf:2: syntax error" },
+	{ "[target demo]\ntype = noop\npassword_file = relative\n", "test.conf:3: password_file = 'relative'" },
+	{ "[target demo]\ntype = noop\npassword_file = /nonexistent/secret\n",
+	  "test.conf:3: cannot open secret file '/nonexistent/secret'" },
+};
+
+START_TEST(test_bad)
+{
+	struct daemon_conf *c = (struct daemon_conf *)0x1;
+	struct config_errors errs = { 0 };
+
+	ck_assert_int_lt(parse(bad[_i].text, &c, &errs), 0);
+	ck_assert_ptr_eq(c, (struct daemon_conf *)0x1); /* untouched on failure */
+	if (!has_error(&errs, bad[_i].error))
+		dump(&errs);
+	ck_assert_msg(has_error(&errs, bad[_i].error), "case %d: no error containing '%s'", _i, bad[_i].error);
+	config_errors_clear(&errs);
+}
+END_TEST
+
+START_TEST(test_long_line)
+{
+	char text[600];
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+	snprintf(text, sizeof(text), "[daemon]\nstate_dir = /%0500d\n", 0);
+	ck_assert_int_lt(parse(text, &c, &errs), 0);
+	ck_assert(has_error(&errs, "test.conf:2: line longer than"));
+	config_errors_clear(&errs);
+}
+END_TEST
+
+START_TEST(test_all_errors_reported)
+{
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+	ck_assert_int_lt(parse("[daemon]\na = 1\nb = 2\n[x]\n", &c, &errs), 0);
+	ck_assert_uint_eq(errs.n, 3);
+	config_errors_clear(&errs);
+}
+END_TEST
+
+static char *write_secret(const char *name, const char *content, mode_t mode)
+{
+	char *path;
+	ck_assert_int_ge(asprintf(&path, "%s/%s", tmpdir, name), 0);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	close(fd);
+	ck_assert_int_eq(chmod(path, mode), 0);
+	return path;
+}
+
+START_TEST(test_secret_ok)
+{
+	char *path = write_secret("pw", "s3cret\n", 0600);
+	char text[512], *val = NULL, err[256];
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+
+	ck_assert_int_eq(creds_load_file(path, &val, err, sizeof(err)), 0);
+	ck_assert_str_eq(val, "s3cret");
+	free(val);
+	snprintf(text, sizeof(text), "[target demo]\ntype = noop\npassword_file = %s\n", path);
+	ck_assert_int_eq(parse(text, &c, &errs), 0);
+	const struct target_conf *t = config_find_target(c, "demo");
+	ck_assert_str_eq(json_string_value(json_object_get(t->secrets, "password")), "s3cret");
+	/* The secret never lands among the settings handed around for display. */
+	char *settings = json_dumps(t->settings, 0);
+	ck_assert_ptr_null(strstr(settings, "s3cret"));
+	free(settings);
+	config_free(c);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_secret_mode)
+{
+	char *path = write_secret("pw", "s3cret", 0640);
+	char *val = NULL, err[256];
+	ck_assert_int_eq(creds_load_file(path, &val, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_null(val);
+	ck_assert_ptr_nonnull(strstr(err, "mode 0640"));
+	ck_assert_ptr_nonnull(strstr(err, "chmod 600"));
+	free(path);
+}
+END_TEST
+
+START_TEST(test_secret_owner)
+{
+	char *path = write_secret("pw", "s3cret", 0600);
+	char *val = NULL, err[256];
+	if (geteuid() != 0) {
+		free(path);
+		return; /* only root can give a file away */
+	}
+	ck_assert_int_eq(chown(path, 65534, 65534), 0);
+	ck_assert_int_eq(creds_load_file(path, &val, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "owned by uid 65534"));
+	free(path);
+}
+END_TEST
+
+START_TEST(test_secret_empty_and_symlink)
+{
+	char *path = write_secret("empty", "\n", 0600);
+	char *val = NULL, err[256], link[128];
+	ck_assert_int_eq(creds_load_file(path, &val, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "empty"));
+	snprintf(link, sizeof(link), "%s/link", tmpdir);
+	ck_assert_int_eq(symlink(path, link), 0);
+	ck_assert_int_lt(creds_load_file(link, &val, err, sizeof(err)), 0); /* O_NOFOLLOW */
+	free(path);
+}
+END_TEST
+
+START_TEST(test_load_missing_file)
+{
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+	ck_assert_int_eq(config_load("/nonexistent/purged.conf", &c, &errs), -ENOENT);
+	ck_assert(has_error(&errs, "/nonexistent/purged.conf: cannot open the configuration"));
+	config_errors_clear(&errs);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("config:parse");
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_full);
+	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_all_errors_reported);
+	tcase_add_test(tc, test_load_missing_file);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("config:secrets");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_secret_ok);
+	tcase_add_test(tc, test_secret_mode);
+	tcase_add_test(tc, test_secret_owner);
+	tcase_add_test(tc, test_secret_empty_and_symlink);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

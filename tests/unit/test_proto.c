@@ -1,0 +1,578 @@
+/* Unit tests for proto/: round trips of every message kind, and a table of bad frames. */
+#include <check.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include "purged/proto.h"
+
+/* ------------------------------------------------------------ helpers */
+
+/* Decode a whole frame produced by proto_encode. */
+static int decode_frame(const uint8_t *buf, size_t len, unsigned allowed, enum purge_msg_type *t, json_t **msg,
+			struct proto_error *err)
+{
+	struct proto_reader r;
+	const uint8_t *p;
+	size_t n;
+	int rc;
+
+	proto_reader_init(&r);
+	ck_assert_int_eq(proto_reader_feed(&r, buf, len), 0);
+	rc = proto_reader_next(&r, &p, &n);
+	ck_assert_int_eq(rc, 1);
+	rc = proto_decode(p, n, allowed, t, msg, err);
+	proto_reader_free(&r);
+	return rc;
+}
+
+static json_t *roundtrip(json_t *in, enum purge_msg_type want)
+{
+	uint8_t *buf;
+	size_t len;
+	enum purge_msg_type t = _PURGE_MSG_INVALID;
+	json_t *out = NULL;
+	struct proto_error err = { 0 };
+
+	ck_assert_ptr_nonnull(in);
+	ck_assert_int_eq(proto_encode(in, &buf, &len), 0);
+	int rc = decode_frame(buf, len, ~0u, &t, &out, &err);
+	ck_assert_msg(rc == 0, "decode failed: %s", err.message);
+	ck_assert_int_eq(t, want);
+	ck_assert_msg(json_equal(in, out), "round trip changed the message");
+	free(buf);
+	json_decref(in);
+	return out;
+}
+
+/* ------------------------------------------------------------ round trips */
+
+START_TEST(test_roundtrip_requests)
+{
+	for (int op = 0; op < _PURGE_OP_MAX; op++) {
+		json_t *args = json_object();
+		if (op == PURGE_OP_PLAN || op == PURGE_OP_PURGE)
+			json_object_set_new(args, "target", json_string("demo"));
+		if (op == PURGE_OP_TASKS_GET || op == PURGE_OP_TASKS_CANCEL || op == PURGE_OP_TASKS_WATCH)
+			json_object_set_new(args, "id", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
+		if (op == PURGE_OP_TASKS_LIST)
+			json_object_set_new(args, "limit", json_integer(10));
+		json_decref(roundtrip(proto_request_new(7, op, args), PURGE_MSG_REQUEST));
+	}
+}
+END_TEST
+
+START_TEST(test_roundtrip_request_with_auth)
+{
+	json_t *r = proto_request_new(1, PURGE_OP_STATUS, NULL);
+	json_object_set_new(r, "auth", json_string("secret-token"));
+	json_decref(roundtrip(r, PURGE_MSG_REQUEST));
+}
+END_TEST
+
+START_TEST(test_roundtrip_replies_events)
+{
+	json_decref(roundtrip(proto_reply_ok(3, json_pack("{s:s, s:i, s:b, s:n, s:f}", "a", "b", "n", -5, "t", 1, "z",
+							  "x", 1.5)),
+			      PURGE_MSG_REPLY));
+	json_decref(roundtrip(proto_reply_ok(3, NULL), PURGE_MSG_REPLY));
+	for (int e = 0; e < _PURGE_ERR_MAX; e++)
+		json_decref(roundtrip(proto_reply_error(4, e, "failed: %d", e), PURGE_MSG_REPLY));
+	json_decref(roundtrip(proto_event_new(5, "progress", json_pack("{s:s}", "id", "x")), PURGE_MSG_EVENT));
+}
+END_TEST
+
+START_TEST(test_roundtrip_executor_hop)
+{
+	json_decref(roundtrip(json_pack("{s:i, s:{s:s, s:s, s:s, s:b, s:{s:i}, s:{s:s}}}", "v", PURGE_PROTO_VERSION,
+					"job", "task_id", "01a227ad-f7bc-7304-b19f-9b57b020426a", "target", "demo",
+					"type", "noop", "dry_run", 0, "settings", "objects", 3, "secrets", "password",
+					"pw"),
+			      PURGE_MSG_JOB));
+	json_decref(roundtrip(json_pack("{s:{s:s, s:i, s:i}}", "progress", "step", "objects", "done", 1, "total", 3),
+			      PURGE_MSG_PROGRESS));
+	json_decref(roundtrip(json_pack("{s:{s:b, s:{s:i}}}", "outcome", "ok", 1, "counts", "objects", 3),
+			      PURGE_MSG_RESULT));
+	json_decref(roundtrip(json_pack("{s:{s:b, s:s}}", "outcome", "ok", 0, "error", "boom"), PURGE_MSG_RESULT));
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	for (int op = 0; op < _PURGE_OP_MAX; op++)
+		ck_assert_int_eq(purge_op_from_string(purge_op_to_string(op)), op);
+	for (int e = 0; e < _PURGE_ERR_MAX; e++) {
+		ck_assert_int_eq(purge_err_from_string(purge_err_to_string(e)), e);
+		ck_assert_int_ge(purge_err_http_status(e), 400);
+		ck_assert_int_gt(purge_err_exit_code(e), 0);
+	}
+	ck_assert_int_eq(purge_op_from_string("nope"), _PURGE_OP_INVALID);
+	ck_assert_int_eq(purge_err_from_string(NULL), _PURGE_ERR_INVALID);
+	ck_assert(proto_is_task_id("01a227ad-f7bc-7304-b19f-9b57b020426a"));
+	ck_assert(!proto_is_task_id("01a227ad-f7bc-7304-b19f-9b57b020426A"));
+	ck_assert(!proto_is_task_id("../../etc/passwd"));
+	ck_assert(!proto_is_task_id(NULL));
+	ck_assert(proto_is_name("itop-1.prod_x"));
+	ck_assert(!proto_is_name("-x"));
+	ck_assert(!proto_is_name("a/b"));
+	ck_assert(!proto_is_name(""));
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad payloads */
+
+/* Each case packs a payload with msgpack-c directly, bypassing our encoder. */
+typedef void (*pack_fn)(msgpack_packer *pk);
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str(pk, strlen(s));
+	msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void pk_req_head(msgpack_packer *pk, int extra)
+{
+	msgpack_pack_map(pk, 3 + extra);
+	pk_str(pk, "v");
+	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
+	pk_str(pk, "id");
+	msgpack_pack_int(pk, 1);
+}
+
+static void bad_array_top(msgpack_packer *pk) { msgpack_pack_array(pk, 0); }
+static void bad_int_top(msgpack_packer *pk) { msgpack_pack_int(pk, 3); }
+static void bad_no_kind(msgpack_packer *pk) { msgpack_pack_map(pk, 1); pk_str(pk, "x"); msgpack_pack_int(pk, 1); }
+static void bad_unknown_op(msgpack_packer *pk) { pk_req_head(pk, 0); pk_str(pk, "op"); pk_str(pk, "format.disk"); }
+static void bad_op_type(msgpack_packer *pk) { pk_req_head(pk, 0); pk_str(pk, "op"); msgpack_pack_int(pk, 3); }
+static void bad_missing_id(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+}
+static void bad_version(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "v");
+	msgpack_pack_int(pk, 99);
+	pk_str(pk, "id");
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+}
+static void bad_negative_id(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "id");
+	msgpack_pack_int(pk, -1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+}
+static void bad_unknown_key(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+	pk_str(pk, "sudo");
+	msgpack_pack_true(pk);
+}
+static void bad_args_type(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "purge");
+	pk_str(pk, "args");
+	pk_str(pk, "demo");
+}
+static void bad_missing_target(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "purge");
+	pk_str(pk, "args");
+	msgpack_pack_map(pk, 0);
+}
+static void bad_target_name(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "purge");
+	pk_str(pk, "args");
+	msgpack_pack_map(pk, 1);
+	pk_str(pk, "target");
+	pk_str(pk, "../etc");
+}
+static void bad_task_id(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "tasks.get");
+	pk_str(pk, "args");
+	msgpack_pack_map(pk, 1);
+	pk_str(pk, "id");
+	pk_str(pk, "1; DROP TABLE");
+}
+static void bad_deep(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+	pk_str(pk, "args");
+	for (int i = 0; i < 20; i++) {
+		msgpack_pack_map(pk, 1);
+		pk_str(pk, "k");
+	}
+	msgpack_pack_nil(pk);
+}
+static void bad_huge_string(msgpack_packer *pk)
+{
+	static char big[PURGE_STRING_MAX + 10];
+	memset(big, 'a', sizeof(big));
+	pk_req_head(pk, 0);
+	pk_str(pk, "op");
+	msgpack_pack_str(pk, sizeof(big));
+	msgpack_pack_str_body(pk, big, sizeof(big));
+}
+static void bad_binary(msgpack_packer *pk)
+{
+	pk_req_head(pk, 0);
+	pk_str(pk, "op");
+	msgpack_pack_bin(pk, 6);
+	msgpack_pack_bin_body(pk, "status", 6);
+}
+static void bad_int_key(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 1);
+	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, 1);
+}
+static void bad_dup_key(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+	pk_str(pk, "op");
+	pk_str(pk, "reload");
+}
+static void bad_utf8(msgpack_packer *pk)
+{
+	pk_req_head(pk, 0);
+	pk_str(pk, "op");
+	msgpack_pack_str(pk, 3);
+	msgpack_pack_str_body(pk, "\xff\xfe\x01", 3);
+}
+static void bad_nul(msgpack_packer *pk)
+{
+	pk_req_head(pk, 0);
+	pk_str(pk, "op");
+	msgpack_pack_str(pk, 7);
+	msgpack_pack_str_body(pk, "sta\0tus", 7);
+}
+static void bad_two_kinds(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+	pk_str(pk, "ok");
+	msgpack_pack_true(pk);
+}
+static void bad_auth_long(msgpack_packer *pk)
+{
+	char tok[PURGE_AUTH_MAX + 2];
+	memset(tok, 'x', sizeof(tok) - 1);
+	tok[sizeof(tok) - 1] = '\0';
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+	pk_str(pk, "auth");
+	pk_str(pk, tok);
+}
+static void bad_big_array(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+	pk_str(pk, "args");
+	msgpack_pack_array(pk, PURGE_LIST_MAX + 1);
+	for (unsigned i = 0; i < PURGE_LIST_MAX + 1; i++)
+		msgpack_pack_nil(pk);
+}
+static void bad_progress_overrun(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 1);
+	pk_str(pk, "progress");
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "done");
+	msgpack_pack_int(pk, 5);
+	pk_str(pk, "total");
+	msgpack_pack_int(pk, 3);
+}
+static void bad_reply_both(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "id");
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "ok");
+	msgpack_pack_false(pk);
+	pk_str(pk, "result");
+	msgpack_pack_nil(pk);
+}
+static void bad_huge_uint(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "id");
+	msgpack_pack_uint64(pk, UINT64_MAX);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+}
+static void bad_claimed_entries(msgpack_packer *pk)
+{
+	/* A 5-byte payload claiming 4 billion entries: must not allocate them. */
+	msgpack_pack_array(pk, 0xffffffffu);
+}
+static void bad_float_id(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "id");
+	msgpack_pack_double(pk, 1.5);
+	pk_str(pk, "op");
+	pk_str(pk, "status");
+}
+
+static const struct {
+	const char *name;
+	pack_fn fn;
+	enum purge_err code;
+	const char *needle;
+} bad_cases[] = {
+	{ "array at top", bad_array_top, PURGE_ERR_BAD_REQUEST, "must be a map" },
+	{ "integer at top", bad_int_top, PURGE_ERR_BAD_REQUEST, "must be a map" },
+	{ "no kind key", bad_no_kind, PURGE_ERR_BAD_REQUEST, "none of the keys" },
+	{ "unknown op", bad_unknown_op, PURGE_ERR_BAD_REQUEST, "unknown op 'format.disk'" },
+	{ "op not a string", bad_op_type, PURGE_ERR_BAD_REQUEST, "key 'op' must be a string, got integer" },
+	{ "missing id", bad_missing_id, PURGE_ERR_BAD_REQUEST, "missing key 'id'" },
+	{ "wrong version", bad_version, PURGE_ERR_BAD_REQUEST, "version 99" },
+	{ "negative id", bad_negative_id, PURGE_ERR_BAD_REQUEST, "key 'id' must be a non-negative integer" },
+	{ "unknown key", bad_unknown_key, PURGE_ERR_BAD_REQUEST, "unknown key 'sudo'" },
+	{ "args not a map", bad_args_type, PURGE_ERR_BAD_REQUEST, "key 'args' must be a map, got string" },
+	{ "missing target", bad_missing_target, PURGE_ERR_BAD_REQUEST, "missing key 'args.target'" },
+	{ "bad target name", bad_target_name, PURGE_ERR_BAD_REQUEST, "key 'args.target' must be a name" },
+	{ "bad task id", bad_task_id, PURGE_ERR_BAD_REQUEST, "key 'args.id' must be a task id" },
+	{ "deep nesting", bad_deep, PURGE_ERR_BAD_REQUEST, "nested deeper" },
+	{ "huge string", bad_huge_string, PURGE_ERR_TOO_LARGE, "exceeds the limit" },
+	{ "binary value", bad_binary, PURGE_ERR_BAD_REQUEST, "binary" },
+	{ "integer key", bad_int_key, PURGE_ERR_BAD_REQUEST, "map key must be a string" },
+	{ "duplicate key", bad_dup_key, PURGE_ERR_BAD_REQUEST, "duplicate key 'op'" },
+	{ "invalid UTF-8", bad_utf8, PURGE_ERR_BAD_REQUEST, "UTF-8" },
+	{ "NUL in string", bad_nul, PURGE_ERR_BAD_REQUEST, "NUL" },
+	{ "two kinds", bad_two_kinds, PURGE_ERR_BAD_REQUEST, "both a request and a reply" },
+	{ "auth too long", bad_auth_long, PURGE_ERR_BAD_REQUEST, "key 'auth' must be a token string" },
+	{ "array too long", bad_big_array, PURGE_ERR_TOO_LARGE, "entries exceeds" },
+	{ "progress overrun", bad_progress_overrun, PURGE_ERR_BAD_REQUEST, "exceeds 'total'" },
+	{ "failed reply with result", bad_reply_both, PURGE_ERR_BAD_REQUEST, "needs 'error'" },
+	{ "uint64 overflow", bad_huge_uint, PURGE_ERR_BAD_REQUEST, "out of range" },
+	{ "huge claimed array", bad_claimed_entries, PURGE_ERR_BAD_REQUEST, "claim more entries" },
+	{ "float id", bad_float_id, PURGE_ERR_BAD_REQUEST, "key 'id' must be a non-negative integer, got float" },
+};
+
+START_TEST(test_bad_payloads)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	enum purge_msg_type t = 77;
+	json_t *msg = (json_t *)0x1;
+	struct proto_error err;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	bad_cases[_i].fn(&pk);
+	memset(&err, 0, sizeof(err));
+	int r = proto_decode(sb.data, sb.size, ~0u, &t, &msg, &err);
+	ck_assert_msg(r < 0, "%s: accepted", bad_cases[_i].name);
+	ck_assert_msg(err.code == bad_cases[_i].code, "%s: code %s, want %s (%s)", bad_cases[_i].name,
+		      purge_err_to_string(err.code), purge_err_to_string(bad_cases[_i].code), err.message);
+	ck_assert_msg(strstr(err.message, bad_cases[_i].needle), "%s: message '%s' lacks '%s'", bad_cases[_i].name,
+		      err.message, bad_cases[_i].needle);
+	/* Outputs stay untouched on failure. */
+	ck_assert_int_eq(t, 77);
+	ck_assert_ptr_eq(msg, (json_t *)0x1);
+	msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_not_allowed_kind)
+{
+	uint8_t *buf;
+	size_t len;
+	enum purge_msg_type t;
+	json_t *msg, *req = proto_request_new(1, PURGE_OP_STATUS, NULL);
+	struct proto_error err;
+
+	ck_assert_int_eq(proto_encode(req, &buf, &len), 0);
+	ck_assert_int_lt(proto_decode(buf + 4, len - 4, PURGE_MSG_MASK(PURGE_MSG_JOB), &t, &msg, &err), 0);
+	ck_assert(strstr(err.message, "a request is not expected here"));
+	free(buf);
+	json_decref(req);
+}
+END_TEST
+
+START_TEST(test_trailing_and_truncated)
+{
+	uint8_t *buf;
+	size_t len;
+	enum purge_msg_type t;
+	json_t *msg, *req = proto_request_new(1, PURGE_OP_STATUS, NULL);
+	struct proto_error err;
+
+	ck_assert_int_eq(proto_encode(req, &buf, &len), 0);
+	/* Every truncation of the payload is refused. */
+	for (size_t n = 1; n < len - 4; n++) {
+		ck_assert_int_lt(proto_decode(buf + 4, n, ~0u, &t, &msg, &err), 0);
+		ck_assert(strstr(err.message, "truncated") || strstr(err.message, "malformed") ||
+			  strstr(err.message, "claim more entries"));
+	}
+	/* Trailing bytes are refused. */
+	uint8_t *more = malloc(len + 1);
+	memcpy(more, buf, len);
+	more[len] = 0xc0;
+	ck_assert_int_lt(proto_decode(more + 4, len - 3, ~0u, &t, &msg, &err), 0);
+	ck_assert(strstr(err.message, "trailing"));
+	ck_assert_int_lt(proto_decode(buf, 0, ~0u, &t, &msg, &err), 0);
+	free(more);
+	free(buf);
+	json_decref(req);
+}
+END_TEST
+
+START_TEST(test_random_bytes)
+{
+	/* Random payloads never crash the decoder (fuzzing covers this more deeply). */
+	unsigned seed = 12345;
+	uint8_t buf[256];
+	for (int round = 0; round < 20000; round++) {
+		size_t n = 1 + (size_t)(rand_r(&seed) % sizeof(buf));
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)rand_r(&seed);
+		if (round % 2)
+			buf[0] = 0x80 | (buf[0] & 0x0f); /* fixmap: go deeper than the first byte */
+		enum purge_msg_type t;
+		json_t *msg = NULL;
+		struct proto_error err;
+		if (proto_decode(buf, n, ~0u, &t, &msg, &err) == 0)
+			json_decref(msg);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------ frames */
+
+START_TEST(test_frame_reader)
+{
+	struct proto_reader r;
+	const uint8_t *p;
+	size_t n;
+	uint8_t *buf;
+	size_t len;
+	json_t *req = proto_request_new(9, PURGE_OP_STATUS, NULL);
+
+	ck_assert_int_eq(proto_encode(req, &buf, &len), 0);
+	proto_reader_init(&r);
+	/* Byte by byte: nothing until the last byte. */
+	for (size_t i = 0; i < len; i++) {
+		ck_assert_int_eq(proto_reader_next(&r, &p, &n), 0);
+		ck_assert_int_eq(proto_reader_feed(&r, buf + i, 1), 0);
+	}
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), 1);
+	ck_assert_uint_eq(n, len - 4);
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), 0);
+	ck_assert_uint_eq(proto_reader_pending(&r), 0);
+	/* Two frames in one feed. */
+	ck_assert_int_eq(proto_reader_feed(&r, buf, len), 0);
+	ck_assert_int_eq(proto_reader_feed(&r, buf, len), 0);
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), 1);
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), 1);
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), 0);
+	/* A truncated frame stays pending. */
+	ck_assert_int_eq(proto_reader_feed(&r, buf, len - 1), 0);
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), 0);
+	ck_assert_uint_eq(proto_reader_pending(&r), len - 1);
+	proto_reader_free(&r);
+
+	/* Oversized length and empty frame. */
+	static const uint8_t big[4] = { 0x00, 0x10, 0x00, 0x01 }, empty[4] = { 0, 0, 0, 0 };
+	proto_reader_init(&r);
+	proto_reader_feed(&r, big, 4);
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), -EMSGSIZE);
+	proto_reader_free(&r);
+	proto_reader_init(&r);
+	proto_reader_feed(&r, empty, 4);
+	ck_assert_int_eq(proto_reader_next(&r, &p, &n), -EBADMSG);
+	proto_reader_free(&r);
+	free(buf);
+	json_decref(req);
+}
+END_TEST
+
+START_TEST(test_encode_limits)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	json_t *arr = json_array();
+	/* 2 MiB of strings: over the frame limit. */
+	char *s = malloc(60000);
+	memset(s, 'x', 59999);
+	s[59999] = '\0';
+	for (int i = 0; i < 40; i++)
+		json_array_append_new(arr, json_string(s));
+	json_t *msg = proto_reply_ok(1, arr);
+	ck_assert_int_eq(proto_encode(msg, &buf, &len), -E2BIG);
+	ck_assert_ptr_null(buf);
+	json_decref(msg);
+	ck_assert_int_eq(proto_encode(json_array(), &buf, &len), -EINVAL);
+	free(s);
+}
+END_TEST
+
+static Suite *proto_suite(void)
+{
+	Suite *s = suite_create("proto");
+	TCase *tc;
+
+	tc = tcase_create("proto:roundtrip");
+	tcase_add_test(tc, test_roundtrip_requests);
+	tcase_add_test(tc, test_roundtrip_request_with_auth);
+	tcase_add_test(tc, test_roundtrip_replies_events);
+	tcase_add_test(tc, test_roundtrip_executor_hop);
+	tcase_add_test(tc, test_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("proto:validation");
+	tcase_add_loop_test(tc, test_bad_payloads, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	tcase_add_test(tc, test_not_allowed_kind);
+	tcase_add_test(tc, test_trailing_and_truncated);
+	tcase_add_test(tc, test_random_bytes);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("proto:frames");
+	tcase_add_test(tc, test_frame_reader);
+	tcase_add_test(tc, test_encode_limits);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(proto_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

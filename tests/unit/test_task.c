@@ -1,0 +1,133 @@
+/* Unit tests for daemon/task.c: ids, lookups, transitions' JSON, retention. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include "daemon/task.h"
+
+#define T0 1795000000000000LL /* some instant in 2026, in usec */
+
+START_TEST(test_ids_increase)
+{
+	struct task_table t;
+	task_table_init(&t);
+	char prev[PURGE_TASK_ID_LEN + 1] = "";
+	for (int i = 0; i < 5000; i++) {
+		/* The clock steps back half way: ids must still grow. */
+		int64_t now = i < 2500 ? T0 + i : T0 - 1000000 + i;
+		struct task *task = task_table_add(&t, "demo", "purge", "root", 0, "ctl", now);
+		ck_assert(proto_is_task_id(task->id));
+		ck_assert_msg(strcmp(task->id, prev) > 0, "%s !> %s", task->id, prev);
+		ck_assert_int_eq(task->id[14], '7'); /* UUID version 7 */
+		strcpy(prev, task->id);
+	}
+	ck_assert_uint_eq(t.n, 5000);
+	for (size_t i = 0; i < t.n; i += 97)
+		ck_assert_ptr_eq(task_table_find(&t, t.v[i]->id), t.v[i]);
+	ck_assert_ptr_null(task_table_find(&t, "00000000-0000-7000-8000-000000000000"));
+	ck_assert_ptr_null(task_table_find(&t, NULL));
+	task_table_free(&t);
+}
+END_TEST
+
+START_TEST(test_json_roundtrip)
+{
+	struct task_table t;
+	task_table_init(&t);
+	struct task *a = task_table_add(&t, "demo", "purge", "alice", 1000, "ctl", T0);
+	a->state = TASK_FAILED;
+	a->started = T0 + 1000000;
+	a->ended = T0 + 2000000;
+	a->done = 3;
+	a->total = 9;
+	a->step = strdup("objects");
+	json_object_set_new(a->counts, "objects", json_integer(3));
+	task_set_error(a, "executor killed by signal %d", 9);
+
+	json_t *j = task_to_json(a);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "error")), "executor killed by signal 9");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "created")), "2026-11-18T11:06:40Z");
+	struct task *b = task_from_json(j);
+	ck_assert_ptr_nonnull(b);
+	json_t *j2 = task_to_json(b);
+	ck_assert(json_equal(j, j2));
+	json_decref(j);
+	json_decref(j2);
+	task_free(b);
+
+	/* Records that do not describe a task are refused. */
+	json_t *junk = json_pack("{s:s, s:s}", "id", "../x", "status", "queued");
+	ck_assert_ptr_null(task_from_json(junk));
+	json_decref(junk);
+	task_table_free(&t);
+}
+END_TEST
+
+START_TEST(test_put_and_prune)
+{
+	struct task_table t, u;
+	task_table_init(&t);
+	task_table_init(&u);
+	for (int i = 0; i < 10; i++) {
+		struct task *x = task_table_add(&t, "demo", "purge", "root", 0, "ctl", T0 + i * 1000);
+		x->state = i < 8 ? TASK_FINISHED : TASK_QUEUED;
+	}
+	/* Rebuild in reverse order as a replay might: the table stays sorted. */
+	for (size_t i = t.n; i-- > 0;) {
+		json_t *j = task_to_json(t.v[i]);
+		task_table_put(&u, task_from_json(j));
+		json_decref(j);
+	}
+	for (size_t i = 0; i < t.n; i++)
+		ck_assert_str_eq(u.v[i]->id, t.v[i]->id);
+	/* Replacing by id keeps one copy. */
+	json_t *j = task_to_json(t.v[3]);
+	task_table_put(&u, task_from_json(j));
+	json_decref(j);
+	ck_assert_uint_eq(u.n, 10);
+	/* New ids after a replay are greater than the replayed ones. */
+	struct task *n = task_table_add(&u, "demo", "purge", "root", 0, "ctl", T0 - 5000000);
+	ck_assert_int_gt(strcmp(n->id, t.v[9]->id), 0);
+	n->state = TASK_CANCELLED;
+
+	/* Keep 3 final tasks: the oldest finished go, queued ones always stay. */
+	ck_assert_uint_eq(task_table_prune(&u, 3), 6);
+	ck_assert_uint_eq(u.n, 5);
+	ck_assert_str_eq(u.v[0]->id, t.v[6]->id);
+	ck_assert_int_eq(u.v[2]->state, TASK_QUEUED);
+	ck_assert_uint_eq(task_table_prune(&u, 3), 0);
+	task_table_free(&t);
+	task_table_free(&u);
+}
+END_TEST
+
+START_TEST(test_state_names)
+{
+	for (int s = 0; s < _TASK_STATE_MAX; s++)
+		ck_assert_int_eq(task_state_from_string(task_state_to_string(s)), s);
+	ck_assert_int_eq(task_state_from_string("running"), _TASK_STATE_INVALID);
+	ck_assert(task_state_is_final(TASK_CANCELLED));
+	ck_assert(!task_state_is_final(TASK_STARTED));
+}
+END_TEST
+
+static Suite *task_suite(void)
+{
+	Suite *s = suite_create("task");
+	TCase *tc = tcase_create("task:table");
+	tcase_add_test(tc, test_ids_increase);
+	tcase_add_test(tc, test_json_roundtrip);
+	tcase_add_test(tc, test_put_and_prune);
+	tcase_add_test(tc, test_state_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(task_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
