@@ -95,8 +95,7 @@ static int follow(struct client *c, const char *id)
 		bool end = event && strcmp(event, "end") == 0;
 		json_decref(last);
 		last = json_incref(task);
-		if (!opt_json)
-			render_progress(task, end);
+		render_progress(task, end); /* stderr: stdout keeps its one JSON document */
 		json_decref(msg);
 		if (end)
 			break;
