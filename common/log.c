@@ -49,6 +49,8 @@ void log_emit(int prio, const char *fmt, va_list ap)
 	errno = saved;
 }
 
+static void emit_errno(int prio, int err, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void emit_errno(int prio, int err, const char *fmt, va_list ap)
 {
 	char msg[1536], line[2048];

@@ -130,6 +130,11 @@ status_is() { [ "$(task_status "$1")" = "$2" ]; }
 executor_pid() { pgrep -f "^$T/bin/purged-executor $1" | head -n 1; }
 
 finish() {
+	# A sanitizer build reports into the daemon's log (executors' stderr is relayed there).
+	if [ -f "$LOG" ] && grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LOG"; then
+		not_ok "sanitizer report in the daemon log"
+		grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LOG" | head -n 40 | sed 's/^/#   /'
+	fi
 	echo "$SCENARIO: $PASSED passed, $FAILED failed"
 	[ "$FAILED" = 0 ]
 }

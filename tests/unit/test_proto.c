@@ -535,7 +535,9 @@ START_TEST(test_encode_limits)
 	ck_assert_int_eq(proto_encode(msg, &buf, &len), -E2BIG);
 	ck_assert_ptr_null(buf);
 	json_decref(msg);
-	ck_assert_int_eq(proto_encode(json_array(), &buf, &len), -EINVAL);
+	json_t *arr2 = json_array();
+	ck_assert_int_eq(proto_encode(arr2, &buf, &len), -EINVAL);
+	json_decref(arr2);
 	free(s);
 }
 END_TEST

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Install the Debian 12 packages purged needs to build, run and test.
+# Idempotent: does nothing when everything is present. Needs root to install.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	meson ninja-build pkg-config gcc clang
+	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
+	libsystemd-dev zlib1g-dev
+	# tests
+	check jq procps util-linux
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing packages: ${missing[*]}" >&2
+	echo "deps: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
