@@ -9,7 +9,7 @@ PACKAGES=(
 	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
 	libsystemd-dev zlib1g-dev
 	# tests
-	check jq procps util-linux
+	check jq procps util-linux bsdutils python3
 )
 
 missing=()
