@@ -59,3 +59,15 @@ void freezero_str(char *s)
 	explicit_bzero(s, strlen(s));
 	free(s);
 }
+
+void json_wipe_strings(json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(obj))
+		return;
+	/* jansson keeps the bytes in place: scrub them before they are freed. */
+	json_object_foreach(obj, k, v)
+		if (json_is_string(v))
+			explicit_bzero((char *)json_string_value(v), json_string_length(v));
+}

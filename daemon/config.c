@@ -424,18 +424,6 @@ int config_load(const char *path, struct daemon_conf **ret, struct config_errors
 	return r;
 }
 
-static void json_wipe_free(json_t *secrets)
-{
-	const char *k;
-	json_t *v;
-	if (!secrets)
-		return;
-	json_object_foreach(secrets, k, v)
-		if (json_is_string(v))
-			explicit_bzero((char *)json_string_value(v), json_string_length(v));
-	json_decref(secrets);
-}
-
 struct daemon_conf *config_free(struct daemon_conf *c)
 {
 	if (!c)
@@ -444,7 +432,8 @@ struct daemon_conf *config_free(struct daemon_conf *c)
 		free(c->targets[i].name);
 		free(c->targets[i].type);
 		json_decref(c->targets[i].settings);
-		json_wipe_free(c->targets[i].secrets);
+		json_wipe_strings(c->targets[i].secrets);
+		json_decref(c->targets[i].secrets);
 	}
 	free(c->targets);
 	free(c->path);

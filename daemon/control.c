@@ -119,13 +119,6 @@ void ctl_send(struct ctl_conn *c, json_t *msg)
 	send_msg(c, msg, false);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	(void)h;
-	buf->base = xmalloc(suggested);
-	buf->len = suggested;
-}
-
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct ctl_conn *c = s->data;
@@ -243,7 +236,7 @@ static void on_connection(uv_stream_t *server, int status)
 			 true);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_read);
+	uv_read_start((uv_stream_t *)&c->pipe, alloc_read_buf, on_read);
 }
 
 void ctl_listen(const char *path, const char *group)

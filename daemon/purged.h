@@ -46,6 +46,9 @@ struct purged {
 
 extern struct purged *purged;
 
+/* libuv read buffers for every stream the supervisor reads; the read callback frees buf->base. */
+void alloc_read_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
 /* ---------------------------------------------------------------- runner.c */
 /*
  * Admit a new task for @target (limits: one purge per target, max_queue).

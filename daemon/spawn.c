@@ -200,13 +200,6 @@ static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 	json_decref(msg);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	(void)h;
-	buf->base = xmalloc(suggested);
-	buf->len = suggested;
-}
-
 static void on_msg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct executor *e = s->data;
@@ -377,8 +370,8 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 			kill_now(e, "the job could not be sent to the executor");
 		}
 	}
-	uv_read_start((uv_stream_t *)&e->msg, alloc_cb, on_msg_read);
-	uv_read_start((uv_stream_t *)&e->log, alloc_cb, on_log_read);
+	uv_read_start((uv_stream_t *)&e->msg, alloc_read_buf, on_msg_read);
+	uv_read_start((uv_stream_t *)&e->log, alloc_read_buf, on_log_read);
 	uv_timer_start(&e->timer, on_timer, (uint64_t)purged->conf->task_timeout * 1000, 0);
 	log_info("task %s: executor %d started for %s of '%s'%s", task->id, e->pid, task->operation, tc->name,
 		 purged->drop_privileges ? " (as executor_user)" : "");

@@ -26,6 +26,13 @@ static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t stop_timer;
 static int64_t stop_deadline;
 
+void alloc_read_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	buf->base = xmalloc(suggested);
+	buf->len = suggested;
+}
+
 static void notify(const char *state)
 {
 #if HAVE_LIBSYSTEMD

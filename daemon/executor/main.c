@@ -38,15 +38,6 @@ static const struct backend_ops *find_backend(const char *type)
 	return NULL;
 }
 
-static void wipe_secrets(json_t *secrets)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach(secrets, k, v)
-		if (json_is_string(v))
-			explicit_bzero((char *)json_string_value(v), json_string_length(v));
-}
-
 static int send_result(int fd, bool ok, json_t *counts, const char *error)
 {
 	json_t *msg = json_pack("{s:{s:b, s:O}}", "outcome", "ok", ok, "counts", counts);
@@ -111,7 +102,7 @@ int main(int argc, char **argv)
 		  rep.landlock_net ? " with TCP rules" : "");
 
 	r = ops->run(&ctx);
-	wipe_secrets((json_t *)ctx.secrets);
+	json_wipe_strings((json_t *)ctx.secrets);
 	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));

@@ -13,6 +13,8 @@ char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Wipe and free a secret string (accepts NULL). */
 void freezero_str(char *s);
+/* Overwrite every string value of a JSON object of secrets (accepts NULL); the object stays. */
+void json_wipe_strings(json_t *obj);
 
 /* Wall clock in microseconds since the epoch, and a monotonic clock in microseconds. */
 int64_t now_usec(void);
