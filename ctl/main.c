@@ -3,11 +3,13 @@
  * command against purged's control socket, prints the outcome, and exits
  * with a documented status. purgectl only.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include "buildconf.h"
 #include "ctl/purgectl.h"
@@ -40,6 +42,8 @@ static void usage(FILE *f)
 		"  cancel ID                       cancel a queued or running task\n"
 		"  wait ID                         follow a task until it ends\n"
 		"  reload                          re-read the daemon's configuration\n"
+		"  token new NAME                  mint a REST bearer token: prints the token once, then\n"
+		"                                  the NAME:SHA256 line for tokens_file (no daemon needed)\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket PATH  control socket (default $PURGED_SOCKET, else %s)\n"
@@ -206,6 +210,36 @@ static void render_reload(const json_t *res)
 	       (long long)json_integer_value(json_object_get(res, "targets")));
 }
 
+/* A new bearer token: 32 random bytes as hex. Only its hash is ever stored. */
+static int cmd_token_new(const char *name)
+{
+	unsigned char raw[32];
+	char token[65], hash[65];
+
+	if (!proto_is_name(name))
+		return usage_error("'%s' is not a valid token name (letters, digits, '.', '_', '-')", name);
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		fprintf(stderr, "purgectl: cannot get random bytes: %s\n", strerror(errno));
+		return EXIT_PURGECTL_FAILURE;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(token + 2 * i, 3, "%02x", raw[i]);
+	sha256_hex(token, hash);
+	if (opt_json) {
+		json_t *j = json_pack("{s:s, s:s, s:s}", "name", name, "token", token, "tokens_file_line", "");
+		json_object_set_new(j, "tokens_file_line", json_sprintf("%s:%s", name, hash));
+		print_json(j);
+		json_decref(j);
+	} else {
+		printf("%s\n%s:%s\n", token, name, hash);
+		fprintf(stderr, "The first line is the token: give it to the client now, it is not stored.\n"
+			"Add the second line to the tokens_file of [rest], then run 'purgectl reload'.\n");
+	}
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(token, sizeof(token));
+	return 0;
+}
+
 static int need_args(const char *cmd, int have, int want, const char *what)
 {
 	if (have == want)
@@ -276,6 +310,11 @@ int main(int argc, char **argv)
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
 
+	if (strcmp(cmd, "token") == 0) {
+		if (nargs != 2 || strcmp(args[0], "new") != 0)
+			return usage_error("%s", "usage: purgectl token new NAME");
+		return cmd_token_new(args[1]);
+	}
 	static const char *const known[] = { "status", "targets", "plan", "purge", "tasks", "task",
 					     "cancel", "wait", "reload", NULL };
 	bool is_known = false;

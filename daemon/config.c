@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 #include "daemon/config.h"
 #include "daemon/creds.h"
+#include "daemon/tokens.h"
 #include "buildconf.h"
 #include "purged/proto.h"
 #include "purged/util.h"
@@ -27,6 +29,8 @@ enum key_type {
 	KEY_PATH,        /* absolute path */
 	KEY_UINT,
 	KEY_SECRET_FILE, /* absolute path of a secret file; its content goes to secrets */
+	KEY_BOOL,        /* yes/no, true/false, on/off, 1/0; stored as unsigned 0/1 */
+	KEY_LISTEN,      /* IPv4:PORT or [IPv6]:PORT */
 };
 
 struct key_def {
@@ -39,6 +43,7 @@ struct key_def {
 
 #define DKEY_S(n, t, d) { #n, t, d, 0, 0, offsetof(struct daemon_conf, n) }
 #define DKEY_U(n, d, lo, hi) { #n, KEY_UINT, d, lo, hi, offsetof(struct daemon_conf, n) }
+#define RKEY(n, t, d, lo, hi) { #n, t, d, lo, hi, offsetof(struct daemon_conf, rest_##n) }
 
 static const struct key_def daemon_keys[] = {
 	DKEY_S(control_socket, KEY_PATH, PURGED_DEFAULT_SOCKET),
@@ -51,6 +56,24 @@ static const struct key_def daemon_keys[] = {
 	DKEY_U(keep_tasks, "10000", 1, 1000000),
 	DKEY_U(cancel_grace, "5", 0, 600),
 	{ NULL },
+};
+
+static const struct key_def rest_keys[] = {
+	RKEY(enabled, KEY_BOOL, "no", 0, 1),
+	RKEY(listen, KEY_LISTEN, "127.0.0.1:8470", 0, 0),
+	RKEY(tokens_file, KEY_PATH, "/etc/purged/tokens", 0, 0),
+	RKEY(allow_remote, KEY_BOOL, "no", 0, 1),
+	RKEY(idle_timeout, KEY_UINT, "30", 1, 3600),
+	{ NULL },
+};
+
+/* Sections with fixed keys stored in struct daemon_conf. */
+static const struct {
+	const char *name;
+	const struct key_def *keys;
+} fixed_sections[] = {
+	{ "daemon", daemon_keys },
+	{ "rest", rest_keys },
 };
 
 /* noop: the demo target and the instrument of tests and benchmarks. */
@@ -202,6 +225,53 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	return 0;
 }
 
+int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback)
+{
+	struct sockaddr_storage ss = { 0 };
+	char host[128];
+	const char *colon, *h = s;
+	size_t hl;
+	unsigned long port;
+
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host) || parse_uint(colon + 1, 1, 65535, &port) < 0)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (*s == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (ret_loopback)
+			*ret_loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (ret_loopback)
+			*ret_loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ret)
+		*ret = ss;
+	return 0;
+}
+
 /* Check one value against its definition; on success store it through @store. */
 static int check_value(struct parse_state *ps, unsigned line, const struct key_def *k, const char *value,
 		       unsigned long *ret_uint)
@@ -225,6 +295,24 @@ static int check_value(struct parse_state *ps, unsigned line, const struct key_d
 		}
 		if (strlen(value) >= PATH_MAX) {
 			add_error(ps, line, "%s: path too long", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	case KEY_BOOL:
+		if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on") || !strcmp(value, "1")) {
+			*ret_uint = 1;
+			return 0;
+		}
+		if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "off") || !strcmp(value, "0")) {
+			*ret_uint = 0;
+			return 0;
+		}
+		add_error(ps, line, "%s = '%s': expected yes or no", k->name, value);
+		return -EINVAL;
+	case KEY_LISTEN:
+		if (listen_parse(value, NULL, NULL) < 0) {
+			add_error(ps, line, "%s = '%s': expected ADDRESS:PORT, e.g. 127.0.0.1:8470 or [::1]:8470",
+				  k->name, value);
 			return -EINVAL;
 		}
 		return 0;
@@ -256,24 +344,48 @@ static const struct entry *lookup(struct parse_state *ps, const char *section, c
 	return found;
 }
 
-static void build_daemon(struct parse_state *ps, struct daemon_conf *c)
+static bool stored_as_uint(enum key_type t)
 {
-	for (const struct key_def *k = daemon_keys; k->name; k++) {
-		const struct entry *e = lookup(ps, "daemon", k->name);
+	return t == KEY_UINT || t == KEY_BOOL;
+}
+
+static void build_fixed(struct parse_state *ps, struct daemon_conf *c, const char *section, const struct key_def *keys)
+{
+	for (const struct key_def *k = keys; k->name; k++) {
+		const struct entry *e = lookup(ps, section, k->name);
 		const char *v = e ? e->value : k->def;
 		unsigned long u = 0;
 
 		if (check_value(ps, e ? e->line : 0, k, v, &u) < 0)
 			continue;
-		if (k->type == KEY_UINT)
+		if (stored_as_uint(k->type))
 			*(unsigned *)((char *)c + k->offset) = (unsigned)u;
 		else
 			*(char **)((char *)c + k->offset) = xstrdup(v);
 	}
 	/* Make the struct safe to use even when a value above was refused. */
-	for (const struct key_def *k = daemon_keys; k->name; k++)
-		if (k->type != KEY_UINT && !*(char **)((char *)c + k->offset))
+	for (const struct key_def *k = keys; k->name; k++)
+		if (!stored_as_uint(k->type) && !*(char **)((char *)c + k->offset))
 			*(char **)((char *)c + k->offset) = xstrdup(k->def);
+}
+
+/* [rest] needs more than its keys: a loopback address unless allowed, and a valid tokens file. */
+static void check_rest(struct parse_state *ps, struct daemon_conf *c)
+{
+	const struct entry *listen = lookup(ps, "rest", "listen");
+	bool loopback = false;
+	char err[512];
+
+	if (!c->rest_enabled)
+		return;
+	if (listen_parse(c->rest_listen, NULL, &loopback) == 0 && !loopback && !c->rest_allow_remote)
+		add_error(ps, listen ? listen->line : 0,
+			  "listen = '%s' is not a loopback address: purged-rest serves loopback only unless "
+			  "allow_remote = yes", c->rest_listen);
+	if (tokens_load(c->rest_tokens_file, &c->tokens, err, sizeof(err)) < 0) {
+		const struct entry *tf = lookup(ps, "rest", "tokens_file");
+		add_error(ps, tf ? tf->line : 0, "%s", err);
+	}
 }
 
 static void build_target(struct parse_state *ps, struct daemon_conf *c, const struct section *s, const char *name)
@@ -302,7 +414,8 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 
 	c->targets = xrealloc(c->targets, (c->n_targets + 1) * sizeof(*c->targets));
 	t = &c->targets[c->n_targets++];
-	*t = (struct target_conf){ xstrdup(name), xstrdup(te->value), json_object(), json_object(), s->line };
+	*t = (struct target_conf){ xstrdup(name), xstrdup(te->value), json_object(), json_object(), json_object(),
+				   s->line };
 
 	for (size_t i = 0; i < ps->n_entries; i++) {
 		const struct entry *e = &ps->entries[i];
@@ -342,8 +455,9 @@ static void check_entries(struct parse_state *ps)
 		const struct entry *e = &ps->entries[i];
 		if (lookup(ps, e->section, e->key) != e)
 			add_error(ps, e->line, "key '%s' repeats one set earlier in [%s]", e->key, e->section);
-		if (strcmp(e->section, "daemon") == 0 && !find_key(daemon_keys, e->key))
-			add_error(ps, e->line, "unknown key '%s' in [daemon]", e->key);
+		for (size_t f = 0; f < sizeof(fixed_sections) / sizeof(fixed_sections[0]); f++)
+			if (strcmp(e->section, fixed_sections[f].name) == 0 && !find_key(fixed_sections[f].keys, e->key))
+				add_error(ps, e->line, "unknown key '%s' in [%s]", e->key, e->section);
 	}
 }
 
@@ -362,10 +476,12 @@ int config_parse(const char *name, const char *data, size_t len, struct daemon_c
 		add_error(&ps, 0, "out of memory parsing the file");
 
 	check_entries(&ps);
-	build_daemon(&ps, c);
+	for (size_t i = 0; i < sizeof(fixed_sections) / sizeof(fixed_sections[0]); i++)
+		build_fixed(&ps, c, fixed_sections[i].name, fixed_sections[i].keys);
+	check_rest(&ps, c);
 	for (size_t i = 0; i < ps.n_sections; i++) {
 		const struct section *s = &ps.sections[i];
-		if (strcmp(s->name, "daemon") == 0)
+		if (strcmp(s->name, "daemon") == 0 || strcmp(s->name, "rest") == 0)
 			continue;
 		if (strncmp(s->name, "target ", 7) == 0) {
 			const char *tname = s->name + 7;
@@ -374,7 +490,7 @@ int config_parse(const char *name, const char *data, size_t len, struct daemon_c
 			build_target(&ps, c, s, tname);
 			continue;
 		}
-		add_error(&ps, s->line, "unknown section [%s] (known: [daemon], [target NAME])", s->name);
+		add_error(&ps, s->line, "unknown section [%s] (known: [daemon], [rest], [target NAME])", s->name);
 	}
 
 	for (size_t i = 0; i < ps.n_entries; i++) {
@@ -432,6 +548,7 @@ struct daemon_conf *config_free(struct daemon_conf *c)
 		free(c->targets[i].name);
 		free(c->targets[i].type);
 		json_decref(c->targets[i].settings);
+		json_decref(c->targets[i].endpoint);
 		json_wipe_strings(c->targets[i].secrets);
 		json_decref(c->targets[i].secrets);
 	}
@@ -441,6 +558,9 @@ struct daemon_conf *config_free(struct daemon_conf *c)
 	free(c->control_group);
 	free(c->state_dir);
 	free(c->executor_user);
+	free(c->rest_listen);
+	free(c->rest_tokens_file);
+	tokens_free(c->tokens);
 	free(c);
 	return NULL;
 }

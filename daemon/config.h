@@ -7,11 +7,14 @@
 #include <stddef.h>
 #include <jansson.h>
 
+struct tokens;
+
 struct target_conf {
 	char *name;
 	char *type;          /* "noop", ... */
 	json_t *settings;    /* typed backend settings handed to the executor; no secrets */
 	json_t *secrets;     /* key -> secret value, read from the *_file keys; wiped on free */
+	json_t *endpoint;    /* {server, port, api_path} of a network backend; empty for noop */
 	unsigned line;       /* of the section header, for messages */
 };
 
@@ -26,6 +29,14 @@ struct daemon_conf {
 	unsigned task_timeout;  /* seconds */
 	unsigned keep_tasks;    /* finished tasks kept in the table and journal */
 	unsigned cancel_grace;  /* seconds between SIGTERM and SIGKILL */
+	/* [rest] */
+	unsigned rest_enabled;
+	char *rest_listen;
+	char *rest_tokens_file;
+	unsigned rest_allow_remote;
+	unsigned rest_idle_timeout; /* seconds */
+	struct tokens *tokens;      /* loaded from rest_tokens_file when enabled */
+
 	struct target_conf *targets;
 	size_t n_targets;
 };
@@ -48,5 +59,9 @@ int config_parse(const char *name, const char *data, size_t len, struct daemon_c
 struct daemon_conf *config_free(struct daemon_conf *c);
 const struct target_conf *config_find_target(const struct daemon_conf *c, const char *name);
 void config_errors_clear(struct config_errors *errs);
+struct sockaddr_storage;
+/* Parse "IPv4:PORT" or "[IPv6]:PORT". Returns 0 (filling what is non-NULL) or -EINVAL. */
+int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback);
+
 /* Names of the known target types, for messages and purgectl targets. */
 bool config_type_known(const char *type);

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "daemon/purged.h"
+#include "daemon/tokens.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -28,6 +29,8 @@ struct ctl_conn {
 	struct caller who;
 	struct ctl_conn *next, *prev;
 	bool closing;
+	bool rest;               /* purged-rest's link: callers are bearer tokens, per request */
+	void (*on_close)(void);  /* tells the owner of an adopted link */
 };
 
 static uv_pipe_t listener;
@@ -49,6 +52,8 @@ static void conn_close(struct ctl_conn *c)
 		return;
 	c->closing = true;
 	watch_drop_conn(c);
+	if (c->on_close)
+		c->on_close();
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -119,6 +124,39 @@ void ctl_send(struct ctl_conn *c, json_t *msg)
 	send_msg(c, msg, false);
 }
 
+/*
+ * Requests through purged-rest carry the bearer token the HTTP client sent:
+ * the caller is that token's name, checked here against the hashes of the
+ * tokens file; purged-rest itself is trusted with nothing.
+ */
+static void dispatch(struct ctl_conn *c, const json_t *req)
+{
+	struct caller who = c->who;
+	const char *auth, *name;
+
+	if (c->rest) {
+		auth = json_string_value(json_object_get(req, "auth"));
+		name = tokens_verify(purged->conf->tokens, auth);
+		if (!name) {
+			uint64_t id = (uint64_t)json_integer_value(json_object_get(req, "id"));
+			const char *op = json_string_value(json_object_get(req, "op"));
+			if (auth)
+				log_warnx("rest: refused %s: the bearer token matches none in %s", op,
+					  purged->conf->rest_tokens_file);
+			if (purge_op_is_mutating(purge_op_from_string(op)))
+				audit_record(&who, op, json_string_value(json_object_get(json_object_get(req, "args"),
+											  "target")),
+					     NULL, "unauthorized", auth ? "invalid token" : "no token");
+			ctl_send(c, proto_reply_error(id, PURGE_ERR_UNAUTHORIZED,
+						      auth ? "invalid bearer token" : "missing bearer token"));
+			return;
+		}
+		snprintf(who.name, sizeof(who.name), "%s", name);
+		who.allowed = true;
+	}
+	ops_dispatch(c, &who, req);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct ctl_conn *c = s->data;
@@ -143,7 +181,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 				send_msg(c, proto_reply_error(0, err.code, "%s", err.message), true);
 				break;
 			}
-			ops_dispatch(c, &c->who, req);
+			dispatch(c, req);
 			json_decref(req);
 		}
 		if (r < 0 && !c->closing) {
@@ -300,6 +338,34 @@ void ctl_listen(const char *path, const char *group)
 	socket_path = xstrdup(path);
 	log_info("control: listening on %s (mode 0660, group %s)", path,
 		 purged->have_control_gid ? group : "none");
+}
+
+struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void))
+{
+	struct ctl_conn *c = xcalloc(1, sizeof(*c));
+	int r;
+
+	proto_reader_init(&c->rd);
+	uv_pipe_init(purged->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	c->rest = true;
+	c->on_close = on_close;
+	c->who.door = "rest";
+	c->who.uid = c->who.gid = c->who.pid = -1;
+	snprintf(c->who.name, sizeof(c->who.name), "anonymous");
+	r = uv_pipe_open(&c->pipe, fd);
+	if (r < 0) {
+		log_warnx("rest: cannot watch the link to purged-rest: %s", uv_strerror(r));
+		uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+		return NULL;
+	}
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	n_conns++;
+	uv_read_start((uv_stream_t *)&c->pipe, alloc_read_buf, on_read);
+	return c;
 }
 
 void ctl_close_listener(void)

@@ -11,7 +11,7 @@
 
 int creds_load_file(const char *path, char **ret, char *err, size_t errlen)
 {
-	char buf[CREDS_MAX + 2];
+	char *buf = xmalloc(CREDS_MAX + 2);
 	struct stat st;
 	size_t len = 0;
 	int fd, r = 0;
@@ -20,6 +20,7 @@ int creds_load_file(const char *path, char **ret, char *err, size_t errlen)
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot open secret file '%s': %s", path, strerror(errno));
+		free(buf);
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -45,7 +46,7 @@ int creds_load_file(const char *path, char **ret, char *err, size_t errlen)
 		goto finish;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		ssize_t n = read(fd, buf + len, CREDS_MAX + 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -72,7 +73,8 @@ int creds_load_file(const char *path, char **ret, char *err, size_t errlen)
 	buf[len] = '\0';
 	*ret = xstrdup(buf);
 finish:
-	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(buf, CREDS_MAX + 2);
+	free(buf);
 	close(fd);
 	return r;
 }

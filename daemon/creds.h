@@ -6,7 +6,7 @@
 #pragma once
 #include <stddef.h>
 
-#define CREDS_MAX 4096
+#define CREDS_MAX 65536 /* a tokens file of some hundred lines fits */
 
 /*
  * Read the secret in @path (one value; a final newline is dropped). Returns 0

@@ -79,10 +79,47 @@ static json_t *op_plan(struct ctl_conn *c, const struct caller *who, uint64_t id
 	return NULL;
 }
 
+/*
+ * A REST body may name the endpoint it believes it is purging (Lucid Chain's
+ * server/port/api_path). It must be the configured target's, or nothing is
+ * done: a client must never steer a purge to another system.
+ */
+static json_t *check_endpoint(uint64_t id, const json_t *args)
+{
+	const char *name = json_string_value(json_object_get(args, "target"));
+	const struct target_conf *tc = config_find_target(purged->conf, name);
+	json_t *ep = json_object_get(args, "endpoint");
+	const char *key;
+	json_t *v;
+
+	if (!tc || !ep)
+		return NULL;
+	json_object_foreach(ep, key, v) {
+		json_t *mine = json_object_get(tc->endpoint, key);
+		if (!mine || !json_equal(mine, v)) {
+			char *given = json_dumps(v, JSON_ENCODE_ANY);
+			json_t *r = proto_reply_error(id, PURGE_ERR_FORBIDDEN,
+						      "%s %s does not match target '%s' (%s); nothing was done", key,
+						      given ? given : "?", name,
+						      mine ? "configured otherwise" : "it has no such endpoint setting");
+			free(given);
+			return r;
+		}
+	}
+	return NULL;
+}
+
 static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
 	struct task *t = NULL;
-	json_t *err = submit(c, who, id, args, "purge", &t);
+	json_t *err = check_endpoint(id, args);
+	if (err)
+		return err;
+	/* Request credentials are used only by targets that accept them; none does yet. */
+	if (json_object_get(args, "credentials"))
+		log_debug("purge of '%s': credentials in the request ignored (accept_request_credentials is off)",
+			  json_string_value(json_object_get(args, "target")));
+	err = submit(c, who, id, args, "purge", &t);
 	if (err)
 		return err;
 	runner_schedule();
@@ -93,6 +130,7 @@ static json_t *op_tasks_list(struct ctl_conn *c, const struct caller *who, uint6
 {
 	json_t *lim = json_object_get(args, "limit"), *off = json_object_get(args, "offset");
 	const char *target = json_string_value(json_object_get(args, "target"));
+	const char *operation = json_string_value(json_object_get(args, "operation"));
 	size_t limit = lim ? (size_t)json_integer_value(lim) : LIST_DEFAULT;
 	size_t offset = off ? (size_t)json_integer_value(off) : 0;
 	json_t *arr = json_array();
@@ -104,7 +142,7 @@ static json_t *op_tasks_list(struct ctl_conn *c, const struct caller *who, uint6
 	/* Newest first. Without a filter this is O(limit): the table is in creation order. */
 	for (size_t i = purged->tasks.n; i-- > 0 && json_array_size(arr) < limit;) {
 		struct task *t = purged->tasks.v[i];
-		if (target && strcmp(t->target, target) != 0)
+		if ((target && strcmp(t->target, target) != 0) || (operation && strcmp(t->operation, operation) != 0))
 			continue;
 		if (seen++ < offset)
 			continue;
@@ -189,6 +227,35 @@ static json_t *op_reload(struct ctl_conn *c, const struct caller *who, uint64_t 
 	return reply;
 }
 
+/* Task counts by target and status, for Prometheus. O(tasks): scrapes are rare; status stays O(1). */
+static json_t *op_metrics(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *by = json_object(), *arr = json_array();
+	const char *target;
+	json_t *states;
+	(void)c, (void)who, (void)args;
+
+	for (size_t i = 0; i < purged->tasks.n; i++) {
+		const struct task *t = purged->tasks.v[i];
+		json_t *s = json_object_get(by, t->target);
+		if (!s) {
+			s = json_object();
+			json_object_set_new(by, t->target, s);
+		}
+		const char *st = task_state_to_string(t->state);
+		json_object_set_new(s, st, json_integer(json_integer_value(json_object_get(s, st)) + 1));
+	}
+	json_object_foreach(by, target, states) {
+		const char *st;
+		json_t *n;
+		json_object_foreach(states, st, n)
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:O}", "target", target, "status", st, "count", n));
+	}
+	json_decref(by);
+	return proto_reply_ok(id, json_pack("{s:o, s:i, s:i, s:i}", "tasks", arr, "running", purged->running, "queued",
+					    purged->queued, "max_executors", purged->conf->max_executors));
+}
+
 static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_STATUS] = op_status,
 	[PURGE_OP_TARGETS_LIST] = op_targets_list,
@@ -199,6 +266,7 @@ static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_TASKS_CANCEL] = op_tasks_cancel,
 	[PURGE_OP_TASKS_WATCH] = op_tasks_watch,
 	[PURGE_OP_RELOAD] = op_reload,
+	[PURGE_OP_METRICS] = op_metrics,
 };
 
 static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)

@@ -98,10 +98,18 @@ void watch_drop_conn(struct ctl_conn *conn);
 /* Bind the control socket; fatal on failure (startup only). */
 void ctl_listen(const char *path, const char *group);
 void ctl_close_listener(void);
+/* Treat @fd (the supervisor's end of purged-rest's socketpair) as a control link whose callers are tokens. */
+struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void));
 /* Queue @msg (stolen) for @conn. */
 void ctl_send(struct ctl_conn *conn, json_t *msg);
 /* Close every connection (shutdown). */
 void ctl_close_all(void);
+
+/* ---------------------------------------------------------------- rest_child.c */
+/* Bind the REST listener and start purged-rest (when [rest] enabled = yes); fatal on bind errors. */
+void rest_child_start(void);
+/* Stop purged-rest for good (shutdown). */
+void rest_child_stop(void);
 
 /* ---------------------------------------------------------------- ops.c */
 /* Run one decoded request from @conn and answer it (now, or later for plan/watch). */

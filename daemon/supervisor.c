@@ -63,6 +63,20 @@ static void keep_startup_keys(struct daemon_conf *next)
 		free(*keys[i].nxt);
 		*keys[i].nxt = xstrdup(*keys[i].cur);
 	}
+	/* The listener is bound at start; its tokens, though, are re-read at every reload. */
+	if (next->rest_enabled != purged->conf->rest_enabled || strcmp(next->rest_listen, purged->conf->rest_listen) ||
+	    next->rest_allow_remote != purged->conf->rest_allow_remote) {
+		log_warnx("reload: [rest] enabled/listen/allow_remote changed; they take effect at the next restart, "
+			  "ignoring");
+		next->rest_enabled = purged->conf->rest_enabled;
+		next->rest_allow_remote = purged->conf->rest_allow_remote;
+		free(next->rest_listen);
+		next->rest_listen = xstrdup(purged->conf->rest_listen);
+	}
+	if (next->rest_enabled && !next->tokens) { /* still serving: keep the tokens it was started with */
+		next->tokens = purged->conf->tokens;
+		purged->conf->tokens = NULL;
+	}
 }
 
 int supervisor_reload(struct config_errors *errs)
@@ -105,6 +119,7 @@ static void begin_stop(int signum)
 	notify("STOPPING=1");
 	log_info("received %s: no new requests; stopping %u running task(s)", sigabbrev_np(signum), purged->running);
 	ctl_close_listener();
+	rest_child_stop();
 	runner_stop_all();
 	/* Executors get cancel_grace to go after SIGTERM, then SIGKILL; allow a moment more to reap them. */
 	stop_deadline = mono_usec() + ((int64_t)purged->conf->cancel_grace + 2) * 1000000;
@@ -185,6 +200,7 @@ int supervisor_run(struct daemon_conf *conf, const char *conf_path)
 		fatal("cannot open the audit log in '%s'", conf->state_dir);
 	runner_restore();
 	ctl_listen(conf->control_socket, conf->control_group);
+	rest_child_start();
 
 	uv_signal_init(purged->loop, &sig_term);
 	uv_signal_init(purged->loop, &sig_int);

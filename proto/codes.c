@@ -28,6 +28,7 @@ static const struct {
 	[PURGE_OP_TASKS_CANCEL] = { "tasks.cancel", true },
 	[PURGE_OP_TASKS_WATCH] = { "tasks.watch", false },
 	[PURGE_OP_RELOAD] = { "reload", true },
+	[PURGE_OP_METRICS] = { "metrics", false },
 };
 
 static const struct {

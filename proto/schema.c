@@ -129,11 +129,30 @@ static int check_object(const json_t *obj, const struct field *fields, const cha
 
 static const struct field no_fields[] = { { NULL } };
 static const struct field target_arg[] = { { "target", F_NAME, true }, { NULL } };
+/* Lucid Chain's body: an endpoint that must match the target's, and request credentials. */
+static const struct field endpoint_fields[] = {
+	{ "server", F_STRING, false },
+	{ "port", F_UINT, false },
+	{ "api_path", F_STRING, false },
+	{ NULL },
+};
+static const struct field credential_fields[] = {
+	{ "username", F_STRING, false },
+	{ "password", F_STRING, false },
+	{ NULL },
+};
+static const struct field purge_args[] = {
+	{ "target", F_NAME, true },
+	{ "endpoint", F_OBJECT, false, endpoint_fields },
+	{ "credentials", F_OBJECT, false, credential_fields },
+	{ NULL },
+};
 static const struct field task_arg[] = { { "id", F_TASK_ID, true }, { NULL } };
 static const struct field list_args[] = {
 	{ "limit", F_UINT, false },
 	{ "offset", F_UINT, false },
 	{ "target", F_NAME, false },
+	{ "operation", F_NAME, false },
 	{ NULL },
 };
 
@@ -141,12 +160,13 @@ static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_STATUS] = no_fields,
 	[PURGE_OP_TARGETS_LIST] = no_fields,
 	[PURGE_OP_PLAN] = target_arg,
-	[PURGE_OP_PURGE] = target_arg,
+	[PURGE_OP_PURGE] = purge_args,
 	[PURGE_OP_TASKS_LIST] = list_args,
 	[PURGE_OP_TASKS_GET] = task_arg,
 	[PURGE_OP_TASKS_CANCEL] = task_arg,
 	[PURGE_OP_TASKS_WATCH] = task_arg,
 	[PURGE_OP_RELOAD] = no_fields,
+	[PURGE_OP_METRICS] = no_fields,
 };
 
 static const struct field request_fields[] = {

@@ -7,7 +7,7 @@ PACKAGES=(
 	# build
 	meson ninja-build pkg-config gcc clang
 	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
-	libsystemd-dev zlib1g-dev
+	libsystemd-dev zlib1g-dev libssl-dev node-llhttp
 	# tests
 	check jq procps util-linux bsdutils python3
 )

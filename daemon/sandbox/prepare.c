@@ -21,16 +21,16 @@ static int close_above(int last_fd)
 	return 0;
 }
 
-int sandbox_prepare(int last_fd, char *err, size_t errlen)
+int sandbox_prepare(int last_fd, unsigned max_fds, char *err, size_t errlen)
 {
-	static const struct {
+	const struct {
 		int res;
 		rlim_t val;
 		const char *name;
 	} limits[] = {
 		{ RLIMIT_CORE, 0, "RLIMIT_CORE" },   /* a core would hold the credentials */
 		{ RLIMIT_FSIZE, 0, "RLIMIT_FSIZE" }, /* executors write no files */
-		{ RLIMIT_NOFILE, 64, "RLIMIT_NOFILE" },
+		{ RLIMIT_NOFILE, max_fds, "RLIMIT_NOFILE" },
 	};
 
 	close_above(last_fd);

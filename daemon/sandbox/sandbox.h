@@ -13,7 +13,8 @@
 
 /* What a backend needs once locked down; everything else is refused. */
 struct sandbox_policy {
-	bool network;                           /* TCP/UDP/unix sockets allowed by seccomp */
+	bool network;                           /* a client: socket() and connect() for TCP/UDP/unix */
+	bool serve;                             /* a server: accept and talk on fds it was given */
 	uint16_t tcp_ports[SANDBOX_MAX_PORTS];  /* Landlock: TCP connect only to these */
 	size_t n_tcp_ports;
 	const char *read_paths[SANDBOX_MAX_PATHS]; /* Landlock: read-only beneath these */
@@ -31,7 +32,7 @@ struct sandbox_report {
  * dumps, no files written), mark the process not dumpable, and refuse to go
  * on as root. Returns 0 or a negative errno with @err set.
  */
-int sandbox_prepare(int last_fd, char *err, size_t errlen);
+int sandbox_prepare(int last_fd, unsigned max_fds, char *err, size_t errlen);
 /* no_new_privs, Landlock where the kernel has it, then the seccomp allowlist. */
 int sandbox_enter(const struct sandbox_policy *p, struct sandbox_report *rep, char *err, size_t errlen);
 

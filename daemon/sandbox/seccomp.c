@@ -26,13 +26,23 @@ static const int base_syscalls[] = {
 	SCMP_SYS(tgkill),
 };
 
-static const int net_syscalls[] = {
-	SCMP_SYS(connect), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
-	SCMP_SYS(getpeername), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),
-	SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), SCMP_SYS(shutdown), SCMP_SYS(epoll_create1),
-	SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(pipe2), SCMP_SYS(eventfd2),
-	SCMP_SYS(socketpair), SCMP_SYS(uname), SCMP_SYS(ioctl), SCMP_SYS(openat), SCMP_SYS(statx),
-	SCMP_SYS(select), SCMP_SYS(pselect6),
+/* Talking on sockets that exist, and waiting on them: servers and clients alike. */
+static const int io_syscalls[] = {
+	SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+	SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(sendmmsg),
+	SCMP_SYS(recvmmsg), SCMP_SYS(shutdown), SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_pwait2), SCMP_SYS(eventfd2), SCMP_SYS(ioctl),
+	SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(uname),
+};
+
+/* A server only accepts on the listener it was handed: no socket(), bind() or connect(). */
+static const int serve_syscalls[] = {
+	SCMP_SYS(accept), SCMP_SYS(accept4),
+};
+
+/* A backend client: new connections (socket() itself is filtered below), name resolution files. */
+static const int client_syscalls[] = {
+	SCMP_SYS(connect), SCMP_SYS(pipe2), SCMP_SYS(socketpair), SCMP_SYS(openat), SCMP_SYS(statx),
 };
 
 static int add_all(scmp_filter_ctx ctx, const int *calls, size_t n)
@@ -53,8 +63,12 @@ int sandbox_seccomp(const struct sandbox_policy *p)
 	if (!ctx)
 		return -ENOMEM;
 	r = add_all(ctx, base_syscalls, sizeof(base_syscalls) / sizeof(base_syscalls[0]));
+	if (r == 0 && (p->network || p->serve))
+		r = add_all(ctx, io_syscalls, sizeof(io_syscalls) / sizeof(io_syscalls[0]));
+	if (r == 0 && p->serve)
+		r = add_all(ctx, serve_syscalls, sizeof(serve_syscalls) / sizeof(serve_syscalls[0]));
 	if (r == 0 && p->network) {
-		r = add_all(ctx, net_syscalls, sizeof(net_syscalls) / sizeof(net_syscalls[0]));
+		r = add_all(ctx, client_syscalls, sizeof(client_syscalls) / sizeof(client_syscalls[0]));
 		/* socket(): only the families a backend speaks, never SOCK_RAW or SOCK_PACKET. */
 		static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
 		for (size_t i = 0; r == 0 && i < 3; i++) {

@@ -16,6 +16,9 @@ void freezero_str(char *s);
 /* Overwrite every string value of a JSON object of secrets (accepts NULL); the object stays. */
 void json_wipe_strings(json_t *obj);
 
+/* SHA-256 of @s as 64 lowercase hex digits and a NUL. */
+void sha256_hex(const char *s, char out[65]);
+
 /* Wall clock in microseconds since the epoch, and a monotonic clock in microseconds. */
 int64_t now_usec(void);
 int64_t mono_usec(void);

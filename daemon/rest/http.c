@@ -1,0 +1,524 @@
+/*
+ * HTTP/1.1 connections for purged-rest, parsed by llhttp: keep-alive,
+ * pipelining (one request at a time per connection, in order: the parser is
+ * paused while a request is answered), limits on the header block (431) and
+ * the body (413), a cap on connections, and an idle/slow-client timeout that
+ * only the end of a request, not a trickle of bytes, can satisfy.
+ */
+#include <errno.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "daemon/rest/rest.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define MAX_BUFFERED (REST_MAX_HEADER + REST_MAX_BODY + 4096) /* unparsed input held while answering */
+
+struct http_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	llhttp_t parser;
+	char *in;                  /* received, not yet parsed */
+	size_t in_off, in_len, in_cap;
+	struct http_request *req;  /* being parsed, or being answered */
+	bool answering;            /* parser paused until the answer is written */
+	bool closing;
+	bool keep_alive;
+	bool reading;
+	bool eof;                  /* the client shut its side: answer what it sent, then close */
+	int reject;                /* status to answer when a callback refused (431, 413) */
+	size_t header_bytes;
+	char hname[32];            /* the header being read, when it is one we use */
+	size_t hname_len;
+	char hval[PURGE_AUTH_MAX + 64];
+	size_t hval_len;
+	bool hval_overflow;
+	int handles;
+	struct http_conn *next, *prev;
+};
+
+uv_loop_t *rest_loop;
+unsigned rest_idle_timeout_ms = 30000;
+static uv_tcp_t listener;
+static struct http_conn *conns;
+static unsigned n_conns;
+static llhttp_settings_t settings;
+
+unsigned http_conn_count(void)
+{
+	return n_conns;
+}
+
+static void process(struct http_conn *c);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void alloc_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	buf->base = xmalloc(suggested);
+	buf->len = suggested;
+}
+
+static void free_request(struct http_request *req)
+{
+	if (!req)
+		return;
+	upstream_forget(req);
+	route_release(req);
+	free(req->url);
+	free(req->body);
+	free(req);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct http_conn *c = h->data;
+	if (--c->handles > 0)
+		return;
+	free(c->in);
+	free(c);
+}
+
+static void conn_close(struct http_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->req) {
+		if (c->answering)
+			c->req->conn = NULL; /* its answer arrives later: the route frees it then */
+		else
+			free_request(c->req);
+		c->req = NULL;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	n_conns--;
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	struct http_conn *c = t->data;
+	log_debug("closing a connection idle or slow for %u ms", rest_idle_timeout_ms);
+	conn_close(c);
+}
+
+static void arm_timer(struct http_conn *c)
+{
+	uv_timer_start(&c->timer, on_timeout, rest_idle_timeout_ms, 0);
+}
+
+/* ---------------------------------------------------------------- parser callbacks */
+
+static struct http_conn *conn_of(llhttp_t *p)
+{
+	return p->data;
+}
+
+static int count_header(struct http_conn *c, size_t n)
+{
+	c->header_bytes += n;
+	if (c->header_bytes > REST_MAX_HEADER) {
+		c->reject = 431;
+		return -1;
+	}
+	return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+	struct http_conn *c = conn_of(p);
+	c->req = xcalloc(1, sizeof(*c->req));
+	c->req->conn = c;
+	c->req->json_body = true;
+	c->header_bytes = 0;
+	c->hname_len = c->hval_len = 0;
+	return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+	struct http_conn *c = conn_of(p);
+	size_t old = c->req->url ? strlen(c->req->url) : 0;
+	if (count_header(c, n) < 0)
+		return -1;
+	c->req->url = xrealloc(c->req->url, old + n + 1);
+	memcpy(c->req->url + old, at, n);
+	c->req->url[old + n] = '\0';
+	return 0;
+}
+
+static void finish_header(struct http_conn *c)
+{
+	struct http_request *r = c->req;
+	char *v = c->hval;
+
+	if (c->hname_len == 0)
+		return;
+	c->hval[c->hval_len] = '\0';
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (strcasecmp(c->hname, "authorization") == 0) {
+		if (!c->hval_overflow && strncasecmp(v, "Bearer ", 7) == 0) {
+			const char *tok = v + 7;
+			while (*tok == ' ')
+				tok++;
+			if (*tok && strlen(tok) <= PURGE_AUTH_MAX) {
+				snprintf(r->auth, sizeof(r->auth), "%s", tok);
+				r->has_auth = true;
+			}
+		}
+	} else if (strcasecmp(c->hname, "prefer") == 0) {
+		r->prefer_async = strcasestr(v, "respond-async") != NULL;
+	} else if (strcasecmp(c->hname, "content-type") == 0) {
+		r->json_body = strncasecmp(v, "application/json", 16) == 0;
+	}
+	c->hname_len = c->hval_len = 0;
+	c->hval_overflow = false;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+	struct http_conn *c = conn_of(p);
+	if (count_header(c, n) < 0)
+		return -1;
+	if (c->hval_len > 0 || c->hval_overflow)
+		finish_header(c);
+	/* Names we care about are short; longer ones are kept truncated and match nothing. */
+	size_t room = sizeof(c->hname) - 1 - c->hname_len;
+	size_t k = n < room ? n : room;
+	memcpy(c->hname + c->hname_len, at, k);
+	c->hname_len += k;
+	c->hname[c->hname_len] = '\0';
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+	struct http_conn *c = conn_of(p);
+	if (count_header(c, n) < 0)
+		return -1;
+	size_t room = sizeof(c->hval) - 1 - c->hval_len;
+	if (n > room)
+		c->hval_overflow = true;
+	size_t k = n < room ? n : room;
+	memcpy(c->hval + c->hval_len, at, k);
+	c->hval_len += k;
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct http_conn *c = conn_of(p);
+	finish_header(c);
+	c->req->method = llhttp_get_method(p);
+	if (p->content_length > REST_MAX_BODY && !(p->flags & F_CHUNKED)) {
+		c->reject = 413;
+		return -1;
+	}
+	return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+	struct http_conn *c = conn_of(p);
+	struct http_request *r = c->req;
+	if (r->body_len + n > REST_MAX_BODY) {
+		c->reject = 413;
+		return -1;
+	}
+	r->body = xrealloc(r->body, r->body_len + n + 1);
+	memcpy(r->body + r->body_len, at, n);
+	r->body_len += n;
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	struct http_conn *c = conn_of(p);
+	c->keep_alive = llhttp_should_keep_alive(p);
+	c->answering = true;
+	uv_timer_stop(&c->timer); /* our own answer may take long (a synchronous purge) */
+	return HPE_PAUSED;
+}
+
+/* ---------------------------------------------------------------- responses */
+
+struct out {
+	uv_write_t w;
+	char *buf;
+	bool close_after;
+};
+
+static void on_written(uv_write_t *w, int status)
+{
+	struct out *o = (struct out *)w;
+	struct http_conn *c = w->handle->data;
+
+	free(o->buf);
+	if (status < 0 || o->close_after || (c->eof && c->in_off == c->in_len)) {
+		conn_close(c);
+	} else if (!c->closing) {
+		arm_timer(c);
+		process(c); /* the next pipelined request, if any */
+	}
+	free(o);
+}
+
+static const char *reason(int status)
+{
+	static const struct {
+		int status;
+		const char *text;
+	} reasons[] = {
+		{ 200, "OK" }, { 202, "Accepted" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+		{ 403, "Forbidden" }, { 404, "Not Found" }, { 405, "Method Not Allowed" }, { 409, "Conflict" },
+		{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" }, { 429, "Too Many Requests" },
+		{ 431, "Request Header Fields Too Large" }, { 500, "Internal Server Error" }, { 502, "Bad Gateway" },
+		{ 503, "Service Unavailable" },
+	};
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].status == status)
+			return reasons[i].text;
+	return "Unknown";
+}
+
+static void send_response(struct http_conn *c, int status, const char *ctype, const char *headers,
+			  const char *body, size_t body_len, bool close_after)
+{
+	struct out *o = xcalloc(1, sizeof(*o));
+	char *head;
+	int n;
+
+	n = asprintf(&head,
+		     "HTTP/1.1 %d %s\r\n"
+		     "Content-Type: %s\r\n"
+		     "Content-Length: %zu\r\n"
+		     "Connection: %s\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "%s\r\n",
+		     status, reason(status), ctype, body_len, close_after ? "close" : "keep-alive",
+		     headers ? headers : "");
+	if (n < 0)
+		fatalx("out of memory writing a response");
+	o->buf = xmalloc((size_t)n + body_len);
+	memcpy(o->buf, head, (size_t)n);
+	memcpy(o->buf + n, body, body_len);
+	free(head);
+	o->close_after = close_after;
+	uv_buf_t b = uv_buf_init(o->buf, (unsigned)((size_t)n + body_len));
+	if (uv_write(&o->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0) {
+		free(o->buf);
+		free(o);
+		conn_close(c);
+	}
+}
+
+static void respond_raw(struct http_request *req, int status, const char *ctype, const char *headers,
+			char *body, size_t len)
+{
+	struct http_conn *c = req->conn;
+
+	metrics_observe(req->route ? req->route : "unmatched", status, mono_usec() - req->started);
+	if (c && !c->closing) {
+		/* After an answer to a request we could not read whole, the stream is out of step: close. */
+		bool close_after = !c->keep_alive || c->reject;
+		c->req = NULL;
+		c->answering = false;
+		send_response(c, status, ctype, headers, body, len, close_after);
+	}
+	free(body);
+	free_request(req);
+}
+
+void http_respond(struct http_request *req, int status, const char *headers, json_t *body)
+{
+	char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : xstrdup("{}");
+	json_decref(body);
+	if (!s)
+		fatalx("out of memory encoding a response");
+	size_t len = strlen(s);
+	s = xrealloc(s, len + 2);
+	s[len++] = '\n';
+	respond_raw(req, status, "application/json", headers, s, len);
+}
+
+void http_respond_text(struct http_request *req, int status, const char *ctype, char *text)
+{
+	respond_raw(req, status, ctype, NULL, text, strlen(text));
+}
+
+/* A request that could not be parsed: answer from here and close. */
+static void reject(struct http_conn *c, int status, const char *code, const char *what)
+{
+	if (!c->req) {
+		c->req = xcalloc(1, sizeof(*c->req));
+		c->req->conn = c;
+	}
+	c->req->started = mono_usec();
+	c->keep_alive = false;
+	c->answering = true;
+	uv_timer_stop(&c->timer);
+	http_respond(c->req, status, NULL, json_pack("{s:s, s:s}", "error_code", code, "description", what));
+}
+
+/* ---------------------------------------------------------------- input */
+
+static void process(struct http_conn *c)
+{
+	while (!c->closing && !c->answering && c->in_off < c->in_len) {
+		const char *start = c->in + c->in_off;
+		llhttp_errno_t e = llhttp_execute(&c->parser, start, c->in_len - c->in_off);
+
+		if (e == HPE_OK) {
+			c->in_off = c->in_len;
+		} else if (e == HPE_PAUSED) {
+			c->in_off += (size_t)(llhttp_get_error_pos(&c->parser) - start);
+			llhttp_resume(&c->parser);
+			struct http_request *req = c->req;
+			req->started = mono_usec();
+			route_dispatch(req); /* may answer at once, which re-enters process() after the write */
+			return;
+		} else if (c->reject == 431) {
+			reject(c, 431, "header_too_large", "request line and headers exceed 8 KiB");
+			return;
+		} else if (c->reject == 413) {
+			reject(c, 413, "too_large", "request body exceeds 64 KiB");
+			return;
+		} else {
+			char what[160];
+			snprintf(what, sizeof(what), "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
+			c->reject = 400;
+			reject(c, 400, "bad_request", what);
+			return;
+		}
+	}
+	if (c->in_off == c->in_len)
+		c->in_off = c->in_len = 0;
+	if (c->eof && !c->answering && !c->closing) {
+		conn_close(c); /* a partial request at EOF gets no answer */
+		return;
+	}
+	/* Reading was paused while too much input waited: resume once it has been parsed. */
+	if (!c->reading && !c->closing && !c->eof && c->in_len - c->in_off < MAX_BUFFERED / 2) {
+		c->reading = true;
+		uv_read_start((uv_stream_t *)&c->tcp, alloc_buf, on_read);
+	}
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct http_conn *c = s->data;
+
+	if (nread < 0) {
+		free(buf->base);
+		uv_read_stop(s);
+		c->reading = false;
+		c->eof = true;
+		/* Half-closed: answer the requests already received, then close. */
+		if (!c->answering && c->in_off == c->in_len)
+			conn_close(c);
+		else
+			process(c);
+		return;
+	}
+	if (nread > 0) {
+		if (c->in_off > 0 && c->in_off == c->in_len)
+			c->in_off = c->in_len = 0;
+		if (c->in_len + (size_t)nread > c->in_cap) {
+			if (c->in_off > 0) {
+				memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+				c->in_len -= c->in_off;
+				c->in_off = 0;
+			}
+			while (c->in_len + (size_t)nread > c->in_cap)
+				c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
+			c->in = xrealloc(c->in, c->in_cap);
+		}
+		memcpy(c->in + c->in_len, buf->base, (size_t)nread);
+		c->in_len += (size_t)nread;
+		if (c->in_len - c->in_off > MAX_BUFFERED) {
+			uv_read_stop(s); /* a pipelining client waits for our answers before sending more */
+			c->reading = false;
+		}
+	}
+	free(buf->base);
+	process(c);
+}
+
+/* ---------------------------------------------------------------- accept */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct http_conn *c;
+
+	if (status < 0) {
+		log_warnx("accept failed: %s, ignoring", uv_strerror(status));
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	uv_tcp_init(rest_loop, &c->tcp);
+	uv_timer_init(rest_loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->handles = 2;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+		return;
+	}
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	n_conns++;
+	if (n_conns > REST_MAX_CONNS) {
+		/* Refused: closed at once, so that the connections we serve keep their share. */
+		log_debug("refusing a connection: %u open (limit %d)", n_conns - 1, REST_MAX_CONNS);
+		conn_close(c);
+		return;
+	}
+	llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+	c->parser.data = c;
+	uv_tcp_nodelay(&c->tcp, 1);
+	arm_timer(c);
+	c->reading = true;
+	uv_read_start((uv_stream_t *)&c->tcp, alloc_buf, on_read);
+}
+
+int http_listen(int fd)
+{
+	int r;
+
+	llhttp_settings_init(&settings);
+	settings.on_message_begin = on_message_begin;
+	settings.on_url = on_url;
+	settings.on_header_field = on_header_field;
+	settings.on_header_value = on_header_value;
+	settings.on_headers_complete = on_headers_complete;
+	settings.on_body = on_body;
+	settings.on_message_complete = on_message_complete;
+
+	uv_tcp_init(rest_loop, &listener);
+	r = uv_tcp_open(&listener, fd);
+	if (r < 0)
+		return r;
+	return uv_listen((uv_stream_t *)&listener, 511, on_connection);
+}
+
+void http_close_all(void)
+{
+	if (!uv_is_closing((uv_handle_t *)&listener))
+		uv_close((uv_handle_t *)&listener, NULL);
+	while (conns)
+		conn_close(conns);
+}

@@ -1,0 +1,84 @@
+/*
+ * purged-rest: started by purged with fd 3 = the control link and fd 4 = a
+ * listening TCP socket the supervisor bound. Sets up its loop, enters the
+ * sandbox (no files, no new sockets but accepted ones), and serves until the
+ * link closes or SIGTERM. Never run it by hand.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "buildconf.h"
+#include "daemon/rest/rest.h"
+#include "daemon/sandbox/sandbox.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define LINK_FD 3
+#define LISTEN_FD 4
+
+#if PURGED_SANITIZED
+/* LeakSanitizer's exit-time check needs ptrace, which the sandbox refuses. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+#endif
+
+static void on_term(uv_signal_t *h, int sig)
+{
+	(void)sig;
+	log_info("stopping on SIGTERM");
+	uv_close((uv_handle_t *)h, NULL);
+	http_close_all();
+	uv_stop(rest_loop);
+}
+
+int main(int argc, char **argv)
+{
+	struct sandbox_policy policy = { .serve = true };
+	struct sandbox_report rep;
+	uv_signal_t term;
+	struct stat st;
+	char err[256];
+	int r;
+
+	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "--help") == 0)) {
+		printf("purged-rest %s: the HTTP listener of purged(8); started by purged only\n", PURGED_VERSION);
+		return 0;
+	}
+	log_init("purged-rest", false);
+	if (fstat(LINK_FD, &st) < 0 || !S_ISSOCK(st.st_mode) || fstat(LISTEN_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "purged-rest: fds 3 and 4 are not sockets: this program is started by purged, not by hand\n");
+		return 2;
+	}
+	if (argc > 1)
+		rest_idle_timeout_ms = (unsigned)strtoul(argv[1], NULL, 10) * 1000;
+	if (rest_idle_timeout_ms == 0)
+		rest_idle_timeout_ms = 30000;
+	signal(SIGPIPE, SIG_IGN);
+	/* 1024 clients, the two inherited sockets, the loop's own fds. */
+	if (sandbox_prepare(LISTEN_FD, REST_MAX_CONNS + 64, err, sizeof(err)) < 0)
+		fatalx("sandbox: %s", err);
+
+	rest_loop = uv_default_loop();
+	r = upstream_open(LINK_FD);
+	if (r < 0)
+		fatalx("cannot use the link to the supervisor: %s", uv_strerror(r));
+	r = http_listen(LISTEN_FD);
+	if (r < 0)
+		fatalx("cannot listen on the socket purged handed over: %s", uv_strerror(r));
+	uv_signal_init(rest_loop, &term);
+	uv_signal_start(&term, on_term, SIGTERM);
+
+	/* Everything is open: from here on, no files, no new sockets, no exec. */
+	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)
+		fatalx("sandbox: %s; refusing to serve unconfined", err);
+	log_debug("sandbox entered: Landlock ABI %d, seccomp on", rep.landlock_abi);
+
+	uv_run(rest_loop, UV_RUN_DEFAULT);
+	return 0;
+}

@@ -1,0 +1,75 @@
+/*
+ * purged-rest: the optional HTTP/1.1 listener. Runs unprivileged and
+ * sandboxed, holds no credentials and no token hashes: it parses HTTP
+ * (http.c), maps routes to control requests (routes.c) sent to the
+ * supervisor over fd 3 (upstream.c), and counts what it served (metrics.c).
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <jansson.h>
+#include "purged/proto.h"
+
+#define REST_MAX_CONNS      1024
+#define REST_MAX_HEADER     8192        /* request line + header block */
+#define REST_MAX_BODY       (64 * 1024)
+
+struct http_conn;
+
+struct http_request {
+	int method;                 /* llhttp_method_t */
+	char *url;                  /* as received: path and query */
+	char auth[PURGE_AUTH_MAX + 1];
+	bool has_auth;              /* an Authorization: Bearer header with a token */
+	bool prefer_async;          /* Prefer: respond-async */
+	bool json_body;             /* Content-Type: application/json (or none) */
+	char *body;
+	size_t body_len;
+	int64_t started;            /* mono usec at the end of the request */
+	const char *route;          /* route name for metrics */
+	struct http_conn *conn;     /* NULL once the client went away */
+	void *route_state;          /* owned by routes.c, freed by route_release */
+};
+
+extern uv_loop_t *rest_loop;
+extern unsigned rest_idle_timeout_ms;
+
+/* ---------------------------------------------------------------- http.c */
+/* Start serving on the listening socket @fd. */
+int http_listen(int fd);
+/* Stop accepting and close every connection (shutdown). */
+void http_close_all(void);
+/*
+ * Answer @req with @status, optional extra header lines ("Name: value\r\n"...),
+ * and a body (stolen; JSON, or text when @text is set). Releases the request.
+ * A request whose client has gone is simply released.
+ */
+void http_respond(struct http_request *req, int status, const char *headers, json_t *body);
+void http_respond_text(struct http_request *req, int status, const char *ctype, char *text /* stolen */);
+unsigned http_conn_count(void);
+
+/* ---------------------------------------------------------------- routes.c */
+/* Route a complete request: answers now or later through http_respond. */
+void route_dispatch(struct http_request *req);
+/* Free what a route keeps for a request (called when the request is released). */
+void route_release(struct http_request *req);
+
+/* ---------------------------------------------------------------- upstream.c */
+/*
+ * Called with each reply or event for a request, then with NULL when the
+ * supervisor link is gone. Return true to keep receiving (tasks.watch events).
+ */
+typedef bool (*upstream_fn)(const json_t *msg, void *userdata);
+int upstream_open(int fd);
+/* Send @op with @args (stolen) and @auth (may be NULL). Returns 0, or a negative errno. */
+int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata);
+/* Forget every call made with @userdata (its request is being released). */
+void upstream_forget(void *userdata);
+bool upstream_alive(void);
+
+/* ---------------------------------------------------------------- metrics.c */
+void metrics_observe(const char *route, int status, int64_t usec);
+/* Prometheus text exposition: ours, plus the supervisor's @tasks reply (may be NULL). */
+char *metrics_render(const json_t *supervisor);

@@ -1,0 +1,546 @@
+/*
+ * The route table of purged-rest and its handlers: each maps an HTTP request
+ * to one control request and the reply back to the compatible API's status
+ * codes and JSON. Lucid Chain's /purge routes answer {"message": ...};
+ * /v1 routes answer Redis Enterprise style {"error_code", "description"}.
+ * purged-rest only.
+ */
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "daemon/rest/rest.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define MAX_SEGMENTS 6
+#define HEALTH_DEADLINE_USEC 2000000
+
+enum style { STYLE_V1, STYLE_LUCID, STYLE_PLAIN };
+
+struct route;
+typedef void (*route_fn)(struct http_request *req, char **seg);
+
+struct route {
+	int method;
+	const char *pattern;   /* segments; "*" matches one */
+	const char *name;      /* for metrics */
+	enum style style;
+	bool public;           /* no bearer token needed */
+	route_fn fn;
+};
+
+/* What a request waiting on the supervisor keeps. */
+struct route_state {
+	const struct route *route;
+	char target[PURGE_NAME_MAX + 1];
+	char task_id[PURGE_TASK_ID_LEN + 1];
+	bool watching;
+	int64_t deadline;              /* health checks only */
+	struct http_request *req;
+	struct route_state *next_health;
+};
+
+/* ---------------------------------------------------------------- answers */
+
+static void v1_error(struct http_request *req, int status, const char *code, const char *desc)
+{
+	http_respond(req, status, NULL, json_pack("{s:s, s:s}", "error_code", code, "description", desc));
+}
+
+static void lucid_message(struct http_request *req, int status, const char *headers, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void lucid_message(struct http_request *req, int status, const char *headers, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_respond(req, status, headers, json_pack("{s:s}", "message", msg));
+}
+
+static const char *extra_headers(int status)
+{
+	switch (status) {
+	case 401: return "WWW-Authenticate: Bearer realm=\"purged\"\r\n";
+	case 429: return "Retry-After: 5\r\n";
+	default: return NULL;
+	}
+}
+
+/* The supervisor said no (or went away): answer in the route's style. */
+static void upstream_failure(struct http_request *req, const json_t *msg)
+{
+	struct route_state *st = req->route_state;
+	const json_t *err = msg ? json_object_get(msg, "error") : NULL;
+	const char *code = msg ? json_string_value(json_object_get(err, "code")) : "unavailable";
+	const char *desc = msg ? json_string_value(json_object_get(err, "message")) : "purged does not answer";
+	enum purge_err e = purge_err_from_string(code);
+	int status = msg ? purge_err_http_status(e) : 503;
+
+	if (st->route->style != STYLE_LUCID) {
+		http_respond(req, status, extra_headers(status),
+			     json_pack("{s:s, s:s}", "error_code", code, "description", desc));
+		return;
+	}
+	if (e == PURGE_ERR_NOT_FOUND)
+		lucid_message(req, 400, NULL, "Error: Please select a valid target to export from");
+	else if (status == 500 || status == 502)
+		lucid_message(req, 500, NULL, "Error purging database on %s: %s", st->target, desc);
+	else
+		lucid_message(req, status, extra_headers(status), "Error: %s", desc);
+}
+
+/* ---------------------------------------------------------------- plumbing */
+
+static struct route_state *state(struct http_request *req)
+{
+	return req->route_state;
+}
+
+/* Relay a reply's result as the answer. */
+static bool relay_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
+		upstream_failure(req, msg);
+		return false;
+	}
+	json_t *res = json_object_get(msg, "result");
+	http_respond(req, 200, NULL, json_incref(res));
+	return false;
+}
+
+static void call(struct http_request *req, enum purge_op op, json_t *args, upstream_fn fn)
+{
+	if (upstream_call(op, args, req->has_auth ? req->auth : NULL, fn, req) < 0)
+		upstream_failure(req, NULL);
+}
+
+static bool parse_query_uint(const char *url, const char *key, long max, long *ret, bool *bad)
+{
+	const char *q = strchr(url, '?');
+	size_t kl = strlen(key);
+	while (q && *q) {
+		q++;
+		if (strncmp(q, key, kl) == 0 && q[kl] == '=') {
+			char *end;
+			long v = strtol(q + kl + 1, &end, 10);
+			if (end == q + kl + 1 || (*end && *end != '&') || v < 0 || v > max) {
+				*bad = true;
+				return false;
+			}
+			*ret = v;
+			return true;
+		}
+		q = strchr(q, '&');
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------- health */
+
+static struct route_state *health_waiting;
+static uv_timer_t health_timer;
+static bool health_timer_on;
+
+static void health_unlink(struct route_state *st)
+{
+	for (struct route_state **p = &health_waiting; *p; p = &(*p)->next_health)
+		if (*p == st) {
+			*p = st->next_health;
+			return;
+		}
+}
+
+static bool health_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	/* Any answer, even "missing bearer token", shows the supervisor is alive. */
+	if (msg)
+		http_respond(req, 200, NULL, json_pack("{s:s}", "status", "ok"));
+	else
+		http_respond(req, 503, NULL, json_pack("{s:s}", "status", "unavailable"));
+	return false;
+}
+
+/* A supervisor that does not answer within the deadline makes /healthz 503. */
+static void on_health_tick(uv_timer_t *t)
+{
+	int64_t now = mono_usec();
+	struct route_state *st = health_waiting;
+
+	while (st) {
+		struct route_state *next = st->next_health;
+		if (now >= st->deadline) {
+			struct http_request *req = st->req;
+			upstream_forget(req);
+			http_respond(req, 503, NULL, json_pack("{s:s}", "status", "unavailable")); /* unlinks st */
+		}
+		st = next;
+	}
+	if (!health_waiting) {
+		uv_timer_stop(t);
+		health_timer_on = false;
+	}
+}
+
+static void h_healthz(struct http_request *req, char **seg)
+{
+	struct route_state *st = state(req);
+	(void)seg;
+	if (!upstream_alive()) {
+		http_respond(req, 503, NULL, json_pack("{s:s}", "status", "unavailable"));
+		return;
+	}
+	st->req = req;
+	st->deadline = mono_usec() + HEALTH_DEADLINE_USEC;
+	st->next_health = health_waiting;
+	health_waiting = st;
+	if (!health_timer_on) {
+		if (!uv_is_active((uv_handle_t *)&health_timer) && health_timer.loop == NULL)
+			uv_timer_init(rest_loop, &health_timer);
+		uv_timer_start(&health_timer, on_health_tick, 250, 250);
+		health_timer_on = true;
+	}
+	call(req, PURGE_OP_STATUS, NULL, health_reply);
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static bool metrics_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
+		upstream_failure(req, msg);
+		return false;
+	}
+	http_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+			  metrics_render(json_object_get(msg, "result")));
+	return false;
+}
+
+static void h_metrics(struct http_request *req, char **seg)
+{
+	(void)seg;
+	call(req, PURGE_OP_METRICS, NULL, metrics_reply);
+}
+
+/* ---------------------------------------------------------------- Lucid Chain purge */
+
+/* Lucid Chain names the system purged: its two targets by their product names, others as they are. */
+static const char *display_name(const char *target)
+{
+	if (strcmp(target, "itop") == 0)
+		return "iTop";
+	if (strcmp(target, "redmine") == 0)
+		return "Redmine";
+	return target;
+}
+
+static bool purge_watch(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	struct route_state *st = state(req);
+	const char *event;
+
+	if (!msg) {
+		upstream_failure(req, NULL);
+		return false;
+	}
+	if (json_object_get(msg, "ok")) {
+		if (!json_is_true(json_object_get(msg, "ok"))) {
+			upstream_failure(req, msg);
+			return false;
+		}
+		return true; /* the watch's first reply; events follow */
+	}
+	event = json_string_value(json_object_get(msg, "event"));
+	if (!event || strcmp(event, "end") != 0)
+		return true;
+	const json_t *task = json_object_get(msg, "task");
+	const char *status = json_string_value(json_object_get(task, "status"));
+	if (status && strcmp(status, "finished") == 0)
+		lucid_message(req, 200, NULL, "Database from %s successfully purged", display_name(st->target));
+	else
+		lucid_message(req, 500, NULL, "Error purging database on %s: %s", display_name(st->target),
+			      json_string_value(json_object_get(task, "error")) ?: "the task did not finish");
+	return false;
+}
+
+static bool purge_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	struct route_state *st = state(req);
+
+	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
+		upstream_failure(req, msg);
+		return false;
+	}
+	const json_t *task = json_object_get(msg, "result");
+	snprintf(st->task_id, sizeof(st->task_id), "%s", json_string_value(json_object_get(task, "id")));
+	if (req->prefer_async) {
+		char loc[96];
+		snprintf(loc, sizeof(loc), "Location: /v1/tasks/%s\r\nPreference-Applied: respond-async\r\n",
+			 st->task_id);
+		http_respond(req, 202, loc, json_incref((json_t *)task));
+		return false;
+	}
+	st->watching = true;
+	call(req, PURGE_OP_TASKS_WATCH, json_pack("{s:s}", "id", st->task_id), purge_watch);
+	return false;
+}
+
+/* Read Lucid Chain's optional body into the purge's endpoint and credentials. */
+static int purge_body(struct http_request *req, json_t *args)
+{
+	static const struct {
+		const char *key, *group;
+		json_type type;
+	} fields[] = {
+		{ "server", "endpoint", JSON_STRING },
+		{ "port", "endpoint", JSON_INTEGER },
+		{ "api_path", "endpoint", JSON_STRING },
+		{ "username", "credentials", JSON_STRING },
+		{ "password", "credentials", JSON_STRING },
+	};
+	json_error_t jerr;
+	json_t *body;
+
+	if (req->body_len == 0)
+		return 0;
+	if (!req->json_body) {
+		lucid_message(req, 415, NULL, "Error: the request body must be application/json");
+		return -1;
+	}
+	body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!body || !json_is_object(body)) {
+		lucid_message(req, 400, NULL, "Error: the request body is not a JSON object%s%s",
+			      body ? "" : ": ", body ? "" : jerr.text);
+		json_decref(body);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		json_t *v = json_object_get(body, fields[i].key);
+		if (!v || json_is_null(v))
+			continue;
+		if (json_typeof(v) != fields[i].type ||
+		    (fields[i].type == JSON_INTEGER && (json_integer_value(v) < 1 || json_integer_value(v) > 65535))) {
+			lucid_message(req, 400, NULL, "Error: '%s' must be %s", fields[i].key,
+				      fields[i].type == JSON_STRING ? "a string" : "a port number from 1 to 65535");
+			json_decref(body);
+			return -1;
+		}
+		json_t *group = json_object_get(args, fields[i].group);
+		if (!group) {
+			group = json_object();
+			json_object_set_new(args, fields[i].group, group);
+		}
+		json_object_set(group, fields[i].key, v);
+	}
+	json_decref(body);
+	return 0;
+}
+
+static void h_purge_none(struct http_request *req, char **seg)
+{
+	(void)seg;
+	lucid_message(req, 404, NULL, "Error: No target selected");
+}
+
+static void h_purge(struct http_request *req, char **seg)
+{
+	struct route_state *st = state(req);
+	json_t *args;
+
+	if (!proto_is_name(seg[1])) {
+		lucid_message(req, 400, NULL, "Error: Please select a valid target to export from");
+		return;
+	}
+	snprintf(st->target, sizeof(st->target), "%s", seg[1]);
+	args = json_pack("{s:s}", "target", seg[1]);
+	if (purge_body(req, args) < 0) {
+		json_decref(args);
+		return;
+	}
+	call(req, PURGE_OP_PURGE, args, purge_reply);
+}
+
+/* ---------------------------------------------------------------- /v1 tasks and targets */
+
+static bool valid_task_id(struct http_request *req, const char *id)
+{
+	if (proto_is_task_id(id))
+		return true;
+	v1_error(req, 400, "bad_request", "not a task id: expected a UUID as returned by the purge routes");
+	return false;
+}
+
+static bool list_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
+		upstream_failure(req, msg);
+		return false;
+	}
+	http_respond(req, 200, NULL, json_incref(json_object_get(json_object_get(msg, "result"), "tasks")));
+	return false;
+}
+
+static json_t *list_args(struct http_request *req, bool *bad)
+{
+	json_t *args = json_object();
+	long v;
+	if (parse_query_uint(req->url, "limit", 1000, &v, bad))
+		json_object_set_new(args, "limit", json_integer(v ? v : 1));
+	if (parse_query_uint(req->url, "offset", 1L << 30, &v, bad))
+		json_object_set_new(args, "offset", json_integer(v));
+	return args;
+}
+
+static void h_tasks(struct http_request *req, char **seg)
+{
+	bool bad = false;
+	json_t *args = list_args(req, &bad);
+	(void)seg;
+	if (bad) {
+		json_decref(args);
+		v1_error(req, 400, "bad_request", "limit must be from 1 to 1000 and offset a number >= 0");
+		return;
+	}
+	call(req, PURGE_OP_TASKS_LIST, args, list_reply);
+}
+
+static void h_task(struct http_request *req, char **seg)
+{
+	if (valid_task_id(req, seg[2]))
+		call(req, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", seg[2]), relay_reply);
+}
+
+static void h_task_cancel(struct http_request *req, char **seg)
+{
+	if (valid_task_id(req, seg[2]))
+		call(req, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", seg[2]), relay_reply);
+}
+
+static void h_targets(struct http_request *req, char **seg)
+{
+	(void)seg;
+	call(req, PURGE_OP_TARGETS_LIST, NULL, relay_reply);
+}
+
+static void h_plan(struct http_request *req, char **seg)
+{
+	if (!proto_is_name(seg[2])) {
+		v1_error(req, 404, "not_found", "no such target");
+		return;
+	}
+	call(req, PURGE_OP_PLAN, json_pack("{s:s}", "target", seg[2]), relay_reply);
+}
+
+/* ---------------------------------------------------------------- table */
+
+static const struct route routes[] = {
+	{ HTTP_GET, "/healthz", "healthz", STYLE_PLAIN, true, h_healthz },
+	{ HTTP_GET, "/metrics", "metrics", STYLE_V1, false, h_metrics },
+	{ HTTP_POST, "/purge", "purge", STYLE_LUCID, false, h_purge_none },
+	{ HTTP_POST, "/purge/", "purge", STYLE_LUCID, false, h_purge_none },
+	{ HTTP_POST, "/purge/*", "purge", STYLE_LUCID, false, h_purge },
+	{ HTTP_GET, "/v1/tasks", "tasks", STYLE_V1, false, h_tasks },
+	{ HTTP_GET, "/v1/tasks/*", "task", STYLE_V1, false, h_task },
+	{ HTTP_POST, "/v1/tasks/*/cancel", "task_cancel", STYLE_V1, false, h_task_cancel },
+	{ HTTP_GET, "/v1/targets", "targets", STYLE_V1, false, h_targets },
+	{ HTTP_POST, "/v1/targets/*/plan", "plan", STYLE_V1, false, h_plan },
+};
+
+/* Split @path into segments (no query). "/purge/" has an empty last segment. Returns the count, -1 if too many. */
+static int split(const char *url, char *buf, size_t buflen, char **seg)
+{
+	size_t n = strcspn(url, "?#");
+	int count = 0;
+
+	if (n >= buflen || url[0] != '/')
+		return -1;
+	memcpy(buf, url, n);
+	buf[n] = '\0';
+	for (char *p = buf + 1;; ) {
+		if (count == MAX_SEGMENTS)
+			return -1;
+		seg[count++] = p;
+		char *slash = strchr(p, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+		p = slash + 1;
+	}
+	return count;
+}
+
+static bool matches(const struct route *r, char **seg, int nseg)
+{
+	char pat[64], *pseg[MAX_SEGMENTS];
+	int n = split(r->pattern, pat, sizeof(pat), pseg);
+	if (n != nseg)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (strcmp(pseg[i], "*") != 0 ? strcmp(pseg[i], seg[i]) != 0 : seg[i][0] == '\0')
+			return false;
+	return true;
+}
+
+void route_dispatch(struct http_request *req)
+{
+	char buf[REST_MAX_HEADER + 1], *seg[MAX_SEGMENTS];
+	char allow[128] = "";
+	int nseg = req->url ? split(req->url, buf, sizeof(buf), seg) : -1;
+	const struct route *found = NULL;
+
+	for (size_t i = 0; nseg > 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!matches(&routes[i], seg, nseg))
+			continue;
+		if (routes[i].method == req->method) {
+			found = &routes[i];
+			break;
+		}
+		const char *m = llhttp_method_name((llhttp_method_t)routes[i].method);
+		if (!strstr(allow, m))
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? ", " : "", m);
+	}
+	if (!found) {
+		req->route = allow[0] ? "method_not_allowed" : "not_found";
+		if (allow[0]) {
+			char h[160];
+			snprintf(h, sizeof(h), "Allow: %s\r\n", allow);
+			http_respond(req, 405, h, json_pack("{s:s, s:s}", "error_code", "method_not_allowed",
+							     "description", "method not allowed on this route; see Allow"));
+		} else {
+			v1_error(req, 404, "not_found", "no such route");
+		}
+		return;
+	}
+	req->route = found->name;
+	req->route_state = xcalloc(1, sizeof(struct route_state));
+	state(req)->route = found;
+	if (!found->public && !req->has_auth) {
+		if (found->style == STYLE_LUCID)
+			lucid_message(req, 401, extra_headers(401), "Error: missing bearer token");
+		else
+			http_respond(req, 401, extra_headers(401),
+				     json_pack("{s:s, s:s}", "error_code", "unauthorized", "description",
+					       "missing bearer token: send 'Authorization: Bearer TOKEN'"));
+		return;
+	}
+	found->fn(req, seg);
+}
+
+void route_release(struct http_request *req)
+{
+	struct route_state *st = req->route_state;
+	if (!st)
+		return;
+	health_unlink(st);
+	free(st);
+	req->route_state = NULL;
+}

@@ -1,0 +1,154 @@
+/*
+ * The supervisor's side of purged-rest: bind the listening socket (so the
+ * child needs no right to bind), spawn the child with fd 3 = control link
+ * and fd 4 = the listener, watch it, and respawn it with backoff when it
+ * dies. The supervisor never parses HTTP. Supervisor only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "daemon/purged.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define STABLE_USEC (60 * 1000000LL) /* up this long: the next crash starts the backoff over */
+
+static struct {
+	int listen_fd;
+	char *path;
+	uv_process_t proc;
+	bool running, stopping;
+	uv_timer_t retry;
+	unsigned backoff_ms;
+	int64_t started;
+	char idle[16];
+} rc = { .listen_fd = -1 };
+
+static void spawn_child(void);
+
+static void on_retry(uv_timer_t *t)
+{
+	(void)t;
+	spawn_child();
+}
+
+static void on_child_exit(uv_process_t *p, int64_t status, int sig)
+{
+	rc.running = false;
+	uv_close((uv_handle_t *)p, NULL);
+	if (rc.stopping)
+		return;
+	if (mono_usec() - rc.started > STABLE_USEC)
+		rc.backoff_ms = BACKOFF_MIN_MS;
+	if (sig)
+		log_warnx("rest: purged-rest (pid %d) was killed by signal %d (%s); restarting in %u ms", p->pid, sig,
+			  sigdescr_np(sig) ? sigdescr_np(sig) : "?", rc.backoff_ms);
+	else
+		log_warnx("rest: purged-rest (pid %d) exited with status %lld; restarting in %u ms", p->pid,
+			  (long long)status, rc.backoff_ms);
+	uv_timer_start(&rc.retry, on_retry, rc.backoff_ms, 0);
+	rc.backoff_ms = rc.backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rc.backoff_ms * 2;
+}
+
+static void on_link_closed(void)
+{
+	/* The child's end closed: it is dying or dead; on_child_exit respawns it. */
+}
+
+static void spawn_child(void)
+{
+	uv_process_options_t opt = { 0 };
+	uv_stdio_container_t stdio[5];
+	char *empty_env[] = { NULL };
+	char *args[] = { rc.path, rc.idle, NULL };
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_warn("rest: socketpair for purged-rest failed; retrying in %u ms", rc.backoff_ms);
+		uv_timer_start(&rc.retry, on_retry, rc.backoff_ms, 0);
+		return;
+	}
+	stdio[0].flags = UV_IGNORE;
+	stdio[1].flags = UV_IGNORE;
+	stdio[2].flags = UV_INHERIT_FD; /* its log lines join ours */
+	stdio[2].data.fd = STDERR_FILENO;
+	stdio[3].flags = UV_INHERIT_FD;
+	stdio[3].data.fd = sv[1];
+	stdio[4].flags = UV_INHERIT_FD;
+	stdio[4].data.fd = rc.listen_fd;
+	opt.file = rc.path;
+	opt.args = args;
+	opt.env = empty_env;
+	opt.cwd = "/";
+	opt.stdio = stdio;
+	opt.stdio_count = 5;
+	opt.exit_cb = on_child_exit;
+	if (purged->drop_privileges) {
+		opt.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+		opt.uid = purged->executor_uid;
+		opt.gid = purged->executor_gid;
+	}
+	r = uv_spawn(purged->loop, &rc.proc, &opt);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		uv_close((uv_handle_t *)&rc.proc, NULL);
+		log_warnx("rest: cannot start '%s': %s; retrying in %u ms", rc.path, uv_strerror(r), rc.backoff_ms);
+		uv_timer_start(&rc.retry, on_retry, rc.backoff_ms, 0);
+		return;
+	}
+	rc.running = true;
+	rc.started = mono_usec();
+	if (!ctl_adopt_rest(sv[0], on_link_closed))
+		uv_process_kill(&rc.proc, SIGKILL);
+	log_info("rest: purged-rest (pid %d) serving http://%s", rc.proc.pid, purged->conf->rest_listen);
+}
+
+void rest_child_start(void)
+{
+	struct sockaddr_storage ss;
+	int one = 1, fd;
+
+	if (!purged->conf->rest_enabled)
+		return;
+	if (listen_parse(purged->conf->rest_listen, &ss, NULL) < 0)
+		fatalx("rest: listen = '%s' is not ADDRESS:PORT", purged->conf->rest_listen);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		fatal("rest: cannot create the listening socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss,
+		 ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0)
+		fatal("rest: cannot bind %s (in use by another program? change listen in [rest])",
+		      purged->conf->rest_listen);
+	if (listen(fd, 511) < 0)
+		fatal("rest: cannot listen on %s", purged->conf->rest_listen);
+	rc.listen_fd = fd;
+	rc.path = exec_find_helper("purged-rest");
+	rc.backoff_ms = BACKOFF_MIN_MS;
+	snprintf(rc.idle, sizeof(rc.idle), "%u", purged->conf->rest_idle_timeout);
+	if (access(rc.path, X_OK) < 0)
+		fatal("rest: cannot run '%s'; reinstall purged or set enabled = no in [rest]", rc.path);
+	uv_timer_init(purged->loop, &rc.retry);
+	spawn_child();
+}
+
+void rest_child_stop(void)
+{
+	if (rc.listen_fd < 0)
+		return;
+	rc.stopping = true;
+	uv_timer_stop(&rc.retry);
+	if (rc.running)
+		uv_process_kill(&rc.proc, SIGTERM);
+	close(rc.listen_fd);
+	rc.listen_fd = -1;
+	free(rc.path);
+	rc.path = NULL;
+}
