@@ -22,6 +22,7 @@ struct options {
 	int wait; /* -1: default (wait on a terminal) */
 	long limit, offset;
 	const char *target;
+	const char *instances;
 };
 
 static void usage(FILE *f)
@@ -42,6 +43,9 @@ static void usage(FILE *f)
 		"  cancel ID                       cancel a queued or running task\n"
 		"  wait ID                         follow a task until it ends\n"
 		"  reload                          re-read the daemon's configuration\n"
+		"  crdb purge GUID --instances 1,2 [--yes] [--wait|--detach]\n"
+		"                                  purge instances of an Active-Active database\n"
+		"  crdb tasks                      CRDB purge tasks, newest first\n"
 		"  token new NAME                  mint a REST bearer token: prints the token once, then\n"
 		"                                  the NAME:SHA256 line for tokens_file (no daemon needed)\n"
 		"\n"
@@ -146,15 +150,17 @@ static int confirm(const char *target)
 	return 0;
 }
 
-static int cmd_purge(struct client *c, const struct options *o, const char *target)
+static int cmd_purge(struct client *c, const struct options *o, const char *target, enum purge_op op, json_t *args)
 {
 	bool wait = o->wait >= 0 ? o->wait : isatty(STDOUT_FILENO);
 	json_t *task = NULL;
 	int r;
 
-	if (!o->yes && (r = confirm(target)))
+	if (!o->yes && (r = confirm(target))) {
+		json_decref(args);
 		return r;
-	r = client_call(c, PURGE_OP_PURGE, json_pack("{s:s}", "target", target), &task);
+	}
+	r = client_call(c, op, args, &task);
 	if (r)
 		return r;
 	if (wait) {
@@ -240,6 +246,27 @@ static int cmd_token_new(const char *name)
 	return 0;
 }
 
+/* "1,2,5" into a JSON array of ids; NULL if malformed. */
+static json_t *parse_ids(const char *s)
+{
+	json_t *arr = json_array();
+	while (*s) {
+		char *end;
+		long v = strtol(s, &end, 10);
+		if (end == s || v < 1 || v > 65535 || (*end && *end != ',')) {
+			json_decref(arr);
+			return NULL;
+		}
+		json_array_append_new(arr, json_integer(v));
+		s = *end ? end + 1 : end;
+	}
+	if (json_array_size(arr) == 0) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
 static int need_args(const char *cmd, int have, int want, const char *what)
 {
 	if (have == want)
@@ -267,6 +294,7 @@ int main(int argc, char **argv)
 		{ "limit", required_argument, NULL, 'l' },
 		{ "offset", required_argument, NULL, 'o' },
 		{ "target", required_argument, NULL, 't' },
+		{ "instances", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -297,6 +325,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 't': o.target = optarg; break;
+		case 'i': o.instances = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("purgectl %s (protocol %d)\n", PURGED_VERSION, PURGE_PROTO_VERSION); return 0;
 		default: fprintf(stderr, "Try 'purgectl --help'.\n"); return EXIT_PURGECTL_USAGE;
@@ -314,6 +343,22 @@ int main(int argc, char **argv)
 		if (nargs != 2 || strcmp(args[0], "new") != 0)
 			return usage_error("%s", "usage: purgectl token new NAME");
 		return cmd_token_new(args[1]);
+	}
+	json_t *instance_ids = NULL;
+	if (strcmp(cmd, "crdb") == 0) {
+		if (nargs == 2 && strcmp(args[0], "purge") == 0 && proto_is_name(args[1]) && o.instances) {
+			instance_ids = parse_ids(o.instances);
+			if (!instance_ids)
+				return usage_error("--instances takes instance ids such as 1,2, not '%s'", o.instances);
+		} else if (!(nargs == 1 && strcmp(args[0], "tasks") == 0)) {
+			return usage_error("%s", "usage: purgectl crdb purge GUID --instances 1,2 | purgectl crdb tasks");
+		}
+		r = client_connect(&c, o.socket);
+		if (r) {
+			json_decref(instance_ids);
+			return r;
+		}
+		goto run;
 	}
 	static const char *const known[] = { "status", "targets", "plan", "purge", "tasks", "task",
 					     "cancel", "wait", "reload", NULL };
@@ -336,6 +381,7 @@ int main(int argc, char **argv)
 	r = client_connect(&c, o.socket);
 	if (r)
 		return r;
+run:
 	if (strcmp(cmd, "status") == 0) {
 		r = simple(&c, PURGE_OP_STATUS, NULL, render_status, NULL);
 	} else if (strcmp(cmd, "targets") == 0) {
@@ -343,7 +389,15 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "plan") == 0) {
 		r = simple(&c, PURGE_OP_PLAN, json_pack("{s:s}", "target", args[0]), render_plan, NULL);
 	} else if (strcmp(cmd, "purge") == 0) {
-		r = cmd_purge(&c, &o, args[0]);
+		r = cmd_purge(&c, &o, args[0], PURGE_OP_PURGE, json_pack("{s:s}", "target", args[0]));
+	} else if (strcmp(cmd, "crdb") == 0 && strcmp(args[0], "purge") == 0) {
+		r = cmd_purge(&c, &o, args[1], PURGE_OP_CRDB_PURGE,
+			      json_pack("{s:s, s:o}", "guid", args[1], "instances", instance_ids));
+	} else if (strcmp(cmd, "crdb") == 0) {
+		json_t *a = json_pack("{s:s}", "operation", "crdb.purge");
+		if (o.limit > 0)
+			json_object_set_new(a, "limit", json_integer(o.limit));
+		r = simple(&c, PURGE_OP_TASKS_LIST, a, render_tasks, "tasks");
 	} else if (strcmp(cmd, "tasks") == 0) {
 		json_t *a = json_object();
 		if (o.limit > 0)

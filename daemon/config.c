@@ -449,6 +449,125 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 	}
 }
 
+/*
+ * "redis://ADDRESS:PORT[/DB]" or "unix:/PATH[?db=N]" into {host, port, db}
+ * or {socket, db}. Addresses are IP literals or localhost: the executor
+ * resolves no names inside its sandbox.
+ */
+static json_t *parse_redis_url(const char *url)
+{
+	unsigned long port, db = 0;
+	char host[64];
+
+	if (strncmp(url, "unix:/", 6) == 0) {
+		const char *path = url + 5, *q = strstr(path, "?db=");
+		size_t n = q ? (size_t)(q - path) : strlen(path);
+		char sock[108];
+		if (n == 0 || n >= sizeof(sock) || (q && parse_uint(q + 4, 0, 15, &db) < 0))
+			return NULL;
+		memcpy(sock, path, n);
+		sock[n] = '\0';
+		return json_pack("{s:s, s:I}", "socket", sock, "db", (json_int_t)db);
+	}
+	if (strncmp(url, "redis://", 8) != 0)
+		return NULL;
+	const char *hp = url + 8, *slash = strchr(hp, '/');
+	size_t n = slash ? (size_t)(slash - hp) : strlen(hp);
+	char buf[128];
+	struct sockaddr_storage ss;
+	if (n == 0 || n >= sizeof(buf))
+		return NULL;
+	memcpy(buf, hp, n);
+	buf[n] = '\0';
+	if (strncmp(buf, "localhost:", 10) == 0) {
+		char tmp[128];
+		snprintf(tmp, sizeof(tmp), "127.0.0.1:%s", buf + 10);
+		snprintf(buf, sizeof(buf), "%s", tmp);
+	}
+	if (listen_parse(buf, &ss, NULL) < 0)
+		return NULL;
+	if (slash && slash[1] && parse_uint(slash + 1, 0, 15, &db) < 0)
+		return NULL;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+	port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					      : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return json_pack("{s:s, s:I, s:I}", "host", host, "port", (json_int_t)port, "db", (json_int_t)db);
+}
+
+/* [crdb GUID]: the Redis instances of one Active-Active database on this host. */
+static void build_crdb(struct parse_state *ps, struct daemon_conf *c, const struct section *s, const char *guid)
+{
+	struct target_conf *t;
+	json_t *instances;
+
+	if (!proto_is_name(guid)) {
+		add_error(ps, s->line, "crdb guid '%s' is not valid: expected a GUID such as "
+			  "1d7741cc-1110-4e2f-bc6c-935292783d24", guid);
+		return;
+	}
+	if (config_find_target(c, guid)) {
+		add_error(ps, s->line, "'%s' is defined twice", guid);
+		return;
+	}
+	c->targets = xrealloc(c->targets, (c->n_targets + 1) * sizeof(*c->targets));
+	t = &c->targets[c->n_targets++];
+	*t = (struct target_conf){ xstrdup(guid), xstrdup("crdb"), json_object(), json_object(), json_object(),
+				   s->line };
+	instances = json_object();
+	json_object_set_new(t->settings, "instances", instances);
+
+	for (size_t i = 0; i < ps->n_entries; i++) {
+		const struct entry *e = &ps->entries[i];
+		const char *dot = strchr(e->key, '.');
+		unsigned long id;
+		char idkey[16];
+
+		if (strcmp(e->section, s->name) != 0)
+			continue;
+		if (!dot || parse_uint(dot + 1, 1, 65535, &id) < 0 ||
+		    (strncmp(e->key, "instance.", 9) != 0 && strncmp(e->key, "password_file.", 14) != 0)) {
+			add_error(ps, e->line, "unknown key '%s' in [crdb %s] (known: instance.N, password_file.N)",
+				  e->key, guid);
+			continue;
+		}
+		snprintf(idkey, sizeof(idkey), "%lu", id);
+		if (strncmp(e->key, "instance.", 9) == 0) {
+			json_t *inst = parse_redis_url(e->value);
+			if (!inst) {
+				add_error(ps, e->line, "%s = '%s': expected redis://ADDRESS:PORT[/DB] (an IP address or "
+					  "localhost) or unix:/PATH[?db=N]", e->key, e->value);
+				continue;
+			}
+			json_object_set_new(instances, idkey, inst);
+		} else {
+			char err[512], *secret = NULL, skey[32];
+			if (e->value[0] != '/') {
+				add_error(ps, e->line, "%s = '%s': expected an absolute path", e->key, e->value);
+				continue;
+			}
+			if (creds_load_file(e->value, &secret, err, sizeof(err)) < 0) {
+				add_error(ps, e->line, "%s", err);
+				continue;
+			}
+			snprintf(skey, sizeof(skey), "password.%s", idkey);
+			json_object_set_new(t->secrets, skey, json_string(secret));
+			freezero_str(secret);
+		}
+	}
+	/* A password for an instance that is not there is a typo worth reporting. */
+	const char *k;
+	json_t *v;
+	json_object_foreach(t->secrets, k, v)
+		if (!json_object_get(instances, k + strlen("password.")))
+			add_error(ps, s->line, "[crdb %s] has password_file.%s but no instance.%s", guid,
+				  k + strlen("password."), k + strlen("password."));
+	if (json_object_size(instances) == 0)
+		add_error(ps, s->line, "[crdb %s] lists no instance (instance.N = redis://127.0.0.1:PORT)", guid);
+}
+
 static void check_entries(struct parse_state *ps)
 {
 	for (size_t i = 0; i < ps->n_entries; i++) {
@@ -490,7 +609,15 @@ int config_parse(const char *name, const char *data, size_t len, struct daemon_c
 			build_target(&ps, c, s, tname);
 			continue;
 		}
-		add_error(&ps, s->line, "unknown section [%s] (known: [daemon], [rest], [target NAME])", s->name);
+		if (strncmp(s->name, "crdb ", 5) == 0) {
+			const char *guid = s->name + 5;
+			while (*guid == ' ')
+				guid++;
+			build_crdb(&ps, c, s, guid);
+			continue;
+		}
+		add_error(&ps, s->line, "unknown section [%s] (known: [daemon], [rest], [target NAME], [crdb GUID])",
+			  s->name);
 	}
 
 	for (size_t i = 0; i < ps.n_entries; i++) {

@@ -54,13 +54,12 @@ static json_t *op_targets_list(struct ctl_conn *c, const struct caller *who, uin
 	return proto_reply_ok(id, arr);
 }
 
-static json_t *submit(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args,
-		      const char *operation, struct task **ret)
+static json_t *submit(struct ctl_conn *c, const struct caller *who, uint64_t id, const char *target,
+		      const char *operation, const json_t *params, struct task **ret)
 {
-	const char *target = json_string_value(json_object_get(args, "target"));
 	enum purge_err e;
 	char msg[512];
-	struct task *t = runner_submit(target, operation, who, &e, msg, sizeof(msg));
+	struct task *t = runner_submit(target, operation, params, who, &e, msg, sizeof(msg));
 	(void)c;
 	if (!t)
 		return proto_reply_error(id, e, "%s", msg);
@@ -71,7 +70,7 @@ static json_t *submit(struct ctl_conn *c, const struct caller *who, uint64_t id,
 static json_t *op_plan(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
 	struct task *t = NULL;
-	json_t *err = submit(c, who, id, args, "plan", &t);
+	json_t *err = submit(c, who, id, json_string_value(json_object_get(args, "target")), "plan", NULL, &t);
 	if (err)
 		return err;
 	watch_add(c, id, t, WATCH_REPLY_END); /* a fresh connection's first watch cannot hit the limit */
@@ -119,7 +118,13 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 	if (json_object_get(args, "credentials"))
 		log_debug("purge of '%s': credentials in the request ignored (accept_request_credentials is off)",
 			  json_string_value(json_object_get(args, "target")));
-	err = submit(c, who, id, args, "purge", &t);
+	const struct target_conf *tc = config_find_target(purged->conf, json_string_value(json_object_get(args, "target")));
+	if (tc && strcmp(tc->type, "crdb") == 0)
+		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "'%s' is an Active-Active database: purge it with "
+					 "crdb.purge and the instances to purge (purgectl crdb purge GUID --instances 1,2)",
+					 tc->name);
+	err = submit(c, who, id, tc ? tc->name : json_string_value(json_object_get(args, "target")), "purge", NULL,
+		     &t);
 	if (err)
 		return err;
 	runner_schedule();
@@ -227,6 +232,40 @@ static json_t *op_reload(struct ctl_conn *c, const struct caller *who, uint64_t 
 	return reply;
 }
 
+/*
+ * PUT /v1/crdbs/{guid}/purge: every instance named must be configured for
+ * that database before anything is deleted.
+ */
+static json_t *op_crdb_purge(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	const char *guid = json_string_value(json_object_get(args, "guid"));
+	const json_t *ids = json_object_get(args, "instances");
+	const struct target_conf *tc = config_find_target(purged->conf, guid);
+	struct task *t = NULL;
+	json_t *inst, *params, *err;
+	size_t i;
+	json_t *v;
+
+	if (!tc || strcmp(tc->type, "crdb") != 0)
+		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no Active-Active database '%s' in %s", guid,
+					 purged->conf_path);
+	inst = json_object_get(tc->settings, "instances");
+	json_array_foreach(ids, i, v) {
+		char key[16];
+		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(v));
+		if (!json_object_get(inst, key))
+			return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "instance %s is not configured for '%s' "
+						 "(configured: instance.N keys of [crdb %s])", key, guid, guid);
+	}
+	params = json_pack("{s:O}", "instances", ids);
+	err = submit(c, who, id, guid, "crdb.purge", params, &t);
+	json_decref(params);
+	if (err)
+		return err;
+	runner_schedule();
+	return proto_reply_ok(id, task_to_json(t));
+}
+
 /* Task counts by target and status, for Prometheus. O(tasks): scrapes are rare; status stays O(1). */
 static json_t *op_metrics(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
@@ -267,12 +306,15 @@ static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_TASKS_WATCH] = op_tasks_watch,
 	[PURGE_OP_RELOAD] = op_reload,
 	[PURGE_OP_METRICS] = op_metrics,
+	[PURGE_OP_CRDB_PURGE] = op_crdb_purge,
 };
 
 static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)
 {
 	const char *target = json_string_value(json_object_get(args, "target"));
 	const char *task_id = json_string_value(json_object_get(args, "id"));
+	if (!target)
+		target = json_string_value(json_object_get(args, "guid"));
 	json_t *result = json_object_get(reply, "result");
 	json_t *error = json_object_get(reply, "error");
 

@@ -54,8 +54,8 @@ void alloc_read_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
  * Admit a new task for @target (limits: one purge per target, max_queue).
  * Returns the queued task, or NULL with *reterr / @msg saying why.
  */
-struct task *runner_submit(const char *target, const char *operation, const struct caller *who,
-			   enum purge_err *reterr, char *msg, size_t msglen);
+struct task *runner_submit(const char *target, const char *operation, const json_t *params,
+			   const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen);
 /* Start queued tasks while executor slots are free. */
 void runner_schedule(void);
 /* Ask a task to stop: queued ones end at once, started ones get their executor stopped. */
@@ -64,7 +64,7 @@ int runner_cancel(struct task *task, const struct caller *who, enum purge_err *r
 void runner_on_started(struct task *task);
 void runner_on_progress(struct task *task, const char *step, uint64_t done, uint64_t total);
 void runner_on_end(struct task *task, enum task_state state, json_t *counts /* borrowed, may be NULL */,
-		   const char *error);
+		   const char *error, json_t *errors /* borrowed, may be NULL */);
 /* Write @task's current record to the journal. Returns 0 or a negative errno (logged). */
 int runner_persist(struct task *task);
 /* Replay the journal into the task table; in-flight tasks become failed. Fatal on error. */

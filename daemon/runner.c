@@ -19,7 +19,7 @@ struct task *runner_active_purge(const char *target)
 	/* Active tasks are recent: walk back from the newest until the oldest active one is passed. */
 	for (size_t i = purged->tasks.n; i-- > 0;) {
 		struct task *t = purged->tasks.v[i];
-		if (!task_state_is_final(t->state) && strcmp(t->operation, "purge") == 0 &&
+		if (!task_state_is_final(t->state) && strcmp(t->operation, "plan") != 0 &&
 		    strcmp(t->target, target) == 0)
 			return t;
 	}
@@ -58,8 +58,8 @@ int runner_persist(struct task *task)
 	return r;
 }
 
-struct task *runner_submit(const char *target, const char *operation, const struct caller *who,
-			   enum purge_err *reterr, char *msg, size_t msglen)
+struct task *runner_submit(const char *target, const char *operation, const json_t *params,
+			   const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen)
 {
 	const struct target_conf *tc = config_find_target(purged->conf, target);
 	struct task *task, *active;
@@ -75,7 +75,7 @@ struct task *runner_submit(const char *target, const char *operation, const stru
 		snprintf(msg, msglen, "no target '%s' in %s; see 'purgectl targets'", target, purged->conf_path);
 		return NULL;
 	}
-	if (strcmp(operation, "purge") == 0 && (active = runner_active_purge(target))) {
+	if (strcmp(operation, "plan") != 0 && (active = runner_active_purge(target))) {
 		*reterr = PURGE_ERR_CONFLICT;
 		snprintf(msg, msglen, "target '%s' is already being purged by task %s (%s); wait for it or cancel it",
 			 target, active->id, task_state_to_string(active->state));
@@ -89,6 +89,7 @@ struct task *runner_submit(const char *target, const char *operation, const stru
 	}
 
 	task = task_table_add(&purged->tasks, target, operation, who->name, who->uid, who->door, now_usec());
+	task->params = params ? json_deep_copy(params) : NULL;
 	/* Durable before acknowledged: a task we cannot record is not accepted. */
 	r = runner_persist(task);
 	if (r < 0) {
@@ -118,12 +119,12 @@ void runner_schedule(void)
 		tc = config_find_target(purged->conf, t->target);
 		if (!tc) {
 			purged->queued--;
-			runner_on_end(t, TASK_FAILED, NULL, "its target was removed from the configuration by a reload");
+			runner_on_end(t, TASK_FAILED, NULL, "its target was removed from the configuration by a reload", NULL);
 			continue;
 		}
 		if (exec_start(t, tc, strcmp(t->operation, "plan") == 0) < 0) {
 			purged->queued--;
-			runner_on_end(t, TASK_FAILED, NULL, "the executor could not be started (see the daemon's log)");
+			runner_on_end(t, TASK_FAILED, NULL, "the executor could not be started (see the daemon's log)", NULL);
 			continue;
 		}
 		purged->queued--;
@@ -150,7 +151,7 @@ void runner_on_progress(struct task *task, const char *step, uint64_t done, uint
 	watch_notify(task, "progress");
 }
 
-void runner_on_end(struct task *task, enum task_state state, json_t *counts, const char *error)
+void runner_on_end(struct task *task, enum task_state state, json_t *counts, const char *error, json_t *errors)
 {
 	if (task->exec)
 		purged->running--;
@@ -163,6 +164,14 @@ void runner_on_end(struct task *task, enum task_state state, json_t *counts, con
 	}
 	if (error)
 		task_set_error(task, "%s", error);
+	if (json_array_size(errors)) {
+		json_decref(task->errors);
+		task->errors = json_deep_copy(errors);
+	} else if (state != TASK_FINISHED && task->error) {
+		json_array_append_new(task->errors,
+				      json_pack("{s:s, s:s, s:s}", "target", task->target, "error_code",
+						state == TASK_CANCELLED ? "cancelled" : "failed", "description", task->error));
+	}
 	runner_persist(task);
 	if (state == TASK_FINISHED)
 		log_info("task %s: %s of '%s' finished (%llu/%llu objects)", task->id, task->operation,
@@ -187,7 +196,7 @@ int runner_cancel(struct task *task, const struct caller *who, enum purge_err *r
 	snprintf(why, sizeof(why), "cancelled by %s", who->name);
 	if (task->state == TASK_QUEUED) {
 		purged->queued--;
-		runner_on_end(task, TASK_CANCELLED, NULL, why);
+		runner_on_end(task, TASK_CANCELLED, NULL, why, NULL);
 		return 0;
 	}
 	task->cancel_requested = true;

@@ -97,26 +97,28 @@ static void settle(struct executor *e)
 	json_t *res = e->result ? json_object_get(e->result, "outcome") : NULL;
 	bool ok = res && json_is_true(json_object_get(res, "ok"));
 	json_t *counts = res ? json_object_get(res, "counts") : NULL;
+	json_t *errors = res ? json_object_get(res, "errors") : NULL;
 	const char *berr = res ? json_string_value(json_object_get(res, "error")) : NULL;
 
 	if (e->fail_reason) {
-		runner_on_end(t, TASK_FAILED, counts, e->fail_reason);
+		runner_on_end(t, TASK_FAILED, counts, e->fail_reason, errors);
 	} else if (t->cancel_requested) {
-		runner_on_end(t, TASK_CANCELLED, counts, NULL);
+		runner_on_end(t, TASK_CANCELLED, counts, NULL, errors);
 	} else if (res && !ok) {
-		runner_on_end(t, TASK_FAILED, counts, berr ? berr : "the backend reported a failure without a reason");
+		runner_on_end(t, TASK_FAILED, counts, berr ? berr : "the backend reported a failure without a reason",
+			      errors);
 	} else if (e->term_signal) {
 		snprintf(why, sizeof(why), "executor killed by signal %d (%s)", e->term_signal,
 			 signal_name(e->term_signal));
-		runner_on_end(t, TASK_FAILED, counts, why);
+		runner_on_end(t, TASK_FAILED, counts, why, errors);
 	} else if (e->exit_status != 0) {
 		snprintf(why, sizeof(why), "executor exited with status %lld%s", (long long)e->exit_status,
 			 res ? " after its result" : " without a result (see the daemon's log)");
-		runner_on_end(t, TASK_FAILED, counts, why);
+		runner_on_end(t, TASK_FAILED, counts, why, errors);
 	} else if (!res) {
-		runner_on_end(t, TASK_FAILED, NULL, "executor exited without sending a result");
+		runner_on_end(t, TASK_FAILED, NULL, "executor exited without sending a result", errors);
 	} else {
-		runner_on_end(t, TASK_FINISHED, counts, NULL);
+		runner_on_end(t, TASK_FINISHED, counts, NULL, errors);
 	}
 	close_all(e);
 }
@@ -299,6 +301,37 @@ static void on_job_written(uv_write_t *req, int status)
 		log_warnx("executor %d: sending the job failed: %s", e->pid, uv_strerror(status));
 }
 
+/*
+ * What one job may know: a CRDB purge gets the settings and passwords of the
+ * instances it names and no others. New references in *ret_settings and *ret_secrets.
+ */
+static void job_scope(const struct target_conf *tc, const struct task *task, json_t **ret_settings,
+		      json_t **ret_secrets)
+{
+	const json_t *wanted = task->params ? json_object_get(task->params, "instances") : NULL;
+	json_t *all = json_object_get(tc->settings, "instances");
+	size_t i;
+	json_t *id;
+
+	if (!wanted || !all) {
+		*ret_settings = json_deep_copy(tc->settings);
+		*ret_secrets = json_deep_copy(tc->secrets);
+		return;
+	}
+	json_t *inst = json_object(), *sec = json_object();
+	json_array_foreach(wanted, i, id) {
+		char key[16], skey[32];
+		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(id));
+		snprintf(skey, sizeof(skey), "password.%s", key);
+		if (json_object_get(all, key))
+			json_object_set(inst, key, json_object_get(all, key));
+		if (json_object_get(tc->secrets, skey))
+			json_object_set_new(sec, skey, json_deep_copy(json_object_get(tc->secrets, skey)));
+	}
+	*ret_settings = json_pack("{s:o}", "instances", inst);
+	*ret_secrets = sec;
+}
+
 int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 {
 	struct executor *e = xcalloc(1, sizeof(*e));
@@ -351,11 +384,14 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	e->task = task;
 	task->exec = e;
 
-	job = json_pack("{s:i, s:{s:s, s:s, s:s, s:b, s:O, s:O}}", "v", PURGE_PROTO_VERSION, "job",
-			"task_id", task->id, "target", tc->name, "type", tc->type, "dry_run", dry_run,
-			"settings", tc->settings, "secrets", tc->secrets);
+	json_t *settings = NULL, *secrets = NULL;
+	job_scope(tc, task, &settings, &secrets);
+	job = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:b, s:o, s:o}}", "v", PURGE_PROTO_VERSION, "job",
+			"task_id", task->id, "operation", task->operation, "target", tc->name, "type", tc->type,
+			"dry_run", dry_run, "settings", settings, "secrets", secrets);
 	w = xcalloc(1, sizeof(*w));
 	r = job ? proto_encode(job, &w->buf, &w->len) : -ENOMEM;
+	json_wipe_strings(json_object_get(json_object_get(job, "job"), "secrets"));
 	json_decref(job);
 	if (r < 0) {
 		free(w);

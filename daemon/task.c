@@ -135,6 +135,7 @@ struct task *task_table_add(struct task_table *t, const char *target, const char
 	task->uid = uid;
 	task->door = xstrdup(door);
 	task->counts = json_object();
+	task->errors = json_array();
 	insert_at(t, t->n, task); /* ids increase: always the end */
 	return task;
 }
@@ -211,6 +212,8 @@ struct task *task_free(struct task *task)
 	free(task->step);
 	free(task->error);
 	json_decref(task->counts);
+	json_decref(task->errors);
+	json_decref(task->params);
 	free(task);
 	return NULL;
 }
@@ -238,6 +241,9 @@ json_t *task_to_json(const struct task *task)
 			      "done", (json_int_t)task->done, "total", (json_int_t)task->total,
 			      "counts", json_deep_copy(task->counts),
 			      "error", task->error ? json_string(task->error) : json_null());
+	json_object_set_new(j, "errors", task->errors ? json_deep_copy(task->errors) : json_array());
+	if (task->params)
+		json_object_set_new(j, "params", json_deep_copy(task->params));
 	return j;
 }
 
@@ -289,5 +295,8 @@ struct task *task_from_json(const json_t *j)
 	task->total = (uint64_t)json_integer_value(json_object_get(progress, "total"));
 	task->counts = json_is_object(counts) ? json_deep_copy(counts) : json_object();
 	task->error = dup_str(json_object_get(j, "error"));
+	json_t *errors = json_object_get(j, "errors"), *params = json_object_get(j, "params");
+	task->errors = json_is_array(errors) ? json_deep_copy(errors) : json_array();
+	task->params = json_is_object(params) ? json_deep_copy(params) : NULL;
 	return task;
 }

@@ -35,6 +35,8 @@ struct task {
 	uint64_t done, total;
 	json_t *counts;           /* kind -> objects deleted (or planned) */
 	char *error;              /* why it failed or was cancelled */
+	json_t *errors;           /* [{target|cluster_name, error_code, description}] */
+	json_t *params;           /* operation parameters (crdb.purge: {"instances": [...]}), or NULL */
 
 	/* Run time only, never journaled. */
 	struct executor *exec;

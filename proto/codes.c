@@ -29,6 +29,7 @@ static const struct {
 	[PURGE_OP_TASKS_WATCH] = { "tasks.watch", false },
 	[PURGE_OP_RELOAD] = { "reload", true },
 	[PURGE_OP_METRICS] = { "metrics", false },
+	[PURGE_OP_CRDB_PURGE] = { "crdb.purge", true },
 };
 
 static const struct {

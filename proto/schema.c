@@ -16,6 +16,8 @@ enum field_type {
 	F_MAP,      /* any map (checked by its owner) */
 	F_ANY,
 	F_OBJECT,   /* map checked against .fields */
+	F_IDS,      /* non-empty array of unique integers from 1 to 65535 */
+	F_ARRAY,
 };
 
 struct field {
@@ -30,6 +32,7 @@ static const char *const type_names[] = {
 	[F_NAME] = "a name (letters, digits, '.', '_', '-'; at most 64)",
 	[F_TASK_ID] = "a task id (UUID)", [F_AUTH] = "a token string", [F_MAP] = "a map",
 	[F_ANY] = "a value", [F_OBJECT] = "a map",
+	[F_IDS] = "a non-empty array of unique integers from 1 to 65535", [F_ARRAY] = "an array",
 };
 
 static const char *json_type_name(const json_t *j)
@@ -80,6 +83,22 @@ bool proto_is_name(const char *s)
 	return s && is_name(s, strlen(s));
 }
 
+static bool is_id_list(const json_t *v)
+{
+	size_t n = json_array_size(v);
+	if (!json_is_array(v) || n == 0 || n > PURGE_INSTANCES_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *x = json_array_get(v, i);
+		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 65535)
+			return false;
+		for (size_t j = 0; j < i; j++)
+			if (json_integer_value(json_array_get(v, j)) == json_integer_value(x))
+				return false;
+	}
+	return true;
+}
+
 static bool type_ok(const json_t *v, enum field_type t)
 {
 	switch (t) {
@@ -92,6 +111,8 @@ static bool type_ok(const json_t *v, enum field_type t)
 	case F_MAP:
 	case F_OBJECT: return json_is_object(v);
 	case F_ANY: return true;
+	case F_ARRAY: return json_is_array(v);
+	case F_IDS: return is_id_list(v);
 	}
 	return false;
 }
@@ -156,6 +177,12 @@ static const struct field list_args[] = {
 	{ NULL },
 };
 
+static const struct field crdb_args[] = {
+	{ "guid", F_NAME, true },
+	{ "instances", F_IDS, true },
+	{ NULL },
+};
+
 static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_STATUS] = no_fields,
 	[PURGE_OP_TARGETS_LIST] = no_fields,
@@ -167,6 +194,7 @@ static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_TASKS_WATCH] = task_arg,
 	[PURGE_OP_RELOAD] = no_fields,
 	[PURGE_OP_METRICS] = no_fields,
+	[PURGE_OP_CRDB_PURGE] = crdb_args,
 };
 
 static const struct field request_fields[] = {
@@ -201,6 +229,7 @@ static const struct field event_fields[] = {
 
 static const struct field job_body[] = {
 	{ "task_id", F_TASK_ID, true },
+	{ "operation", F_NAME, false },
 	{ "target", F_NAME, true },
 	{ "type", F_NAME, true },
 	{ "dry_run", F_BOOL, true },
@@ -231,6 +260,7 @@ static const struct field result_body[] = {
 	{ "ok", F_BOOL, true },
 	{ "counts", F_MAP, false },
 	{ "error", F_STRING, false },
+	{ "errors", F_ARRAY, false },
 	{ NULL },
 };
 

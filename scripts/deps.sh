@@ -7,9 +7,9 @@ PACKAGES=(
 	# build
 	meson ninja-build pkg-config gcc clang
 	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
-	libsystemd-dev zlib1g-dev libssl-dev node-llhttp
+	libsystemd-dev zlib1g-dev libssl-dev node-llhttp libhiredis-dev
 	# tests
-	check jq procps util-linux bsdutils python3
+	check jq procps util-linux bsdutils python3 redis-server curl
 )
 
 missing=()

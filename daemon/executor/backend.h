@@ -16,6 +16,7 @@ struct backend_ctx {
 	bool dry_run;             /* plan: count, change nothing */
 	json_t *counts;           /* kind -> objects deleted (or that would be) */
 	char error[512];          /* set by the driver when run() fails */
+	json_t *errors;           /* optional [{cluster_name|target, error_code, description}], owned */
 	int fd;                   /* message socket to the supervisor */
 	int64_t last_progress;    /* mono usec of the last progress frame */
 };
@@ -36,3 +37,4 @@ void backend_count(struct backend_ctx *ctx, const char *kind, uint64_t n);
 int backend_fail(struct backend_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 extern const struct backend_ops backend_noop;
+extern const struct backend_ops backend_crdb;

@@ -28,6 +28,7 @@ const char *__asan_default_options(void)
 
 static const struct backend_ops *const backends[] = {
 	&backend_noop,
+	&backend_crdb,
 };
 
 static const struct backend_ops *find_backend(const char *type)
@@ -38,12 +39,14 @@ static const struct backend_ops *find_backend(const char *type)
 	return NULL;
 }
 
-static int send_result(int fd, bool ok, json_t *counts, const char *error)
+static int send_result(int fd, bool ok, json_t *counts, const char *error, json_t *errors)
 {
 	json_t *msg = json_pack("{s:{s:b, s:O}}", "outcome", "ok", ok, "counts", counts);
 	int r;
 	if (msg && error)
 		json_object_set_new(json_object_get(msg, "outcome"), "error", json_string(error));
+	if (msg && errors)
+		json_object_set(json_object_get(msg, "outcome"), "errors", errors);
 	r = msg ? frame_send(fd, msg) : -ENOMEM;
 	json_decref(msg);
 	return r;
@@ -103,10 +106,11 @@ int main(int argc, char **argv)
 
 	r = ops->run(&ctx);
 	json_wipe_strings((json_t *)ctx.secrets);
-	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error);
+	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
 	json_decref(ctx.counts);
+	json_decref(ctx.errors);
 	json_decref(msg);
 	proto_reader_free(&rd);
 	return 0;

@@ -440,6 +440,144 @@ static void h_plan(struct http_request *req, char **seg)
 	call(req, PURGE_OP_PLAN, json_pack("{s:s}", "target", seg[2]), relay_reply);
 }
 
+/* ---------------------------------------------------------------- Redis Enterprise CRDB */
+
+/*
+ * Redis Enterprise's CRDB task object, a view of a purged task: statuses
+ * queued|started|finished|failed (cancelled shows as failed, with why), one
+ * progress entry per instance, errors per instance (cluster_name = its id).
+ */
+static json_t *crdb_view(const json_t *task)
+{
+	const char *status = json_string_value(json_object_get(task, "status"));
+	const json_t *counts = json_object_get(task, "counts");
+	const json_t *progress = json_object_get(task, "progress");
+	const json_t *ids = json_object_get(json_object_get(task, "params"), "instances");
+	json_t *clusters = json_array(), *errors = json_array(), *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(task, "errors"), i, e) {
+		const char *cluster = json_string_value(json_object_get(e, "cluster_name"));
+		json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "cluster_name", cluster ? cluster : "",
+							"description",
+							json_string_value(json_object_get(e, "description")) ?: "",
+							"error_code",
+							json_string_value(json_object_get(e, "error_code")) ?: "failed"));
+	}
+	json_array_foreach(ids, i, e) {
+		char name[32], key[48];
+		snprintf(name, sizeof(name), "%lld", (long long)json_integer_value(e));
+		snprintf(key, sizeof(key), "instance %s", name);
+		const char *p = "queued";
+		if (strcmp(status, "started") == 0)
+			p = "purging";
+		else if (json_object_get(counts, key))
+			p = "purged";
+		else if (strcmp(status, "queued") != 0)
+			p = "failed";
+		json_array_append_new(clusters, json_pack("{s:s, s:s}", "name", name, "progress", p));
+	}
+	if (strcmp(status, "cancelled") == 0)
+		status = "failed";
+	char worker[96];
+	snprintf(worker, sizeof(worker), "%s %lld/%lld",
+		 json_string_value(json_object_get(progress, "step")) ?: "keys",
+		 (long long)json_integer_value(json_object_get(progress, "done")),
+		 (long long)json_integer_value(json_object_get(progress, "total")));
+	return json_pack("{s:O, s:O, s:s, s:s, s:o, s:{s:o, s:s}, s:O, s:O, s:s, s:O}",
+			 "id", json_object_get(task, "id"),
+			 "crdb_guid", json_object_get(task, "target"),
+			 "operation", "purge",
+			 "status", status,
+			 "errors", errors,
+			 "progress", "clusters", clusters, "worker", worker,
+			 "started", json_object_get(task, "started"),
+			 "ended", json_object_get(task, "ended"),
+			 "worker_name", "purged-executor",
+			 "keys_deleted", counts);
+}
+
+static bool crdb_task_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
+		upstream_failure(req, msg);
+		return false;
+	}
+	const json_t *task = json_object_get(msg, "result");
+	const char *op = json_string_value(json_object_get(task, "operation"));
+	if (!op || strcmp(op, "crdb.purge") != 0) {
+		v1_error(req, 404, "not_found", "no CRDB task with that id");
+		return false;
+	}
+	http_respond(req, 200, NULL, crdb_view(task));
+	return false;
+}
+
+static bool crdb_list_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	json_t *arr, *t;
+	size_t i;
+	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
+		upstream_failure(req, msg);
+		return false;
+	}
+	arr = json_array();
+	json_array_foreach(json_object_get(json_object_get(msg, "result"), "tasks"), i, t)
+		json_array_append_new(arr, crdb_view(t));
+	http_respond(req, 200, NULL, arr);
+	return false;
+}
+
+static void h_crdb_purge(struct http_request *req, char **seg)
+{
+	json_error_t jerr;
+	json_t *body, *inst;
+
+	if (!proto_is_name(seg[2])) {
+		v1_error(req, 404, "not_found", "no such Active-Active database");
+		return;
+	}
+	if (!req->json_body) {
+		v1_error(req, 415, "unsupported_media_type", "the body must be application/json");
+		return;
+	}
+	body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	inst = json_object_get(body, "instances");
+	if (!json_is_object(body) || !json_is_array(inst) || json_object_size(body) != 1) {
+		json_decref(body);
+		v1_error(req, 400, "bad_request", "expected a body {\"instances\": [instance ids]}");
+		return;
+	}
+	/* The supervisor validates the ids (non-empty, unique, 1..65535) with the protocol's schema. */
+	call(req, PURGE_OP_CRDB_PURGE, json_pack("{s:s, s:O}", "guid", seg[2], "instances", inst), crdb_task_reply);
+	json_decref(body);
+}
+
+static void h_crdb_tasks(struct http_request *req, char **seg)
+{
+	bool bad = false;
+	json_t *args = list_args(req, &bad);
+	(void)seg;
+	if (bad) {
+		json_decref(args);
+		v1_error(req, 400, "bad_request", "limit must be from 1 to 1000 and offset a number >= 0");
+		return;
+	}
+	json_object_set_new(args, "operation", json_string("crdb.purge"));
+	call(req, PURGE_OP_TASKS_LIST, args, crdb_list_reply);
+}
+
+static void h_crdb_task(struct http_request *req, char **seg)
+{
+	if (!proto_is_task_id(seg[2])) {
+		v1_error(req, 404, "not_found", "no CRDB task with that id");
+		return;
+	}
+	call(req, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", seg[2]), crdb_task_reply);
+}
+
 /* ---------------------------------------------------------------- table */
 
 static const struct route routes[] = {
@@ -452,6 +590,9 @@ static const struct route routes[] = {
 	{ HTTP_GET, "/v1/tasks/*", "task", STYLE_V1, false, h_task },
 	{ HTTP_POST, "/v1/tasks/*/cancel", "task_cancel", STYLE_V1, false, h_task_cancel },
 	{ HTTP_GET, "/v1/targets", "targets", STYLE_V1, false, h_targets },
+	{ HTTP_PUT, "/v1/crdbs/*/purge", "crdb_purge", STYLE_V1, false, h_crdb_purge },
+	{ HTTP_GET, "/v1/crdb_tasks", "crdb_tasks", STYLE_V1, false, h_crdb_tasks },
+	{ HTTP_GET, "/v1/crdb_tasks/*", "crdb_task", STYLE_V1, false, h_crdb_task },
 	{ HTTP_POST, "/v1/targets/*/plan", "plan", STYLE_V1, false, h_plan },
 };
 

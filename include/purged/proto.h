@@ -26,6 +26,7 @@
 #define PURGE_NAME_MAX       64           /* target names, error codes, steps */
 #define PURGE_AUTH_MAX       256          /* bearer token forwarded by purged-rest */
 #define PURGE_TASK_ID_LEN    36           /* UUID text form */
+#define PURGE_INSTANCES_MAX  64           /* CRDB instances in one purge */
 
 /* The kind of a message, told by its distinguishing key. */
 enum purge_msg_type {
@@ -52,6 +53,7 @@ enum purge_op {
 	PURGE_OP_TASKS_WATCH,
 	PURGE_OP_RELOAD,
 	PURGE_OP_METRICS,
+	PURGE_OP_CRDB_PURGE,
 	_PURGE_OP_MAX,
 	_PURGE_OP_INVALID = -EINVAL,
 };

@@ -56,6 +56,10 @@ START_TEST(test_roundtrip_requests)
 			json_object_set_new(args, "id", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
 		if (op == PURGE_OP_TASKS_LIST)
 			json_object_set_new(args, "limit", json_integer(10));
+		if (op == PURGE_OP_CRDB_PURGE) {
+			json_object_set_new(args, "guid", json_string("1d7741cc-1110-4e2f-bc6c-935292783d24"));
+			json_object_set_new(args, "instances", json_pack("[i, i]", 1, 2));
+		}
 		json_decref(roundtrip(proto_request_new(7, op, args), PURGE_MSG_REQUEST));
 	}
 }
@@ -335,6 +339,37 @@ static void bad_claimed_entries(msgpack_packer *pk)
 	/* A 5-byte payload claiming 4 billion entries: must not allocate them. */
 	msgpack_pack_array(pk, 0xffffffffu);
 }
+static void crdb_head(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "crdb.purge");
+	pk_str(pk, "args");
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "guid");
+	pk_str(pk, "g1");
+	pk_str(pk, "instances");
+}
+static void bad_instances_empty(msgpack_packer *pk) { crdb_head(pk); msgpack_pack_array(pk, 0); }
+static void bad_instances_dup(msgpack_packer *pk)
+{
+	crdb_head(pk);
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, 1);
+}
+static void bad_instances_zero(msgpack_packer *pk)
+{
+	crdb_head(pk);
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_int(pk, 0);
+}
+static void bad_instances_string(msgpack_packer *pk)
+{
+	crdb_head(pk);
+	msgpack_pack_array(pk, 1);
+	pk_str(pk, "1");
+}
 static void bad_float_id(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
@@ -378,6 +413,10 @@ static const struct {
 	{ "progress overrun", bad_progress_overrun, PURGE_ERR_BAD_REQUEST, "exceeds 'total'" },
 	{ "failed reply with result", bad_reply_both, PURGE_ERR_BAD_REQUEST, "needs 'error'" },
 	{ "uint64 overflow", bad_huge_uint, PURGE_ERR_BAD_REQUEST, "out of range" },
+	{ "no instances", bad_instances_empty, PURGE_ERR_BAD_REQUEST, "'args.instances' must be a non-empty array" },
+	{ "duplicate instances", bad_instances_dup, PURGE_ERR_BAD_REQUEST, "unique integers" },
+	{ "instance 0", bad_instances_zero, PURGE_ERR_BAD_REQUEST, "from 1 to 65535" },
+	{ "instance as string", bad_instances_string, PURGE_ERR_BAD_REQUEST, "args.instances" },
 	{ "huge claimed array", bad_claimed_entries, PURGE_ERR_BAD_REQUEST, "claim more entries" },
 	{ "float id", bad_float_id, PURGE_ERR_BAD_REQUEST, "key 'id' must be a non-negative integer, got float" },
 };
