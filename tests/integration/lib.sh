@@ -13,7 +13,7 @@ T=$(mktemp -d "/tmp/purged-it-$SCENARIO.XXXXXX")
 # programs into a world-readable directory.
 chmod 755 "$T"
 mkdir -p "$T/bin"
-cp "$B/purged" "$B/purged-executor" "$B/purgectl" "$T/bin/"
+cp "$B/purged" "$B/purged-executor" "$B/purged-rest" "$B/purgectl" "$T/bin/"
 chmod 755 "$T/bin" "$T/bin/"*
 SOCK=$T/control.sock
 CONF=$T/purged.conf
@@ -29,7 +29,7 @@ cleanup() {
 		kill -KILL "$PURGED_PID" 2>/dev/null
 	fi
 	# Executors orphaned by a killed supervisor: ours only, by their path.
-	pkill -KILL -f "^$T/bin/purged-executor" 2>/dev/null
+	pkill -KILL -f "^$T/bin/purged-(executor|rest)" 2>/dev/null
 	if [ "${KEEP_TMP:-0}" = 1 ] || [ "$FAILED" -gt 0 ]; then
 		echo "# kept $T for inspection"
 	else
