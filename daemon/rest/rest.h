@@ -63,8 +63,13 @@ void route_release(struct http_request *req);
  */
 typedef bool (*upstream_fn)(const json_t *msg, void *userdata);
 int upstream_open(int fd);
-/* Send @op with @args (stolen) and @auth (may be NULL). Returns 0, or a negative errno. */
-int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata);
+/*
+ * Send @op with @args (stolen) and @auth (may be NULL). Returns 0; -EINVAL with
+ * @reterr filled when @args do not fit the op's schema; another negative errno
+ * when the link is down.
+ */
+int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata,
+		  struct proto_error *reterr);
 /* Forget every call made with @userdata (its request is being released). */
 void upstream_forget(void *userdata);
 bool upstream_alive(void);

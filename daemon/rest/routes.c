@@ -5,6 +5,7 @@
  * /v1 routes answer Redis Enterprise style {"error_code", "description"}.
  * purged-rest only.
  */
+#include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +116,25 @@ static bool relay_reply(const json_t *msg, void *ud)
 
 static void call(struct http_request *req, enum purge_op op, json_t *args, upstream_fn fn)
 {
-	if (upstream_call(op, args, req->has_auth ? req->auth : NULL, fn, req) < 0)
+	struct proto_error err;
+	int r = upstream_call(op, args, req->has_auth ? req->auth : NULL, fn, req, &err);
+
+	if (r == -EINVAL) {
+		/* "key 'args.instances' must be ..." reads better without the protocol's prefix. */
+		const char *m = err.message;
+		const char *p = strstr(m, "'args.");
+		char msg[300];
+		if (p)
+			snprintf(msg, sizeof(msg), "%.*s'%s", (int)(p - m), m, p + 6);
+		else
+			snprintf(msg, sizeof(msg), "%s", m);
+		if (state(req)->route->style == STYLE_LUCID)
+			lucid_message(req, 400, NULL, "Error: %s", msg);
+		else
+			v1_error(req, 400, "bad_request", msg);
+	} else if (r < 0) {
 		upstream_failure(req, NULL);
+	}
 }
 
 static bool parse_query_uint(const char *url, const char *key, long max, long *ret, bool *bad)

@@ -126,7 +126,8 @@ static void on_written(uv_write_t *w, int status)
 		link_lost(uv_strerror(status));
 }
 
-int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata)
+int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata,
+		  struct proto_error *reterr)
 {
 	json_t *req;
 	uint8_t *buf;
@@ -136,6 +137,11 @@ int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn 
 	if (!alive) {
 		json_decref(args);
 		return -ENOTCONN;
+	}
+	/* The supervisor closes a link that sends an invalid request: check first, with the same schema. */
+	if (proto_validate_args(op, args, reterr) < 0) {
+		json_decref(args);
+		return -EINVAL;
 	}
 	req = proto_request_new(next_id, op, args);
 	if (req && auth)
