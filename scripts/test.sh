@@ -49,13 +49,30 @@ build_and_test build -Dwerror=true
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	build_and_test build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
+step "OpenAPI document"
+# Every route of purged-rest's table must be documented, and the document must lint clean.
+missing_routes=$(grep -oE '\{ HTTP_[A-Z]+, "[^"]+"' daemon/rest/routes.c | sed -E 's/.*"(.*)"/\1/' |
+	sed -E 's#/\*#/{x}#g' | while read -r route; do
+		re=$(printf '%s' "$route" | sed -E 's#\{x\}#\\{[a-z_]+\\}#g')
+		grep -qE "^  ${re%/}:" docs/openapi.yaml || echo "$route"
+	done)
+if [ -n "$missing_routes" ]; then
+	echo "routes missing from docs/openapi.yaml: $missing_routes"
+	failed=$((failed + 1)); failures+=("openapi: undocumented routes")
+elif (cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null) &&
+	tools/openapi/node_modules/.bin/spectral lint --fail-severity=warn docs/openapi.yaml; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1)); failures+=("openapi: spectral lint")
+fi
+
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
 	if [ ! -f build-fuzz/build.ninja ]; then
 		CC=clang meson setup build-fuzz -Dfuzzing=true -Dtests=false -Db_sanitize=address,undefined \
 			-Db_lundef=false >/dev/null
 	fi
 	if ninja -C build-fuzz; then
-		for target in proto config; do
+		for target in proto config http; do
 			step "fuzz $target for ${FUZZ_SECONDS}s"
 			work=$(mktemp -d)
 			cp tests/fuzz/corpus/$target/* "$work/"
