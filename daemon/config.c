@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -103,8 +104,16 @@ struct section {
 	unsigned line;
 };
 
+/* Several files are read as one: lines are numbered across them and mapped back for messages. */
+struct source {
+	const char *name;
+	unsigned first_line; /* global number of its line 1 */
+};
+
 struct parse_state {
-	const char *file;
+	const char *file;     /* for messages without a line */
+	struct source *sources;
+	size_t n_sources;
 	const char *data;
 	size_t len, off;
 	unsigned line;
@@ -127,9 +136,16 @@ static void add_error(struct parse_state *ps, unsigned line, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	const char *file = ps->file;
+	unsigned local = line;
+	/* Sources are in order: the last one starting at or before @line holds it. */
+	for (size_t i = 0; line && i < ps->n_sources; i++)
+		if (line >= ps->sources[i].first_line) {
+			file = ps->sources[i].name;
+			local = line - ps->sources[i].first_line + 1;
+		}
 	ps->errs->v = xrealloc(ps->errs->v, (ps->errs->n + 1) * sizeof(char *));
-	ps->errs->v[ps->errs->n++] = line ? xasprintf("%s:%u: %s", ps->file, line, msg)
-					  : xasprintf("%s: %s", ps->file, msg);
+	ps->errs->v[ps->errs->n++] = line ? xasprintf("%s:%u: %s", file, local, msg) : xasprintf("%s: %s", file, msg);
 }
 
 void config_errors_clear(struct config_errors *errs)
@@ -572,6 +588,11 @@ static void check_entries(struct parse_state *ps)
 {
 	for (size_t i = 0; i < ps->n_entries; i++) {
 		const struct entry *e = &ps->entries[i];
+		if (!e->section[0]) {
+			add_error(ps, e->line, "key '%s' is outside any section: put it under [daemon], [rest], "
+				  "[target NAME] or [crdb GUID]", e->key);
+			continue;
+		}
 		if (lookup(ps, e->section, e->key) != e)
 			add_error(ps, e->line, "key '%s' repeats one set earlier in [%s]", e->key, e->section);
 		for (size_t f = 0; f < sizeof(fixed_sections) / sizeof(fixed_sections[0]); f++)
@@ -583,16 +604,31 @@ static void check_entries(struct parse_state *ps)
 int config_parse(const char *name, const char *data, size_t len, struct daemon_conf **ret,
 		 struct config_errors *errs)
 {
-	struct parse_state ps = { .file = name, .data = data, .len = len, .errs = errs, .errs_before = errs->n };
+	struct config_text t = { name, data, len };
+	return config_parse_texts(&t, 1, ret, errs);
+}
+
+int config_parse_texts(const struct config_text *texts, size_t n, struct daemon_conf **ret,
+		       struct config_errors *errs)
+{
+	struct parse_state ps = { .file = texts[0].name, .errs = errs, .errs_before = errs->n };
 	struct daemon_conf *c = xcalloc(1, sizeof(*c));
 	int r;
 
-	c->path = xstrdup(name);
-	r = ini_parse_stream(reader, &ps, handler, &ps);
-	if (r > 0)
-		add_error(&ps, (unsigned)r, "syntax error: expected '[section]' or 'key = value'");
-	else if (r < 0)
-		add_error(&ps, 0, "out of memory parsing the file");
+	c->path = xstrdup(texts[0].name);
+	ps.sources = xcalloc(n, sizeof(*ps.sources));
+	for (size_t i = 0; i < n; i++) {
+		unsigned before = ps.line;
+		ps.sources[ps.n_sources++] = (struct source){ texts[i].name, ps.line + 1 };
+		ps.data = texts[i].data;
+		ps.len = texts[i].len;
+		ps.off = 0;
+		r = ini_parse_stream(reader, &ps, handler, &ps);
+		if (r > 0)
+			add_error(&ps, before + (unsigned)r, "syntax error: expected '[section]' or 'key = value'");
+		else if (r < 0)
+			add_error(&ps, 0, "out of memory parsing the file");
+	}
 
 	check_entries(&ps);
 	for (size_t i = 0; i < sizeof(fixed_sections) / sizeof(fixed_sections[0]); i++)
@@ -629,6 +665,7 @@ int config_parse(const char *name, const char *data, size_t len, struct daemon_c
 	for (size_t i = 0; i < ps.n_sections; i++)
 		free(ps.sections[i].name);
 	free(ps.sections);
+	free(ps.sources);
 
 	if (errs->n > ps.errs_before) {
 		config_free(c);
@@ -638,23 +675,21 @@ int config_parse(const char *name, const char *data, size_t len, struct daemon_c
 	return 0;
 }
 
-int config_load(const char *path, struct daemon_conf **ret, struct config_errors *errs)
+/* Read a whole file (configuration files are small, and a bound keeps them so). */
+static int read_text(const char *path, struct config_text *t, struct config_errors *errs)
 {
 	struct parse_state ps = { .file = path, .errs = errs };
-	char *data = NULL;
-	size_t len = 0;
-	FILE *f;
+	FILE *f = fopen(path, "re");
+	char *data;
 	int r;
 
-	f = fopen(path, "re");
 	if (!f) {
 		r = -errno;
 		add_error(&ps, 0, "cannot open the configuration: %s", strerror(errno));
 		return r;
 	}
-	/* Read it whole: configuration files are small, and a bound keeps them so. */
 	data = xmalloc(1 << 20);
-	len = fread(data, 1, 1 << 20, f);
+	t->len = fread(data, 1, 1 << 20, f);
 	if (ferror(f) || !feof(f)) {
 		add_error(&ps, 0, ferror(f) ? "cannot read the configuration" : "configuration larger than 1 MiB");
 		fclose(f);
@@ -662,8 +697,52 @@ int config_load(const char *path, struct daemon_conf **ret, struct config_errors
 		return -EIO;
 	}
 	fclose(f);
-	r = config_parse(path, data, len, ret, errs);
-	free(data);
+	t->name = xstrdup(path);
+	t->data = data;
+	return 0;
+}
+
+static int conf_filter(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+	return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
+}
+
+int config_load(const char *path, struct daemon_conf **ret, struct config_errors *errs)
+{
+	struct config_text *texts = xcalloc(1, sizeof(*texts));
+	struct dirent **list = NULL;
+	size_t n = 0;
+	int r, count;
+
+	r = read_text(path, &texts[n], errs);
+	if (r < 0) {
+		free(texts);
+		return r;
+	}
+	n++;
+	/* Drop-ins: files named "*.conf" in PATH.d, in name order, after the main file (as systemd and sshd do). */
+	char *dir = xasprintf("%s.d", path);
+	count = scandir(dir, &list, conf_filter, alphasort);
+	for (int i = 0; i < count; i++) {
+		char *p = xasprintf("%s/%s", dir, list[i]->d_name);
+		texts = xrealloc(texts, (n + 1) * sizeof(*texts));
+		if (read_text(p, &texts[n], errs) == 0)
+			n++;
+		else
+			r = -EIO;
+		free(p);
+		free(list[i]);
+	}
+	free(list);
+	free(dir);
+	if (r == 0)
+		r = config_parse_texts(texts, n, ret, errs);
+	for (size_t i = 0; i < n; i++) {
+		free((char *)texts[i].name);
+		free((char *)texts[i].data);
+	}
+	free(texts);
 	return r;
 }
 

@@ -48,11 +48,19 @@ struct config_errors {
 };
 
 /*
- * Parse and validate @path. Returns 0 with *ret (caller frees with
+ * Parse and validate @path, then the drop-in files (PATH.d, "*.conf", in name order). Returns 0 with *ret (caller frees with
  * config_free), or -EINVAL with every problem found appended to @errs, or
  * another negative errno when the file cannot be read (also in @errs).
  */
 int config_load(const char *path, struct daemon_conf **ret, struct config_errors *errs);
+/* Several configuration texts read as one, in order (the main file, then its drop-ins). */
+struct config_text {
+	const char *name;
+	const char *data;
+	size_t len;
+};
+int config_parse_texts(const struct config_text *texts, size_t n, struct daemon_conf **ret,
+		       struct config_errors *errs);
 /* Same from memory; @name is used in messages. Secret files are still read from disk. */
 int config_parse(const char *name, const char *data, size_t len, struct daemon_conf **ret,
 		 struct config_errors *errs);

@@ -322,13 +322,21 @@ void ctl_listen(const char *path, const char *group)
 	}
 
 	uv_pipe_init(purged->loop, &listener, 0);
+	/*
+	 * Bind with the control group as effective gid, so the socket is born
+	 * with that group: no chown, hence no CAP_CHOWN in the service's bounding set.
+	 */
+	bool as_group = purged->have_control_gid && geteuid() == 0 && setegid(purged->control_gid) == 0;
 	old = umask(0117); /* no window where the socket is open to others */
 	r = uv_pipe_bind(&listener, path);
 	umask(old);
+	if (as_group && setegid(getgid()) < 0)
+		fatal("cannot restore the effective gid after binding '%s'", path);
 	if (r < 0)
 		fatalx("cannot bind the control socket '%s': %s", path, uv_strerror(r));
-	if (purged->have_control_gid && chown(path, (uid_t)-1, purged->control_gid) < 0)
-		fatal("cannot give the control socket '%s' to group '%s'", path, group);
+	if (purged->have_control_gid && !as_group && chown(path, (uid_t)-1, purged->control_gid) < 0)
+		log_warn("cannot give the control socket '%s' to group '%s' (not a member?); only root and "
+			 "uid %u may connect", path, group, (unsigned)geteuid());
 	if (chmod(path, 0660) < 0)
 		fatal("cannot chmod the control socket '%s'", path);
 	r = uv_listen((uv_stream_t *)&listener, 64, on_connection);

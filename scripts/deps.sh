@@ -8,8 +8,10 @@ PACKAGES=(
 	meson ninja-build pkg-config gcc clang
 	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
 	libsystemd-dev zlib1g-dev libssl-dev node-llhttp libhiredis-dev
+	# packaging and its tests
+	debhelper dpkg-dev fakeroot lintian rpm rpmlint systemd
 	# tests
-	check jq procps util-linux bsdutils python3 redis-server curl
+	scdoc check jq procps util-linux bsdutils python3 redis-server curl
 )
 
 missing=()

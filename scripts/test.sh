@@ -49,6 +49,17 @@ build_and_test build -Dwerror=true
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	build_and_test build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
+step "packages (.deb and .rpm)"
+# Installs and removes the .deb on this machine: root only.
+for t in deb rpm; do
+	PURGED_BUILD_DIR=build PURGED_SOURCE_DIR=$PWD bash tests/packaging/$t.sh
+	case $? in
+	0) passed=$((passed + 1)) ;;
+	77) echo "packaging/$t skipped" ;;
+	*) failed=$((failed + 1)); failures+=("packaging: $t") ;;
+	esac
+done
+
 step "OpenAPI document"
 # Every route of purged-rest's table must be documented, and the document must lint clean.
 missing_routes=$(grep -oE '\{ HTTP_[A-Z]+, "[^"]+"' daemon/rest/routes.c | sed -E 's/.*"(.*)"/\1/' |

@@ -245,6 +245,55 @@ START_TEST(test_load_missing_file)
 }
 END_TEST
 
+START_TEST(test_dropins)
+{
+	char main_path[128], dir[160], drop[200], text[256];
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+	FILE *f;
+
+	snprintf(main_path, sizeof(main_path), "%s/purged.conf", tmpdir);
+	snprintf(dir, sizeof(dir), "%s.d", main_path);
+	f = fopen(main_path, "w");
+	fputs("[daemon]\nmax_queue = 5\n", f);
+	fclose(f);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(drop, sizeof(drop), "%s/10-demo.conf", dir);
+	f = fopen(drop, "w");
+	fputs("[target demo]\ntype = noop\n", f);
+	fclose(f);
+	snprintf(drop, sizeof(drop), "%s/ignored.txt", dir);
+	f = fopen(drop, "w");
+	fputs("garbage\n", f);
+	fclose(f);
+	ck_assert_int_eq(config_load(main_path, &c, &errs), 0);
+	ck_assert_uint_eq(c->max_queue, 5);
+	ck_assert_ptr_nonnull(config_find_target(c, "demo"));
+	config_free(c);
+
+	/* An error in a drop-in names the drop-in and its own line. */
+	snprintf(drop, sizeof(drop), "%s/20-bad.conf", dir);
+	f = fopen(drop, "w");
+	fputs("\n[target x]\ntype = noop\nbogus = 1\n", f);
+	fclose(f);
+	ck_assert_int_lt(config_load(main_path, &c, &errs), 0);
+	snprintf(text, sizeof(text), "%s:4: unknown key 'bogus'", drop);
+	if (!has_error(&errs, text))
+		dump(&errs);
+	ck_assert(has_error(&errs, text));
+	config_errors_clear(&errs);
+
+	/* A key before any section in a drop-in. */
+	f = fopen(drop, "w");
+	fputs("stray = 1\n", f);
+	fclose(f);
+	ck_assert_int_lt(config_load(main_path, &c, &errs), 0);
+	snprintf(text, sizeof(text), "%s:1: key 'stray' is outside any section", drop);
+	ck_assert(has_error(&errs, text));
+	config_errors_clear(&errs);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -263,6 +312,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_secret_mode);
 	tcase_add_test(tc, test_secret_owner);
 	tcase_add_test(tc, test_secret_empty_and_symlink);
+	tcase_add_test(tc, test_dropins);
 	suite_add_tcase(s, tc);
 	return s;
 }
