@@ -23,6 +23,7 @@ struct options {
 	long limit, offset;
 	const char *target;
 	const char *instances;
+	bool manifest;
 };
 
 static void usage(FILE *f)
@@ -39,7 +40,8 @@ static void usage(FILE *f)
 		"                                  purge a target (asks you to type its name unless --yes)\n"
 		"  tasks [--limit N] [--offset N] [--target NAME]\n"
 		"                                  tasks, newest first\n"
-		"  task ID                         one task\n"
+		"  task ID [--manifest]            one task; with --manifest, what it deleted, one JSON\n"
+		"                                  line per object (a JSON array with --json)\n"
 		"  cancel ID                       cancel a queued or running task\n"
 		"  wait ID                         follow a task until it ends\n"
 		"  reload                          re-read the daemon's configuration\n"
@@ -246,6 +248,41 @@ static int cmd_token_new(const char *name)
 	return 0;
 }
 
+/* Every manifest entry of a task, page by page. */
+static int cmd_manifest(struct client *c, const char *id)
+{
+	json_t *all = opt_json ? json_array() : NULL;
+	size_t offset = 0;
+	int r = 0;
+
+	for (;;) {
+		json_t *res = NULL, *e;
+		size_t i;
+		r = client_call(c, PURGE_OP_TASKS_MANIFEST,
+				json_pack("{s:s, s:I, s:i}", "id", id, "offset", (json_int_t)offset, "limit", 1000), &res);
+		if (r)
+			break;
+		json_array_foreach(json_object_get(res, "entries"), i, e) {
+			if (all) {
+				json_array_append(all, e);
+			} else {
+				char *line = json_dumps(e, JSON_COMPACT);
+				printf("%s\n", line ? line : "{}");
+				free(line);
+			}
+		}
+		offset += json_array_size(json_object_get(res, "entries"));
+		bool more = json_is_true(json_object_get(res, "more"));
+		json_decref(res);
+		if (!more)
+			break;
+	}
+	if (!r && all)
+		print_json(all);
+	json_decref(all);
+	return r;
+}
+
 /* "1,2,5" into a JSON array of ids; NULL if malformed. */
 static json_t *parse_ids(const char *s)
 {
@@ -295,6 +332,7 @@ int main(int argc, char **argv)
 		{ "offset", required_argument, NULL, 'o' },
 		{ "target", required_argument, NULL, 't' },
 		{ "instances", required_argument, NULL, 'i' },
+		{ "manifest", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -326,6 +364,7 @@ int main(int argc, char **argv)
 		}
 		case 't': o.target = optarg; break;
 		case 'i': o.instances = optarg; break;
+		case 'm': o.manifest = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("purgectl %s (protocol %d)\n", PURGED_VERSION, PURGE_PROTO_VERSION); return 0;
 		default: fprintf(stderr, "Try 'purgectl --help'.\n"); return EXIT_PURGECTL_USAGE;
@@ -407,6 +446,8 @@ run:
 		if (o.target)
 			json_object_set_new(a, "target", json_string(o.target));
 		r = simple(&c, PURGE_OP_TASKS_LIST, a, render_tasks, "tasks");
+	} else if (strcmp(cmd, "task") == 0 && o.manifest) {
+		r = cmd_manifest(&c, args[0]);
 	} else if (strcmp(cmd, "task") == 0) {
 		r = simple(&c, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", args[0]), render_task, NULL);
 	} else if (strcmp(cmd, "cancel") == 0) {

@@ -32,14 +32,17 @@ enum key_type {
 	KEY_SECRET_FILE, /* absolute path of a secret file; its content goes to secrets */
 	KEY_BOOL,        /* yes/no, true/false, on/off, 1/0; stored as unsigned 0/1 */
 	KEY_LISTEN,      /* IPv4:PORT or [IPv6]:PORT */
+	KEY_URL,         /* http(s)://host[:port][/path], no credentials in it */
+	KEY_SCOPE,       /* comma-separated subset of projects, users, groups */
 };
 
 struct key_def {
 	const char *name;
 	enum key_type type;
-	const char *def;       /* NULL: optional with no default */
+	const char *def;       /* NULL: no default (see required) */
 	unsigned long min, max;
 	size_t offset;         /* [daemon] keys: where in struct daemon_conf */
+	bool required;
 };
 
 #define DKEY_S(n, t, d) { #n, t, d, 0, 0, offsetof(struct daemon_conf, n) }
@@ -87,11 +90,28 @@ static const struct key_def noop_keys[] = {
 	{ NULL },
 };
 
+/* Network settings every REST backend shares. */
+#define HTTP_KEYS                                                  \
+	{ "ca_file", KEY_PATH, NULL },                             \
+	{ "insecure", KEY_BOOL, "no", 0, 1 },                      \
+	{ "connect_timeout", KEY_UINT, "10", 1, 600 },             \
+	{ "timeout", KEY_UINT, "60", 1, 3600 }
+
+static const struct key_def redmine_keys[] = {
+	{ "url", KEY_URL, NULL, .required = true },
+	{ "api_key_file", KEY_SECRET_FILE, NULL, .required = true },
+	{ "scope", KEY_SCOPE, "projects" },
+	{ "parallel", KEY_UINT, "4", 1, 16 },
+	HTTP_KEYS,
+	{ NULL },
+};
+
 static const struct {
 	const char *name;
 	const struct key_def *keys;
 } target_types[] = {
 	{ "noop", noop_keys },
+	{ "redmine", redmine_keys },
 };
 
 struct entry {
@@ -332,6 +352,33 @@ static int check_value(struct parse_state *ps, unsigned line, const struct key_d
 			return -EINVAL;
 		}
 		return 0;
+	case KEY_URL:
+		if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
+			add_error(ps, line, "%s = '%s': expected an http:// or https:// URL", k->name, value);
+			return -EINVAL;
+		}
+		if (strchr(value, '@')) {
+			add_error(ps, line, "%s: credentials do not belong in the URL; put them in a secret file", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	case KEY_SCOPE: {
+		char buf[128];
+		snprintf(buf, sizeof(buf), "%s", value);
+		bool any = false;
+		for (char *save = NULL, *w = strtok_r(buf, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+			if (strcmp(w, "projects") && strcmp(w, "users") && strcmp(w, "groups")) {
+				add_error(ps, line, "%s: '%s' is not one of projects, users, groups", k->name, w);
+				return -EINVAL;
+			}
+			any = true;
+		}
+		if (!any) {
+			add_error(ps, line, "%s: empty; use projects, users and/or groups", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	case KEY_STRING:
 		if (!value[0]) {
 			add_error(ps, line, "%s: empty value", k->name);
@@ -404,6 +451,28 @@ static void check_rest(struct parse_state *ps, struct daemon_conf *c)
 	}
 }
 
+/* The endpoint a REST body may name (Lucid Chain's server, port, api_path), from the target's URL. */
+static void set_endpoint(json_t *ep, const char *url)
+{
+	bool https = strncmp(url, "https://", 8) == 0;
+	const char *h = url + (https ? 8 : 7), *end = h + strcspn(h, "/?#");
+	const char *colon = NULL;
+	char host[256];
+
+	if (*h == '[') {
+		const char *close = memchr(h, ']', (size_t)(end - h));
+		if (close && close + 1 < end && close[1] == ':')
+			colon = close + 1;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+	}
+	size_t hl = (size_t)((colon ? colon : end) - h);
+	snprintf(host, sizeof(host), "%.*s", (int)hl, h);
+	json_object_set_new(ep, "server", json_string(host));
+	json_object_set_new(ep, "port", json_integer(colon ? atoi(colon + 1) : https ? 443 : 80));
+	json_object_set_new(ep, "api_path", json_string(*end == '/' ? end : "/"));
+}
+
 static void build_target(struct parse_state *ps, struct daemon_conf *c, const struct section *s, const char *name)
 {
 	const struct entry *te = lookup(ps, s->name, "type");
@@ -419,12 +488,12 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 		return;
 	}
 	if (!te) {
-		add_error(ps, s->line, "target '%s' has no 'type' (one of: noop)", name);
+		add_error(ps, s->line, "target '%s' has no 'type' (one of: noop, redmine)", name);
 		return;
 	}
 	keys = type_keys(te->value);
 	if (!keys) {
-		add_error(ps, te->line, "type = '%s': unknown target type (known: noop)", te->value);
+		add_error(ps, te->line, "type = '%s': unknown target type (known: noop, redmine)", te->value);
 		return;
 	}
 
@@ -445,9 +514,17 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 		const char *v = e ? e->value : k->def;
 		unsigned long u = 0;
 
+		if (!v && k->required) {
+			add_error(ps, s->line, "target '%s' (type %s) needs '%s'", name, t->type, k->name);
+			continue;
+		}
 		if (!v || check_value(ps, e ? e->line : s->line, k, v, &u) < 0)
 			continue;
-		if (k->type == KEY_UINT) {
+		if (k->type == KEY_URL)
+			set_endpoint(t->endpoint, v);
+		if (k->type == KEY_BOOL) {
+			json_object_set_new(t->settings, k->name, json_boolean(u));
+		} else if (k->type == KEY_UINT) {
 			json_object_set_new(t->settings, k->name, json_integer((json_int_t)u));
 		} else if (k->type == KEY_SECRET_FILE) {
 			char err[512], *secret = NULL, skey[PURGE_NAME_MAX + 1];
@@ -455,7 +532,7 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 				add_error(ps, e->line, "%s", err);
 				continue;
 			}
-			/* password_file -> secrets.password */
+			/* password_file -> secrets.password, api_key_file -> secrets.api_key */
 			snprintf(skey, sizeof(skey), "%.*s", (int)(strlen(k->name) - strlen("_file")), k->name);
 			json_object_set_new(t->secrets, skey, json_string(secret));
 			freezero_str(secret);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "buildconf.h"
+#include "daemon/manifest.h"
 #include "daemon/purged.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -191,6 +192,26 @@ static json_t *op_tasks_cancel(struct ctl_conn *c, const struct caller *who, uin
 	return proto_reply_ok(id, task_to_json(t));
 }
 
+static json_t *op_tasks_manifest(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *err = NULL, *lim = json_object_get(args, "limit");
+	struct task *t = find_task(id, args, &err);
+	size_t limit = lim ? (size_t)json_integer_value(lim) : 1000;
+	json_t *res;
+	(void)c, (void)who;
+
+	if (!t)
+		return err;
+	if (limit == 0 || limit > 5000)
+		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "limit must be from 1 to 5000");
+	res = manifest_read(purged->conf->state_dir, t->id, (size_t)json_integer_value(json_object_get(args, "offset")),
+			    limit);
+	if (!res)
+		return proto_reply_error(id, PURGE_ERR_INTERNAL, "cannot read the manifest of task %s under %s/manifests",
+					 t->id, purged->conf->state_dir);
+	return proto_reply_ok(id, res);
+}
+
 static json_t *op_tasks_watch(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
 	json_t *err = NULL;
@@ -307,6 +328,7 @@ static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_RELOAD] = op_reload,
 	[PURGE_OP_METRICS] = op_metrics,
 	[PURGE_OP_CRDB_PURGE] = op_crdb_purge,
+	[PURGE_OP_TASKS_MANIFEST] = op_tasks_manifest,
 };
 
 static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "buildconf.h"
+#include "daemon/manifest.h"
 #include "daemon/purged.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -33,6 +34,7 @@ struct executor {
 	json_t *result;
 	char *fail_reason;        /* the supervisor's reason: timeout, protocol violation */
 	pid_t pid;
+	int manifest_fd;          /* state_dir/manifests/TASK.jsonl, opened on the first entry */
 };
 
 char *exec_find_helper(const char *name)
@@ -60,6 +62,7 @@ static void on_close(uv_handle_t *h)
 	if (--e->open_handles > 0)
 		return;
 	proto_reader_free(&e->rd);
+	manifest_close(&e->manifest_fd);
 	json_decref(e->result);
 	free(e->fail_reason);
 	free(e);
@@ -93,6 +96,7 @@ static void settle(struct executor *e)
 	e->task = NULL;
 	flush_log(e, true);
 	uv_timer_stop(&e->timer);
+	manifest_close(&e->manifest_fd); /* synced before the end is journaled */
 
 	json_t *res = e->result ? json_object_get(e->result, "outcome") : NULL;
 	bool ok = res && json_is_true(json_object_get(res, "ok"));
@@ -184,8 +188,9 @@ static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 	struct proto_error err;
 	json_t *msg;
 
-	if (proto_decode(p, n, PURGE_MSG_MASK(PURGE_MSG_PROGRESS) | PURGE_MSG_MASK(PURGE_MSG_RESULT), &type, &msg,
-			 &err) < 0) {
+	if (proto_decode(p, n, PURGE_MSG_MASK(PURGE_MSG_PROGRESS) | PURGE_MSG_MASK(PURGE_MSG_RESULT) |
+				       PURGE_MSG_MASK(PURGE_MSG_MANIFEST),
+			 &type, &msg, &err) < 0) {
 		violation(e, err.message);
 		return;
 	}
@@ -193,6 +198,12 @@ static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 		violation(e, "message after the result");
 	} else if (type == PURGE_MSG_RESULT) {
 		e->result = json_incref(msg);
+	} else if (type == PURGE_MSG_MANIFEST && e->task) {
+		int r = manifest_append(purged->conf->state_dir, e->task->id, &e->manifest_fd,
+					json_object_get(msg, "manifest"));
+		if (r < 0)
+			log_warnx("task %s: cannot write its manifest under %s/manifests: %s", e->task->id,
+				  purged->conf->state_dir, strerror(-r));
 	} else if (e->task) {
 		json_t *pr = json_object_get(msg, "progress");
 		runner_on_progress(e->task, json_string_value(json_object_get(pr, "step")),
@@ -344,6 +355,7 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	int r;
 
 	proto_reader_init(&e->rd);
+	e->manifest_fd = -1;
 	uv_pipe_init(purged->loop, &e->msg, 0);
 	uv_pipe_init(purged->loop, &e->log, 0);
 	uv_timer_init(purged->loop, &e->timer);

@@ -13,6 +13,7 @@ static const char *const msg_names[_PURGE_MSG_MAX] = {
 	[PURGE_MSG_JOB] = "job",
 	[PURGE_MSG_PROGRESS] = "progress",
 	[PURGE_MSG_RESULT] = "result",
+	[PURGE_MSG_MANIFEST] = "manifest",
 };
 
 static const struct {
@@ -30,6 +31,7 @@ static const struct {
 	[PURGE_OP_RELOAD] = { "reload", true },
 	[PURGE_OP_METRICS] = { "metrics", false },
 	[PURGE_OP_CRDB_PURGE] = { "crdb.purge", true },
+	[PURGE_OP_TASKS_MANIFEST] = { "tasks.manifest", false },
 };
 
 static const struct {

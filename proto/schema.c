@@ -18,6 +18,7 @@ enum field_type {
 	F_OBJECT,   /* map checked against .fields */
 	F_IDS,      /* non-empty array of unique integers from 1 to 65535 */
 	F_ARRAY,
+	F_MANIFEST, /* non-empty array of {kind: name, id: string|integer, name: string} */
 };
 
 struct field {
@@ -33,6 +34,7 @@ static const char *const type_names[] = {
 	[F_TASK_ID] = "a task id (UUID)", [F_AUTH] = "a token string", [F_MAP] = "a map",
 	[F_ANY] = "a value", [F_OBJECT] = "a map",
 	[F_IDS] = "a non-empty array of unique integers from 1 to 65535", [F_ARRAY] = "an array",
+	[F_MANIFEST] = "a non-empty array of {kind, id, name} entries",
 };
 
 static const char *json_type_name(const json_t *j)
@@ -99,6 +101,23 @@ static bool is_id_list(const json_t *v)
 	return true;
 }
 
+static bool is_manifest(const json_t *v)
+{
+	size_t i;
+	json_t *e;
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return false;
+	json_array_foreach(v, i, e) {
+		const json_t *kind = json_object_get(e, "kind"), *id = json_object_get(e, "id");
+		if (!json_is_object(e) || json_object_size(e) > 3 || !json_is_string(kind) ||
+		    !is_name(json_string_value(kind), json_string_length(kind)) ||
+		    !(json_is_string(id) || json_is_integer(id)) ||
+		    (json_object_get(e, "name") && !json_is_string(json_object_get(e, "name"))))
+			return false;
+	}
+	return true;
+}
+
 static bool type_ok(const json_t *v, enum field_type t)
 {
 	switch (t) {
@@ -113,6 +132,7 @@ static bool type_ok(const json_t *v, enum field_type t)
 	case F_ANY: return true;
 	case F_ARRAY: return json_is_array(v);
 	case F_IDS: return is_id_list(v);
+	case F_MANIFEST: return is_manifest(v);
 	}
 	return false;
 }
@@ -183,6 +203,13 @@ static const struct field crdb_args[] = {
 	{ NULL },
 };
 
+static const struct field manifest_args[] = {
+	{ "id", F_TASK_ID, true },
+	{ "offset", F_UINT, false },
+	{ "limit", F_UINT, false },
+	{ NULL },
+};
+
 static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_STATUS] = no_fields,
 	[PURGE_OP_TARGETS_LIST] = no_fields,
@@ -195,6 +222,7 @@ static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_RELOAD] = no_fields,
 	[PURGE_OP_METRICS] = no_fields,
 	[PURGE_OP_CRDB_PURGE] = crdb_args,
+	[PURGE_OP_TASKS_MANIFEST] = manifest_args,
 };
 
 static const struct field request_fields[] = {
@@ -269,6 +297,11 @@ static const struct field result_fields[] = {
 	{ NULL },
 };
 
+static const struct field manifest_fields[] = {
+	{ "manifest", F_MANIFEST, true },
+	{ NULL },
+};
+
 static const struct {
 	const char *key; /* the key that tells the kind */
 	const struct field *fields;
@@ -279,6 +312,7 @@ static const struct {
 	[PURGE_MSG_JOB] = { "job", job_fields },
 	[PURGE_MSG_PROGRESS] = { "progress", progress_fields },
 	[PURGE_MSG_RESULT] = { "outcome", result_fields },
+	[PURGE_MSG_MANIFEST] = { "manifest", manifest_fields },
 };
 
 int proto_validate_args(enum purge_op op, const json_t *args, struct proto_error *err)
@@ -364,7 +398,7 @@ int proto_decode(const void *payload, size_t len, unsigned allowed,
 		found = t;
 	}
 	if (found < 0) {
-		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "message has none of the keys op, ok, event, job, progress, outcome");
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "message has none of the keys op, ok, event, job, progress, outcome, manifest");
 		goto fail;
 	}
 	if (!(allowed & PURGE_MSG_MASK(found))) {

@@ -7,11 +7,11 @@ PACKAGES=(
 	# build
 	meson ninja-build pkg-config gcc clang
 	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
-	libsystemd-dev zlib1g-dev libssl-dev node-llhttp libhiredis-dev
+	libsystemd-dev zlib1g-dev libssl-dev node-llhttp libhiredis-dev libcurl4-openssl-dev
 	# packaging and its tests
 	debhelper dpkg-dev fakeroot lintian rpm rpmlint systemd
 	# tests
-	scdoc check jq procps util-linux bsdutils python3 redis-server curl
+	scdoc check jq procps util-linux bsdutils python3 redis-server curl sqlite3
 )
 
 missing=()

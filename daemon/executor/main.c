@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buildconf.h"
+#include <curl/curl.h>
 #include "daemon/executor/backend.h"
+#include "daemon/executor/http.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -29,6 +31,7 @@ const char *__asan_default_options(void)
 static const struct backend_ops *const backends[] = {
 	&backend_noop,
 	&backend_crdb,
+	&backend_redmine,
 };
 
 static const struct backend_ops *find_backend(const char *type)
@@ -98,14 +101,25 @@ int main(int argc, char **argv)
 	if (!ops)
 		fatalx("unknown backend type '%s' for target '%s'", json_string_value(json_object_get(job, "type")),
 		       ctx.target);
-	ops->policy(&ctx, &policy);
+	/* libcurl and OpenSSL read their configuration now, while files can still be opened. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	r = ops->prepare(&ctx, &policy);
 	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s; refusing to run the backend unconfined", err);
 	log_debug("sandbox entered: Landlock ABI %d%s, seccomp on", rep.landlock_abi,
 		  rep.landlock_net ? " with TCP rules" : "");
 
-	r = ops->run(&ctx);
+	if (r == 0)
+		r = ops->run(&ctx);
+	if (ctx.http) {
+		unsigned long requests, connections;
+		http_client_stats(ctx.http, &requests, &connections);
+		log_info("%lu HTTP request(s) over %lu connection(s) to %s", requests, connections,
+			 http_client_where(ctx.http));
+		ctx.http = http_client_free(ctx.http);
+	}
 	json_wipe_strings((json_t *)ctx.secrets);
+	backend_manifest_flush(&ctx);
 	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/executor/backend.h"
+#include "daemon/executor/http.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -24,6 +25,49 @@ void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, 
 	json_decref(msg);
 	if (r < 0)
 		fatalx("cannot send progress to the supervisor: %s", strerror(-r));
+}
+
+#define MANIFEST_BATCH 200
+
+void backend_manifest_flush(struct backend_ctx *ctx)
+{
+	json_t *msg;
+	int r;
+
+	if (!ctx->manifest || json_array_size(ctx->manifest) == 0)
+		return;
+	msg = json_pack("{s:o}", "manifest", ctx->manifest);
+	ctx->manifest = NULL;
+	r = msg ? frame_send(ctx->fd, msg) : -ENOMEM;
+	json_decref(msg);
+	if (r < 0)
+		fatalx("cannot send the manifest to the supervisor: %s", strerror(-r));
+}
+
+void backend_manifest(struct backend_ctx *ctx, const char *kind, json_int_t id, const char *name)
+{
+	json_t *e = json_pack("{s:s, s:I}", "kind", kind, "id", id);
+	if (name)
+		json_object_set_new(e, "name", json_string(name));
+	if (!ctx->manifest)
+		ctx->manifest = json_array();
+	json_array_append_new(ctx->manifest, e);
+	if (json_array_size(ctx->manifest) >= MANIFEST_BATCH)
+		backend_manifest_flush(ctx);
+}
+
+int backend_prepare_http(struct backend_ctx *ctx, struct sandbox_policy *p, const char *header)
+{
+	const char *url = json_string_value(json_object_get(ctx->settings, "url"));
+	char err[300];
+
+	if (json_is_true(json_object_get(ctx->settings, "insecure")))
+		log_warnx("target '%s': insecure = yes: the TLS certificate of %s is NOT verified", ctx->target, url);
+	ctx->http = http_client_new(url ? url : "", ctx->settings, header, err, sizeof(err));
+	if (!ctx->http)
+		return backend_fail(ctx, "target '%s': %s", ctx->target, err);
+	http_client_policy(ctx->http, p);
+	return 0;
 }
 
 void backend_count(struct backend_ctx *ctx, const char *kind, uint64_t n)

@@ -36,6 +36,7 @@ enum purge_msg_type {
 	PURGE_MSG_JOB,       /* {v, job}                         supervisor -> executor */
 	PURGE_MSG_PROGRESS,  /* {progress}                       executor -> supervisor */
 	PURGE_MSG_RESULT,    /* {outcome}                        executor -> supervisor */
+	PURGE_MSG_MANIFEST,  /* {manifest: [{kind, id, name}]}   executor -> supervisor */
 	_PURGE_MSG_MAX,
 	_PURGE_MSG_INVALID = -EINVAL,
 };
@@ -54,6 +55,7 @@ enum purge_op {
 	PURGE_OP_RELOAD,
 	PURGE_OP_METRICS,
 	PURGE_OP_CRDB_PURGE,
+	PURGE_OP_TASKS_MANIFEST,
 	_PURGE_OP_MAX,
 	_PURGE_OP_INVALID = -EINVAL,
 };

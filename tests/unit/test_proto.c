@@ -52,7 +52,8 @@ START_TEST(test_roundtrip_requests)
 		json_t *args = json_object();
 		if (op == PURGE_OP_PLAN || op == PURGE_OP_PURGE)
 			json_object_set_new(args, "target", json_string("demo"));
-		if (op == PURGE_OP_TASKS_GET || op == PURGE_OP_TASKS_CANCEL || op == PURGE_OP_TASKS_WATCH)
+		if (op == PURGE_OP_TASKS_GET || op == PURGE_OP_TASKS_CANCEL || op == PURGE_OP_TASKS_WATCH ||
+		    op == PURGE_OP_TASKS_MANIFEST)
 			json_object_set_new(args, "id", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
 		if (op == PURGE_OP_TASKS_LIST)
 			json_object_set_new(args, "limit", json_integer(10));
@@ -97,6 +98,9 @@ START_TEST(test_roundtrip_executor_hop)
 	json_decref(roundtrip(json_pack("{s:{s:b, s:{s:i}}}", "outcome", "ok", 1, "counts", "objects", 3),
 			      PURGE_MSG_RESULT));
 	json_decref(roundtrip(json_pack("{s:{s:b, s:s}}", "outcome", "ok", 0, "error", "boom"), PURGE_MSG_RESULT));
+	json_decref(roundtrip(json_pack("{s:[{s:s, s:i, s:s}, {s:s, s:s}]}", "manifest", "kind", "projects", "id", 4,
+					"name", "Web", "kind", "keys", "id", "user:1"),
+			      PURGE_MSG_MANIFEST));
 }
 END_TEST
 

@@ -186,7 +186,7 @@ static long long purge_instance(struct backend_ctx *ctx, json_t *errors, struct 
 	return deleted;
 }
 
-static void crdb_policy(const struct backend_ctx *ctx, struct sandbox_policy *p)
+static int crdb_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
 {
 	const json_t *inst = json_object_get(ctx->settings, "instances");
 	const char *id;
@@ -203,6 +203,7 @@ static void crdb_policy(const struct backend_ctx *ctx, struct sandbox_policy *p)
 		if (!seen && p->n_tcp_ports < SANDBOX_MAX_PORTS)
 			p->tcp_ports[p->n_tcp_ports++] = (uint16_t)port;
 	}
+	return 0;
 }
 
 static int crdb_run(struct backend_ctx *ctx)
@@ -260,6 +261,6 @@ static int crdb_run(struct backend_ctx *ctx)
 
 const struct backend_ops backend_crdb = {
 	.type = "crdb",
-	.policy = crdb_policy,
+	.prepare = crdb_prepare,
 	.run = crdb_run,
 };

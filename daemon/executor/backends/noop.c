@@ -14,10 +14,11 @@ static uint64_t setting(const struct backend_ctx *ctx, const char *key)
 	return (uint64_t)json_integer_value(json_object_get(ctx->settings, key));
 }
 
-static void noop_policy(const struct backend_ctx *ctx, struct sandbox_policy *p)
+static int noop_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
 {
 	(void)ctx;
-	p->network = false;
+	p->network = false; /* no sockets, no files */
+	return 0;
 }
 
 static int noop_run(struct backend_ctx *ctx)
@@ -51,6 +52,6 @@ static int noop_run(struct backend_ctx *ctx)
 
 const struct backend_ops backend_noop = {
 	.type = "noop",
-	.policy = noop_policy,
+	.prepare = noop_prepare,
 	.run = noop_run,
 };

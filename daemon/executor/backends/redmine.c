@@ -1,0 +1,337 @@
+/*
+ * redmine: delete a Redmine's projects (with their issues, versions, wiki,
+ * time entries, files), and with scope users/groups its users (but admins
+ * and the API key's own user) and groups, through its REST API.
+ *
+ * Only top-level projects need a DELETE: children go with their parent and
+ * are counted with it. Listing is paginated (limit 100); DELETEs run
+ * `parallel` at a time over reused connections. A DELETE answered 404 is
+ * "already gone". Redmine 5.1+ deletes projects in the background (204 at
+ * once): remaining projects are polled until they answer 404.
+ * Executor only: runs inside the sandbox, TCP to Redmine's port only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "daemon/executor/backend.h"
+#include "daemon/executor/http.h"
+#include "purged/util.h"
+
+#define PAGE 100
+#define ASYNC_WAIT_SEC 120
+
+struct item {
+	json_int_t id;
+	char *name;
+	json_int_t parent;   /* projects: 0 when top-level */
+	bool top;
+};
+
+struct list {
+	struct item *v;
+	size_t n;
+};
+
+struct redmine {
+	struct backend_ctx *ctx;
+	struct http_client *http;
+	json_int_t self_id;
+	struct list projects, users, groups;
+	long issues;
+	unsigned parallel;
+	/* deletion progress */
+	const char *step;
+	uint64_t done, total;
+	const struct list *deleting;
+	char *const *paths;
+	size_t failed;
+	char first_error[400];
+};
+
+static void list_free(struct list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int fail_status(struct redmine *rm, const char *step, const struct http_response *r)
+{
+	const char *where = http_client_where(rm->http);
+	if (r->status == 0)
+		return backend_fail(rm->ctx, "redmine '%s': %s: cannot reach %s: %s", rm->ctx->target, step, where,
+				    r->error);
+	if (r->status == 401)
+		return backend_fail(rm->ctx, "redmine '%s': %s: Redmine refused the API key (401): check api_key_file",
+				    rm->ctx->target, step);
+	if (r->status == 403)
+		return backend_fail(rm->ctx, "redmine '%s': %s: forbidden (403): is the REST API enabled "
+				    "(Administration > Settings > API) and is the key an administrator's?",
+				    rm->ctx->target, step);
+	return backend_fail(rm->ctx, "redmine '%s': %s: HTTP %ld from %s: %.120s", rm->ctx->target, step, r->status,
+			    where, r->body ? r->body : "");
+}
+
+/* GET a JSON document; on anything but 200 + JSON, fail the task. */
+static json_t *get_json(struct redmine *rm, const char *step, const char *path)
+{
+	struct http_response r;
+	json_t *j = NULL;
+
+	if (http_request(rm->http, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200)
+		j = http_json(&r);
+	if (!j) {
+		if (r.status == 200)
+			backend_fail(rm->ctx, "redmine '%s': %s: the answer is not JSON", rm->ctx->target, step);
+		else
+			fail_status(rm, step, &r);
+	}
+	http_response_clear(&r);
+	return j;
+}
+
+/* Every page of a list: @key's array, appended to @out. */
+static int get_all(struct redmine *rm, const char *step, const char *path, const char *key, struct list *out,
+		   bool (*keep)(struct redmine *, const json_t *))
+{
+	long offset = 0, total = 0;
+
+	do {
+		char *p = xasprintf("%s%slimit=%d&offset=%ld", path, strchr(path, '?') ? "&" : "?", PAGE, offset);
+		json_t *doc = get_json(rm, step, p), *arr, *e;
+		size_t i;
+		free(p);
+		if (!doc)
+			return -1;
+		arr = json_object_get(doc, key);
+		total = json_is_integer(json_object_get(doc, "total_count")) ?
+				(long)json_integer_value(json_object_get(doc, "total_count")) : (long)json_array_size(arr);
+		json_array_foreach(arr, i, e) {
+			if (keep && !keep(rm, e))
+				continue;
+			const json_t *name = json_object_get(e, "name");
+			if (!name)
+				name = json_object_get(e, "login");
+			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+			out->v[out->n++] = (struct item){
+				json_integer_value(json_object_get(e, "id")),
+				xstrdup(json_is_string(name) ? json_string_value(name) : ""),
+				json_integer_value(json_object_get(json_object_get(e, "parent"), "id")),
+				false,
+			};
+		}
+		offset += (long)json_array_size(arr);
+		bool empty = json_array_size(arr) == 0;
+		json_decref(doc);
+		if (empty)
+			break;
+	} while (offset < total);
+	return 0;
+}
+
+static bool keep_user(struct redmine *rm, const json_t *u)
+{
+	/* Never the administrators, and never the key's own user. */
+	return !json_is_true(json_object_get(u, "admin")) && json_integer_value(json_object_get(u, "id")) != rm->self_id;
+}
+
+static bool keep_group(struct redmine *rm, const json_t *g)
+{
+	(void)rm;
+	/* Builtin groups (Anonymous, Non member) cannot be deleted: a DELETE is a no-op. */
+	return !json_is_true(json_object_get(g, "builtin"));
+}
+
+static bool scope_has(const struct backend_ctx *ctx, const char *what)
+{
+	const char *scope = json_string_value(json_object_get(ctx->settings, "scope"));
+	char buf[128];
+	snprintf(buf, sizeof(buf), ",%s,", scope ? scope : "projects");
+	for (char *p = buf; *p; p++)
+		if (*p == ' ')
+			memmove(p, p + 1, strlen(p));
+	char needle[32];
+	snprintf(needle, sizeof(needle), ",%s,", what);
+	return strstr(buf, needle) != NULL;
+}
+
+static int inventory(struct redmine *rm)
+{
+	json_t *me = get_json(rm, "checking the API key (GET /users/current.json)", "users/current.json");
+	if (!me)
+		return -1;
+	rm->self_id = json_integer_value(json_object_get(json_object_get(me, "user"), "id"));
+	json_decref(me);
+
+	/* Active and closed projects; archived ones are invisible to REST. */
+	if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &rm->projects, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < rm->projects.n; i++) {
+		bool parent_listed = false;
+		for (size_t j = 0; j < rm->projects.n && rm->projects.v[i].parent; j++)
+			parent_listed |= rm->projects.v[j].id == rm->projects.v[i].parent;
+		rm->projects.v[i].top = !parent_listed;
+	}
+	json_t *issues = get_json(rm, "counting issues", "issues.json?status_id=*&limit=1");
+	if (!issues)
+		return -1;
+	rm->issues = (long)json_integer_value(json_object_get(issues, "total_count"));
+	json_decref(issues);
+	if (scope_has(rm->ctx, "users") &&
+	    get_all(rm, "listing users", "users.json?status=", "users", &rm->users, keep_user) < 0)
+		return -1;
+	if (scope_has(rm->ctx, "groups") && get_all(rm, "listing groups", "groups.json", "groups", &rm->groups,
+						      keep_group) < 0)
+		return -1;
+	return 0;
+}
+
+static void on_deleted(size_t i, const struct http_response *r, void *ud)
+{
+	struct redmine *rm = ud;
+	const struct item *it = NULL;
+	size_t k = 0;
+
+	/* paths[i] is the i-th item marked for deletion in the list being deleted. */
+	for (size_t j = 0; j < rm->deleting->n; j++) {
+		if (rm->deleting == &rm->projects && !rm->deleting->v[j].top)
+			continue;
+		if (k++ == i) {
+			it = &rm->deleting->v[j];
+			break;
+		}
+	}
+	if (r->status == 204 || r->status == 200 || r->status == 404) {
+		if (it)
+			backend_manifest(rm->ctx, rm->step, it->id, it->name);
+	} else {
+		rm->failed++;
+		if (!rm->first_error[0] && r->status)
+			snprintf(rm->first_error, sizeof(rm->first_error), "DELETE %.60s: HTTP %ld %.80s", rm->paths[i],
+				 r->status, r->body ? r->body : "");
+		else if (!rm->first_error[0])
+			snprintf(rm->first_error, sizeof(rm->first_error), "DELETE %.60s: %.200s", rm->paths[i], r->error);
+	}
+	rm->done++;
+	backend_progress(rm->ctx, rm->step, rm->done, rm->total);
+}
+
+/* DELETE the items of @l (projects: the top-level ones), @parallel at a time. */
+static void delete_all(struct redmine *rm, const char *kind, const char *resource, const struct list *l)
+{
+	char **paths = xcalloc(l->n + 1, sizeof(char *));
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (l != &rm->projects || l->v[i].top)
+			paths[n++] = xasprintf("%s/%lld.json", resource, (long long)l->v[i].id);
+	rm->step = kind;
+	rm->deleting = l;
+	rm->paths = paths;
+	http_parallel(rm->http, "DELETE", paths, n, rm->parallel, on_deleted, rm);
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+/* Redmine 5.1+ answers 204 and deletes in the background: wait until every project is gone. */
+static int wait_projects_gone(struct redmine *rm)
+{
+	time_t deadline = time(NULL) + ASYNC_WAIT_SEC;
+	for (size_t i = 0; i < rm->projects.n; i++) {
+		char *p = xasprintf("projects/%lld.json", (long long)rm->projects.v[i].id);
+		for (;;) {
+			struct http_response r;
+			http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
+			long st = r.status;
+			http_response_clear(&r);
+			if (st == 404)
+				break;
+			if (time(NULL) > deadline) {
+				free(p);
+				return backend_fail(rm->ctx, "redmine '%s': project %lld still exists %d s after its "
+						    "DELETE; run the purge again", rm->ctx->target,
+						    (long long)rm->projects.v[i].id, ASYNC_WAIT_SEC);
+			}
+			struct timespec ts = { 0, 250000000L };
+			nanosleep(&ts, NULL);
+		}
+		free(p);
+	}
+	return 0;
+}
+
+static int redmine_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
+{
+	/* The key travels in a header, never in a URL that could be logged. */
+	char *header = xasprintf("X-Redmine-API-Key: %s", json_string_value(json_object_get(ctx->secrets, "api_key")));
+	int r = backend_prepare_http(ctx, p, header);
+	freezero_str(header);
+	return r;
+}
+
+static int redmine_run(struct backend_ctx *ctx)
+{
+	struct redmine rm = { .ctx = ctx };
+	size_t top = 0;
+	int r = -1;
+
+	rm.http = ctx->http;
+	rm.parallel = (unsigned)json_integer_value(json_object_get(ctx->settings, "parallel"));
+	if (rm.parallel == 0)
+		rm.parallel = 4;
+	if (inventory(&rm) < 0)
+		goto finish;
+	for (size_t i = 0; i < rm.projects.n; i++)
+		top += rm.projects.v[i].top;
+	if (ctx->dry_run) {
+		backend_count(ctx, "projects", rm.projects.n);
+		backend_count(ctx, "issues", (uint64_t)rm.issues);
+		if (scope_has(ctx, "users"))
+			backend_count(ctx, "users", rm.users.n);
+		if (scope_has(ctx, "groups"))
+			backend_count(ctx, "groups", rm.groups.n);
+		r = 0;
+		goto finish;
+	}
+
+	rm.total = top + rm.users.n + rm.groups.n;
+	backend_progress(ctx, "projects", 0, rm.total);
+	delete_all(&rm, "projects", "projects", &rm.projects);
+	if (!rm.failed && wait_projects_gone(&rm) < 0)
+		goto finish;
+	/* Children went with their parents: they are deleted too, and in the manifest. */
+	for (size_t i = 0; i < rm.projects.n; i++)
+		if (!rm.projects.v[i].top)
+			backend_manifest(ctx, "projects", rm.projects.v[i].id, rm.projects.v[i].name);
+	backend_count(ctx, "projects", rm.failed ? 0 : rm.projects.n);
+	backend_count(ctx, "issues", rm.failed ? 0 : (uint64_t)rm.issues);
+	if (!rm.failed && scope_has(ctx, "users")) {
+		delete_all(&rm, "users", "users", &rm.users);
+		backend_count(ctx, "users", rm.users.n);
+	}
+	if (!rm.failed && scope_has(ctx, "groups")) {
+		delete_all(&rm, "groups", "groups", &rm.groups);
+		backend_count(ctx, "groups", rm.groups.n);
+	}
+	if (rm.failed) {
+		backend_fail(ctx, "redmine '%s': %zu DELETE(s) failed (first: %s); what was deleted is in the "
+			     "manifest; run the purge again to finish", ctx->target, rm.failed, rm.first_error);
+		goto finish;
+	}
+	r = 0;
+finish:
+	list_free(&rm.projects);
+	list_free(&rm.users);
+	list_free(&rm.groups);
+	return r;
+}
+
+const struct backend_ops backend_redmine = {
+	.type = "redmine",
+	.prepare = redmine_prepare,
+	.run = redmine_run,
+};

@@ -1,0 +1,389 @@
+/* libcurl client for the executor's REST backends; see http.h. Executor only. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "daemon/executor/http.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define TRIES 3
+
+struct http_client {
+	CURL *easy;                 /* sequential requests reuse its connection */
+	CURLSH *share;              /* connection cache shared with parallel handles */
+	struct curl_slist *resolve; /* host:port:address, resolved before the sandbox */
+	struct curl_slist *headers;
+	char *base;                 /* scheme://host:port/path without a trailing slash */
+	char *header_copy;          /* to wipe */
+	char *ca_file;
+	bool https, insecure;
+	long connect_timeout, timeout;
+	uint16_t port;
+	unsigned long requests;
+	long connections;
+};
+
+struct buf {
+	char *p;
+	size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = size * nmemb;
+	/* Backend answers are JSON documents; 64 MiB is far past any real one. */
+	if (b->len + n > (64u << 20))
+		return 0;
+	b->p = xrealloc(b->p, b->len + n + 1);
+	memcpy(b->p + b->len, ptr, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static long setting_long(const json_t *s, const char *key, long def)
+{
+	json_t *v = json_object_get(s, key);
+	return json_is_integer(v) ? (long)json_integer_value(v) : def;
+}
+
+struct http_client *http_client_new(const char *url, const json_t *settings, const char *header, char *err,
+				    size_t errlen)
+{
+	struct http_client *c = xcalloc(1, sizeof(*c));
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	CURLU *u = curl_url();
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char addr[INET6_ADDRSTRLEN + 2] = "";
+	int r;
+
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "url '%s' is not a valid http(s) URL", url);
+		goto fail;
+	}
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+		snprintf(err, errlen, "url '%s': only http and https are supported", url);
+		goto fail;
+	}
+	c->https = strcmp(scheme, "https") == 0;
+	c->port = (uint16_t)atoi(port);
+	/* Resolve now: inside the sandbox there is no /etc/hosts, no resolver, no NSS modules. */
+	char bare[256];
+	snprintf(bare, sizeof(bare), "%s", host);
+	if (bare[0] == '[') {
+		memmove(bare, bare + 1, strlen(bare));
+		bare[strcspn(bare, "]")] = '\0';
+	}
+	r = getaddrinfo(bare, port, &hints, &ai);
+	if (r != 0 || !ai) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", bare, gai_strerror(r));
+		goto fail;
+	}
+	if (ai->ai_family == AF_INET6) {
+		addr[0] = '[';
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, addr + 1, INET6_ADDRSTRLEN);
+		strcat(addr, "]");
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, addr, sizeof(addr));
+	}
+	freeaddrinfo(ai);
+	char *entry = xasprintf("%s:%s:%s", bare, port, addr);
+	c->resolve = curl_slist_append(NULL, entry);
+	free(entry);
+
+	size_t pl = strlen(path);
+	while (pl > 0 && path[pl - 1] == '/')
+		pl--;
+	c->base = xasprintf("%s://%s:%s%.*s", scheme, host, port, (int)pl, path);
+	c->connect_timeout = setting_long(settings, "connect_timeout", 10);
+	c->timeout = setting_long(settings, "timeout", 60);
+	c->insecure = json_is_true(json_object_get(settings, "insecure"));
+	if (json_is_string(json_object_get(settings, "ca_file")))
+		c->ca_file = xstrdup(json_string_value(json_object_get(settings, "ca_file")));
+	if (header) {
+		c->header_copy = xstrdup(header);
+		c->headers = curl_slist_append(NULL, c->header_copy);
+	}
+	c->headers = curl_slist_append(c->headers, "Accept: application/json");
+	c->headers = curl_slist_append(c->headers, "Expect:");
+	c->share = curl_share_init();
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	c->easy = curl_easy_init();
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return c;
+fail:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+	http_client_free(c);
+	return NULL;
+}
+
+struct http_client *http_client_free(struct http_client *c)
+{
+	if (!c)
+		return NULL;
+	if (c->easy)
+		curl_easy_cleanup(c->easy);
+	if (c->share)
+		curl_share_cleanup(c->share);
+	curl_slist_free_all(c->resolve);
+	/* The header list holds a copy of the credentials too. */
+	for (struct curl_slist *h = c->headers; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(c->headers);
+	freezero_str(c->header_copy);
+	free(c->base);
+	free(c->ca_file);
+	free(c);
+	return NULL;
+}
+
+void http_client_policy(const struct http_client *c, struct sandbox_policy *p)
+{
+	p->network = true;
+	if (p->n_tcp_ports < SANDBOX_MAX_PORTS)
+		p->tcp_ports[p->n_tcp_ports++] = c->port;
+	if (c->https) {
+		/* TLS needs the CA store and OpenSSL's configuration, read-only. */
+		static const char *const tls_paths[] = { "/etc/ssl", "/usr/lib/ssl", "/usr/share/ca-certificates" };
+		for (size_t i = 0; i < 3 && p->n_read_paths < SANDBOX_MAX_PATHS; i++)
+			p->read_paths[p->n_read_paths++] = tls_paths[i];
+		if (c->ca_file && p->n_read_paths < SANDBOX_MAX_PATHS)
+			p->read_paths[p->n_read_paths++] = c->ca_file;
+	}
+}
+
+const char *http_client_where(const struct http_client *c)
+{
+	return c->base;
+}
+
+static void setup(struct http_client *c, CURL *h, const char *method, const char *url, const char *ctype,
+		  const char *body, size_t body_len, struct buf *out, char *errbuf, struct curl_slist **extra)
+{
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "purged/" "0.1");
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (c->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (c->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	*extra = NULL;
+	struct curl_slist *hdrs = NULL;
+	for (struct curl_slist *s = c->headers; s; s = s->next)
+		hdrs = curl_slist_append(hdrs, s->data);
+	if (body) {
+		char ct[128];
+		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/json");
+		hdrs = curl_slist_append(hdrs, ct);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	} else if (!strcmp(method, "GET")) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+	}
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	*extra = hdrs;
+}
+
+static void free_headers(struct curl_slist *hdrs)
+{
+	for (struct curl_slist *s = hdrs; s; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
+	curl_slist_free_all(hdrs);
+}
+
+static bool retryable(const char *method, long status, CURLcode rc)
+{
+	bool idempotent = !strcmp(method, "GET") || !strcmp(method, "DELETE") || !strcmp(method, "PUT");
+	return idempotent && (rc != CURLE_OK || status >= 500 || status == 429);
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void count_connects(struct http_client *c, CURL *h)
+{
+	long n = 0;
+	if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK)
+		c->connections += n;
+	c->requests++;
+}
+
+int http_request(struct http_client *c, const char *method, const char *path, const char *ctype, const char *body,
+		 size_t body_len, struct http_response *resp)
+{
+	char *url = xasprintf("%s/%s", c->base, path[0] == '/' ? path + 1 : path);
+	char errbuf[CURL_ERROR_SIZE];
+
+	memset(resp, 0, sizeof(*resp));
+	for (int attempt = 1; attempt <= TRIES; attempt++) {
+		struct buf out = { 0 };
+		struct curl_slist *hdrs;
+		CURLcode rc;
+
+		errbuf[0] = '\0';
+		setup(c, c->easy, method, url, ctype, body, body_len, &out, errbuf, &hdrs);
+		rc = curl_easy_perform(c->easy);
+		free_headers(hdrs);
+		count_connects(c, c->easy);
+		http_response_clear(resp);
+		resp->body = out.p ? out.p : xstrdup("");
+		resp->len = out.len;
+		if (rc == CURLE_OK)
+			curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+		else
+			snprintf(resp->error, sizeof(resp->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		if (!retryable(method, resp->status, rc) || attempt == TRIES)
+			break;
+		log_info("%s %s: %s; retrying (%d of %d)", method, path,
+			 rc != CURLE_OK ? resp->error : "server error", attempt + 1, TRIES);
+		pause_ms(500L * attempt);
+	}
+	free(url);
+	return resp->status ? 0 : -1;
+}
+
+void http_response_clear(struct http_response *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->len = 0;
+	r->status = 0;
+	r->error[0] = '\0';
+}
+
+json_t *http_json(const struct http_response *r)
+{
+	return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+}
+
+void http_client_stats(const struct http_client *c, unsigned long *ret_requests, unsigned long *ret_connections)
+{
+	*ret_requests = c->requests;
+	*ret_connections = (unsigned long)c->connections;
+}
+
+struct slot {
+	CURL *h;
+	size_t index;
+	int attempt;
+	struct buf out;
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+	char *url;
+};
+
+void http_parallel(struct http_client *c, const char *method, char *const *paths, size_t n, unsigned parallel,
+		   void (*done)(size_t i, const struct http_response *resp, void *userdata), void *userdata)
+{
+	CURLM *m = curl_multi_init();
+	struct slot *slots = xcalloc(parallel ? parallel : 1, sizeof(*slots));
+	size_t next = 0, active = 0;
+
+	if (parallel == 0)
+		parallel = 1;
+	/* Never more connections than the configured parallelism. */
+	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)parallel);
+	for (unsigned s = 0; s < parallel; s++)
+		slots[s].h = curl_easy_init();
+
+	for (;;) {
+		for (unsigned s = 0; s < parallel && next < n; s++) {
+			struct slot *sl = &slots[s];
+			if (sl->url)
+				continue;
+			sl->index = next++;
+			sl->attempt = 1;
+			sl->url = xasprintf("%s/%s", c->base, paths[sl->index]);
+			sl->out = (struct buf){ 0 };
+			sl->errbuf[0] = '\0';
+			setup(c, sl->h, method, sl->url, NULL, NULL, 0, &sl->out, sl->errbuf, &sl->hdrs);
+			curl_easy_setopt(sl->h, CURLOPT_PRIVATE, sl);
+			curl_multi_add_handle(m, sl->h);
+			active++;
+		}
+		if (active == 0)
+			break;
+		int running = 0, numfds = 0, left = 0;
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct slot *sl = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+			struct http_response resp = { 0 };
+			CURLcode rc = msg->data.result;
+			curl_multi_remove_handle(m, sl->h);
+			free_headers(sl->hdrs);
+			sl->hdrs = NULL;
+			count_connects(c, sl->h);
+			if (rc == CURLE_OK)
+				curl_easy_getinfo(sl->h, CURLINFO_RESPONSE_CODE, &resp.status);
+			else
+				snprintf(resp.error, sizeof(resp.error), "%s",
+					 sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(rc));
+			if (retryable(method, resp.status, rc) && sl->attempt < TRIES) {
+				log_info("%s %s: %s; retrying (%d of %d)", method, paths[sl->index],
+					 rc != CURLE_OK ? resp.error : "server error", sl->attempt + 1, TRIES);
+				pause_ms(500L * sl->attempt);
+				sl->attempt++;
+				free(sl->out.p);
+				sl->out = (struct buf){ 0 };
+				sl->errbuf[0] = '\0';
+				setup(c, sl->h, method, sl->url, NULL, NULL, 0, &sl->out, sl->errbuf, &sl->hdrs);
+				curl_easy_setopt(sl->h, CURLOPT_PRIVATE, sl);
+				curl_multi_add_handle(m, sl->h);
+				continue;
+			}
+			resp.body = sl->out.p ? sl->out.p : xstrdup("");
+			resp.len = sl->out.len;
+			done(sl->index, &resp, userdata);
+			free(resp.body);
+			free(sl->url);
+			sl->url = NULL;
+			active--;
+		}
+		if (running)
+			curl_multi_poll(m, NULL, 0, 1000, &numfds);
+	}
+	for (unsigned s = 0; s < parallel; s++)
+		curl_easy_cleanup(slots[s].h);
+	free(slots);
+	curl_multi_cleanup(m);
+}
