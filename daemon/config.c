@@ -34,6 +34,8 @@ enum key_type {
 	KEY_LISTEN,      /* IPv4:PORT or [IPv6]:PORT */
 	KEY_URL,         /* http(s)://host[:port][/path], no credentials in it */
 	KEY_SCOPE,       /* comma-separated subset of projects, users, groups */
+	KEY_API_VERSION, /* iTop REST versions 1.0 to 1.4 */
+	KEY_CLASSES,     /* comma-separated iTop class names */
 };
 
 struct key_def {
@@ -106,12 +108,23 @@ static const struct key_def redmine_keys[] = {
 	{ NULL },
 };
 
+static const struct key_def itop_keys[] = {
+	{ "url", KEY_URL, NULL, .required = true },  /* .../webservices/rest.php */
+	{ "user", KEY_STRING, NULL, .required = true },
+	{ "password_file", KEY_SECRET_FILE, NULL, .required = true },
+	{ "api_version", KEY_API_VERSION, "1.3" },
+	{ "classes", KEY_CLASSES, NULL },          /* the backend's documented default when absent */
+	HTTP_KEYS,
+	{ NULL },
+};
+
 static const struct {
 	const char *name;
 	const struct key_def *keys;
 } target_types[] = {
 	{ "noop", noop_keys },
 	{ "redmine", redmine_keys },
+	{ "itop", itop_keys },
 };
 
 struct entry {
@@ -379,6 +392,21 @@ static int check_value(struct parse_state *ps, unsigned line, const struct key_d
 		}
 		return 0;
 	}
+	case KEY_API_VERSION:
+		if (strlen(value) != 3 || value[0] != '1' || value[1] != '.' || value[2] < '0' || value[2] > '4') {
+			add_error(ps, line, "%s = '%s': iTop's REST versions are 1.0 to 1.4", k->name, value);
+			return -EINVAL;
+		}
+		return 0;
+	case KEY_CLASSES:
+		for (const char *c = value; *c; c++)
+			if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+			      *c == '_' || *c == ',' || *c == ' ')) {
+				add_error(ps, line, "%s: '%s' is not a comma-separated list of iTop class names", k->name,
+					  value);
+				return -EINVAL;
+			}
+		return 0;
 	case KEY_STRING:
 		if (!value[0]) {
 			add_error(ps, line, "%s: empty value", k->name);
@@ -488,12 +516,12 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 		return;
 	}
 	if (!te) {
-		add_error(ps, s->line, "target '%s' has no 'type' (one of: noop, redmine)", name);
+		add_error(ps, s->line, "target '%s' has no 'type' (one of: noop, redmine, itop)", name);
 		return;
 	}
 	keys = type_keys(te->value);
 	if (!keys) {
-		add_error(ps, te->line, "type = '%s': unknown target type (known: noop, redmine)", te->value);
+		add_error(ps, te->line, "type = '%s': unknown target type (known: noop, redmine, itop)", te->value);
 		return;
 	}
 

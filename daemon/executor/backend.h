@@ -51,6 +51,7 @@ int backend_fail(struct backend_ctx *ctx, const char *fmt, ...) __attribute__((f
 extern const struct backend_ops backend_noop;
 extern const struct backend_ops backend_crdb;
 extern const struct backend_ops backend_redmine;
+extern const struct backend_ops backend_itop;
 
 /* prepare() of the REST backends: a client for settings.url with @header (may be NULL). */
 int backend_prepare_http(struct backend_ctx *ctx, struct sandbox_policy *p, const char *header);

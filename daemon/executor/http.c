@@ -287,6 +287,17 @@ void http_response_clear(struct http_response *r)
 	r->error[0] = '\0';
 }
 
+char *http_escape(struct http_client *c, const char *s)
+{
+	char *e = curl_easy_escape(c->easy, s, 0), *copy;
+	if (!e)
+		fatalx("out of memory encoding a form field");
+	copy = xstrdup(e);
+	explicit_bzero(e, strlen(e)); /* form fields carry the password */
+	curl_free(e);
+	return copy;
+}
+
 json_t *http_json(const struct http_response *r)
 {
 	return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;

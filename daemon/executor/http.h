@@ -54,6 +54,9 @@ void http_response_clear(struct http_response *r);
 void http_parallel(struct http_client *c, const char *method, char *const *paths, size_t n, unsigned parallel,
 		   void (*done)(size_t i, const struct http_response *resp, void *userdata), void *userdata);
 
+/* Percent-encode @s for a form body (libcurl's curl_easy_escape). Caller frees with free(). */
+char *http_escape(struct http_client *c, const char *s);
+
 /* Parse @r's body as JSON; NULL if it is not. */
 json_t *http_json(const struct http_response *r);
 /* Requests made and connections opened so far (for plans, benchmarks and the log). */

@@ -32,6 +32,7 @@ static const struct backend_ops *const backends[] = {
 	&backend_noop,
 	&backend_crdb,
 	&backend_redmine,
+	&backend_itop,
 };
 
 static const struct backend_ops *find_backend(const char *type)

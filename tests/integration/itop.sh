@@ -1,0 +1,110 @@
+#!/bin/bash
+# iTop purges against the fake iTop (tests/peers/fake_itop.py: iTop is not
+# packaged here): plan, the class order, simulate-then-delete, the kept
+# Person and Organization of the REST user, manifests, the codes (bad login,
+# no REST profile, no delete right, unsafe order), a blocked class leaving
+# nothing half deleted, and POST /purge/itop.
+. "$(dirname "$0")/lib.sh"
+PEERS=$(cd "$(dirname "$0")/../peers" && pwd)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+IPORT=$(free_port)
+python3 "$PEERS/fake_itop.py" "$IPORT" --seed >"$T/itop.log" 2>&1 &
+ITOP_PID=$!
+trap 'kill $ITOP_PID 2>/dev/null; cleanup' EXIT
+IURL=http://127.0.0.1:$IPORT/webservices/rest.php
+check "the fake iTop answers" wait_until 10 sh -c "curl -s -X POST -d 'version=1.3&auth_user=rest&auth_pwd=rest-pw&json_data={\"operation\":\"list_operations\"}' '$IURL' | grep -q '\"code\": 0'"
+icount() { # CLASS
+	curl -s -X POST --data-urlencode version=1.3 --data-urlencode auth_user=rest --data-urlencode auth_pwd=rest-pw \
+		--data-urlencode "json_data={\"operation\":\"core/get\",\"class\":\"$1\",\"key\":\"SELECT $1\",\"limit\":1}" \
+		"$IURL" | jq -r '.message' | sed 's/Found: //'
+}
+
+install -m 0600 /dev/null "$T/pw"
+echo rest-pw >"$T/pw"
+PORT=$(free_port)
+OUT_TOK=$("$T/bin/purgectl" token new ci 2>/dev/null)
+TOKEN=$(printf '%s\n' "$OUT_TOK" | sed -n 1p)
+install -m 0600 /dev/null "$T/tokens"
+printf '%s\n' "$OUT_TOK" | sed -n 2p >"$T/tokens"
+write_config <<EOF2
+[rest]
+enabled = yes
+listen = 127.0.0.1:$PORT
+tokens_file = $T/tokens
+
+[target itop]
+type = itop
+url = $IURL
+user = rest
+password_file = $T/pw
+
+[target itop-wrongorder]
+type = itop
+url = $IURL
+user = rest
+password_file = $T/pw
+classes = Organization, Person
+
+[target itop-norest]
+type = itop
+url = $IURL
+user = admin-norest
+password_file = $T/pw
+
+[target itop-readonly]
+type = itop
+url = $IURL
+user = readonly
+password_file = $T/pw
+
+[target itop-badversion]
+type = itop
+url = http://127.0.0.1:$IPORT/nothing-here.php
+user = rest
+password_file = $T/pw
+EOF2
+start_purged || { finish; exit 1; }
+
+expect_code 0 "plan itop" ctl --json plan itop
+expect_eq "30 user requests" "$(jf "$OUT" .counts.UserRequest)" "30"
+expect_eq "3 persons (the REST user's contact kept)" "$(jf "$OUT" .counts.Person)" "3"
+expect_eq "3 organizations (the admin's kept)" "$(jf "$OUT" .counts.Organization)" "3"
+expect_eq "the plan deleted nothing" "$(icount UserRequest)" "30"
+
+expect_code 7 "a wrong class order" ctl --json purge itop-wrongorder --yes --wait
+expect_contains "…is refused by the simulation (code 12)" "$(jf "$OUT" .error)" "iTop code 12"
+expect_eq "…and nothing was deleted" "$(icount Organization)" "4"
+expect_code 7 "a user without the REST profile" ctl --json purge itop-norest --yes --wait
+expect_contains "…code 1, explained" "$(jf "$OUT" .error)" "REST Services User"
+expect_code 7 "a user without delete rights" ctl --json purge itop-readonly --yes --wait
+expect_contains "…code 1" "$(jf "$OUT" .error)" "not allowed to delete"
+expect_code 7 "not the rest.php endpoint" ctl --json purge itop-badversion --yes --wait
+expect_contains "…HTTP 404 named" "$(jf "$OUT" .error)" "HTTP 404"
+expect_eq "still nothing deleted" "$(icount UserRequest)" "30"
+
+R=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+	-d "{\"server\":\"127.0.0.1\",\"port\":$IPORT,\"api_path\":\"/webservices/rest.php\"}" "http://127.0.0.1:$PORT/purge/itop")
+expect_eq "POST /purge/itop with the matching endpoint: 200" "$(printf '%s' "$R" | tail -n1)" "200"
+expect_eq "…Lucid Chain's message" "$(printf '%s' "$R" | head -n1 | jq -r .message)" "Database from iTop successfully purged"
+ID=$(ctl --json tasks --target itop --limit 1 | jq -r '.[0].id')
+expect_code 0 "the task" ctl --json task "$ID"
+expect_eq "30 user requests deleted" "$(jf "$OUT" .counts.UserRequest)" "30"
+expect_eq "3 organizations deleted" "$(jf "$OUT" .counts.Organization)" "3"
+for cls in UserRequest Incident ServiceSubcategory Service CustomerContract SLA SLT Team Location ServiceFamily; do
+	expect_eq "iTop has no $cls left" "$(icount "$cls")" "0"
+done
+expect_eq "the REST user's Person stays" "$(icount Person)" "1"
+expect_eq "…and its Organization" "$(icount Organization)" "1"
+expect_eq "the User account stays" "$(icount User)" "1"
+expect_code 0 "manifest" ctl --json task "$ID" --manifest
+expect_eq "one entry per deleted object" "$(jf "$OUT" length)" "$(ctl --json task "$ID" | jq '[.counts[]] | add')"
+expect_contains "…with iTop's friendly names" "$OUT" '"name": "Customer 0"'
+REQS=$(curl -s "http://127.0.0.1:$IPORT/stats" | jq .requests)
+check "requests are O(classes), not O(objects): $REQS for 12 classes and 70 objects" test "$REQS" -lt 120
+expect_code 0 "a second purge finds nothing to do" ctl --json purge itop --yes --wait
+expect_eq "…0 user requests" "$(jf "$OUT" .counts.UserRequest)" "0"
+check "no password in the log" sh -c "! grep -q 'rest-pw' '$LOG'"
+check "no password in the journal or manifests" sh -c "! grep -rq 'rest-pw' '$T/state'"
+stop_purged TERM
+finish
