@@ -104,6 +104,7 @@ static const struct key_def redmine_keys[] = {
 	{ "api_key_file", KEY_SECRET_FILE, NULL, .required = true },
 	{ "scope", KEY_SCOPE, "projects" },
 	{ "parallel", KEY_UINT, "4", 1, 16 },
+	{ "accept_request_credentials", KEY_BOOL, "no", 0, 1 },
 	HTTP_KEYS,
 	{ NULL },
 };
@@ -114,6 +115,7 @@ static const struct key_def itop_keys[] = {
 	{ "password_file", KEY_SECRET_FILE, NULL, .required = true },
 	{ "api_version", KEY_API_VERSION, "1.3" },
 	{ "classes", KEY_CLASSES, NULL },          /* the backend's documented default when absent */
+	{ "accept_request_credentials", KEY_BOOL, "no", 0, 1 },
 	HTTP_KEYS,
 	{ NULL },
 };

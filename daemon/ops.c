@@ -115,10 +115,6 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 	json_t *err = check_endpoint(id, args);
 	if (err)
 		return err;
-	/* Request credentials are used only by targets that accept them; none does yet. */
-	if (json_object_get(args, "credentials"))
-		log_debug("purge of '%s': credentials in the request ignored (accept_request_credentials is off)",
-			  json_string_value(json_object_get(args, "target")));
 	const struct target_conf *tc = config_find_target(purged->conf, json_string_value(json_object_get(args, "target")));
 	if (tc && strcmp(tc->type, "crdb") == 0)
 		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "'%s' is an Active-Active database: purge it with "
@@ -128,6 +124,17 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 		     &t);
 	if (err)
 		return err;
+	/*
+	 * A REST body's username/password replace the configured credentials only
+	 * where the target says so, for this task only; they are never journaled
+	 * or logged. Elsewhere they are ignored.
+	 */
+	json_t *creds = json_object_get(args, "credentials");
+	if (creds && json_is_true(json_object_get(tc->settings, "accept_request_credentials")))
+		t->request_credentials = json_deep_copy(creds);
+	else if (creds)
+		log_debug("purge of '%s': credentials in the request ignored (accept_request_credentials is off)",
+			  tc->name);
 	runner_schedule();
 	return proto_reply_ok(id, task_to_json(t));
 }

@@ -316,7 +316,7 @@ static void on_job_written(uv_write_t *req, int status)
  * What one job may know: a CRDB purge gets the settings and passwords of the
  * instances it names and no others. New references in *ret_settings and *ret_secrets.
  */
-static void job_scope(const struct target_conf *tc, const struct task *task, json_t **ret_settings,
+static void job_scope(const struct target_conf *tc, struct task *task, json_t **ret_settings,
 		      json_t **ret_secrets)
 {
 	const json_t *wanted = task->params ? json_object_get(task->params, "instances") : NULL;
@@ -327,6 +327,18 @@ static void job_scope(const struct target_conf *tc, const struct task *task, jso
 	if (!wanted || !all) {
 		*ret_settings = json_deep_copy(tc->settings);
 		*ret_secrets = json_deep_copy(tc->secrets);
+		if (task->request_credentials) {
+			/* Used once: they leave the supervisor with this job and are wiped here. */
+			const char *u = json_string_value(json_object_get(task->request_credentials, "username"));
+			const char *p = json_string_value(json_object_get(task->request_credentials, "password"));
+			if (u)
+				json_object_set_new(*ret_secrets, "request_username", json_string(u));
+			if (p)
+				json_object_set_new(*ret_secrets, "request_password", json_string(p));
+			json_wipe_strings(task->request_credentials);
+			json_decref(task->request_credentials);
+			task->request_credentials = NULL;
+		}
 		return;
 	}
 	json_t *inst = json_object(), *sec = json_object();
@@ -398,6 +410,14 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 
 	json_t *settings = NULL, *secrets = NULL;
 	job_scope(tc, task, &settings, &secrets);
+	if (json_is_true(json_object_get(tc->settings, "insecure"))) {
+		if (!task->warnings)
+			task->warnings = json_array();
+		json_array_append_new(task->warnings, json_string("TLS certificates are not verified for this target "
+								  "(insecure = yes)"));
+		log_warnx("task %s: target '%s' has insecure = yes: its TLS certificate is not verified", task->id,
+			  tc->name);
+	}
 	job = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:b, s:o, s:o}}", "v", PURGE_PROTO_VERSION, "job",
 			"task_id", task->id, "operation", task->operation, "target", tc->name, "type", tc->type,
 			"dry_run", dry_run, "settings", settings, "secrets", secrets);

@@ -214,6 +214,9 @@ struct task *task_free(struct task *task)
 	json_decref(task->counts);
 	json_decref(task->errors);
 	json_decref(task->params);
+	json_decref(task->warnings);
+	json_wipe_strings(task->request_credentials);
+	json_decref(task->request_credentials);
 	free(task);
 	return NULL;
 }
@@ -242,6 +245,7 @@ json_t *task_to_json(const struct task *task)
 			      "counts", json_deep_copy(task->counts),
 			      "error", task->error ? json_string(task->error) : json_null());
 	json_object_set_new(j, "errors", task->errors ? json_deep_copy(task->errors) : json_array());
+	json_object_set_new(j, "warnings", task->warnings ? json_deep_copy(task->warnings) : json_array());
 	if (task->params)
 		json_object_set_new(j, "params", json_deep_copy(task->params));
 	return j;
@@ -298,5 +302,7 @@ struct task *task_from_json(const json_t *j)
 	json_t *errors = json_object_get(j, "errors"), *params = json_object_get(j, "params");
 	task->errors = json_is_array(errors) ? json_deep_copy(errors) : json_array();
 	task->params = json_is_object(params) ? json_deep_copy(params) : NULL;
+	json_t *warnings = json_object_get(j, "warnings");
+	task->warnings = json_is_array(warnings) && json_array_size(warnings) ? json_deep_copy(warnings) : NULL;
 	return task;
 }

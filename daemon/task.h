@@ -37,10 +37,13 @@ struct task {
 	char *error;              /* why it failed or was cancelled */
 	json_t *errors;           /* [{target|cluster_name, error_code, description}] */
 	json_t *params;           /* operation parameters (crdb.purge: {"instances": [...]}), or NULL */
+	json_t *warnings;         /* [string]: what the administrator should know (insecure TLS...) */
 
 	/* Run time only, never journaled. */
 	struct executor *exec;
 	bool cancel_requested;
+	/* A REST body's username/password, for this task's job only: never journaled, wiped once sent. */
+	json_t *request_credentials;
 };
 
 struct task_table {

@@ -19,6 +19,7 @@ struct http_client {
 	struct curl_slist *headers;
 	char *base;                 /* scheme://host:port/path without a trailing slash */
 	char *header_copy;          /* to wipe */
+	char *basic_user, *basic_password;
 	char *ca_file;
 	bool https, insecure;
 	long connect_timeout, timeout;
@@ -149,6 +150,8 @@ struct http_client *http_client_free(struct http_client *c)
 		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(c->headers);
 	freezero_str(c->header_copy);
+	freezero_str(c->basic_user);
+	freezero_str(c->basic_password);
 	free(c->base);
 	free(c->ca_file);
 	free(c);
@@ -199,6 +202,11 @@ static void setup(struct http_client *c, CURL *h, const char *method, const char
 	}
 	if (c->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	if (c->basic_user) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERNAME, c->basic_user);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, c->basic_password);
+	}
 	*extra = NULL;
 	struct curl_slist *hdrs = NULL;
 	for (struct curl_slist *s = c->headers; s; s = s->next)
@@ -285,6 +293,14 @@ void http_response_clear(struct http_response *r)
 	r->len = 0;
 	r->status = 0;
 	r->error[0] = '\0';
+}
+
+void http_client_basic_auth(struct http_client *c, const char *user, const char *password)
+{
+	freezero_str(c->basic_user);
+	freezero_str(c->basic_password);
+	c->basic_user = xstrdup(user);
+	c->basic_password = xstrdup(password);
 }
 
 char *http_escape(struct http_client *c, const char *s)

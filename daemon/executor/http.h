@@ -54,6 +54,9 @@ void http_response_clear(struct http_response *r);
 void http_parallel(struct http_client *c, const char *method, char *const *paths, size_t n, unsigned parallel,
 		   void (*done)(size_t i, const struct http_response *resp, void *userdata), void *userdata);
 
+/* Authenticate every request with HTTP Basic (copies are wiped at free). */
+void http_client_basic_auth(struct http_client *c, const char *user, const char *password);
+
 /* Percent-encode @s for a form body (libcurl's curl_easy_escape). Caller frees with free(). */
 char *http_escape(struct http_client *c, const char *s);
 

@@ -63,6 +63,14 @@ type = itop
 url = http://127.0.0.1:$IPORT/nothing-here.php
 user = rest
 password_file = $T/pw
+insecure = yes
+
+[target itop-bodycreds]
+type = itop
+url = $IURL
+user = rest
+password_file = $T/pw
+accept_request_credentials = yes
 EOF2
 start_purged || { finish; exit 1; }
 
@@ -81,10 +89,18 @@ expect_code 7 "a user without delete rights" ctl --json purge itop-readonly --ye
 expect_contains "…code 1" "$(jf "$OUT" .error)" "not allowed to delete"
 expect_code 7 "not the rest.php endpoint" ctl --json purge itop-badversion --yes --wait
 expect_contains "…HTTP 404 named" "$(jf "$OUT" .error)" "HTTP 404"
+expect_eq "insecure = yes is a warning in the task" "$(jf "$OUT" '.warnings[0]')" "TLS certificates are not verified for this target (insecure = yes)"
 expect_eq "still nothing deleted" "$(icount UserRequest)" "30"
 
+# Body credentials: used only where the target accepts them, for that task only.
 R=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-	-d "{\"server\":\"127.0.0.1\",\"port\":$IPORT,\"api_path\":\"/webservices/rest.php\"}" "http://127.0.0.1:$PORT/purge/itop")
+	-d '{"username":"rest","password":"body-pw-wrong"}' "http://127.0.0.1:$PORT/purge/itop-bodycreds")
+expect_eq "accept_request_credentials: the body's (wrong) password is used" "$(printf '%s' "$R" | tail -n1)" "500"
+expect_contains "…and iTop refuses it" "$(printf '%s' "$R" | head -n1 | jq -r .message)" "iTop code 1"
+
+R=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+	-d "{\"server\":\"127.0.0.1\",\"port\":$IPORT,\"api_path\":\"/webservices/rest.php\",\"username\":\"x\",\"password\":\"body-pw-ignored\"}" \
+	"http://127.0.0.1:$PORT/purge/itop")
 expect_eq "POST /purge/itop with the matching endpoint: 200" "$(printf '%s' "$R" | tail -n1)" "200"
 expect_eq "…Lucid Chain's message" "$(printf '%s' "$R" | head -n1 | jq -r .message)" "Database from iTop successfully purged"
 ID=$(ctl --json tasks --target itop --limit 1 | jq -r '.[0].id')
@@ -104,7 +120,7 @@ REQS=$(curl -s "http://127.0.0.1:$IPORT/stats" | jq .requests)
 check "requests are O(classes), not O(objects): $REQS for 12 classes and 70 objects" test "$REQS" -lt 120
 expect_code 0 "a second purge finds nothing to do" ctl --json purge itop --yes --wait
 expect_eq "…0 user requests" "$(jf "$OUT" .counts.UserRequest)" "0"
-check "no password in the log" sh -c "! grep -q 'rest-pw' '$LOG'"
-check "no password in the journal or manifests" sh -c "! grep -rq 'rest-pw' '$T/state'"
+check "no password in the log" sh -c "! grep -qE 'rest-pw|body-pw' '$LOG'"
+check "no password in the journal or manifests" sh -c "! grep -rqE 'rest-pw|body-pw' '$T/state'"
 stop_purged TERM
 finish

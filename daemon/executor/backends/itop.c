@@ -220,8 +220,13 @@ static int itop_run(struct backend_ctx *ctx)
 {
 	struct itop it = { .ctx = ctx };
 	const char *classes = json_string_value(json_object_get(ctx->settings, "classes"));
-	const char *user = json_string_value(json_object_get(ctx->settings, "user"));
-	const char *pw = json_string_value(json_object_get(ctx->secrets, "password"));
+	/* A REST body's credentials, when the target accepts them, replace the configured ones. */
+	const char *user = json_string_value(json_object_get(ctx->secrets, "request_username"));
+	const char *pw = json_string_value(json_object_get(ctx->secrets, "request_password"));
+	if (!user || !pw) {
+		user = json_string_value(json_object_get(ctx->settings, "user"));
+		pw = json_string_value(json_object_get(ctx->secrets, "password"));
+	}
 	char *eu = http_escape(ctx->http, user ? user : ""), *ep = http_escape(ctx->http, pw ? pw : "");
 	char *list = xstrdup(classes ? classes : default_classes);
 	int r = -1;

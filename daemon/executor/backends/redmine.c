@@ -266,9 +266,20 @@ static int wait_projects_gone(struct redmine *rm)
 
 static int redmine_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
 {
+	const char *user = json_string_value(json_object_get(ctx->secrets, "request_username"));
+	const char *pw = json_string_value(json_object_get(ctx->secrets, "request_password"));
+	int r;
+
+	/* A REST body's login, when the target accepts it: HTTP Basic, which Redmine takes. */
+	if (user && pw) {
+		r = backend_prepare_http(ctx, p, NULL);
+		if (r == 0)
+			http_client_basic_auth(ctx->http, user, pw);
+		return r;
+	}
 	/* The key travels in a header, never in a URL that could be logged. */
 	char *header = xasprintf("X-Redmine-API-Key: %s", json_string_value(json_object_get(ctx->secrets, "api_key")));
-	int r = backend_prepare_http(ctx, p, header);
+	r = backend_prepare_http(ctx, p, header);
 	freezero_str(header);
 	return r;
 }
