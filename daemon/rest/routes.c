@@ -418,17 +418,25 @@ static json_t *list_args(struct http_request *req, bool *bad)
 	return args;
 }
 
-static void h_tasks(struct http_request *req, char **seg)
+/* tasks.list with the query's limit/offset (and an operation filter); 400 for a bad query. */
+static void list_tasks(struct http_request *req, const char *operation, upstream_fn fn)
 {
 	bool bad = false;
 	json_t *args = list_args(req, &bad);
-	(void)seg;
 	if (bad) {
 		json_decref(args);
 		v1_error(req, 400, "bad_request", "limit must be from 1 to 1000 and offset a number >= 0");
 		return;
 	}
-	call(req, PURGE_OP_TASKS_LIST, args, list_reply);
+	if (operation)
+		json_object_set_new(args, "operation", json_string(operation));
+	call(req, PURGE_OP_TASKS_LIST, args, fn);
+}
+
+static void h_tasks(struct http_request *req, char **seg)
+{
+	(void)seg;
+	list_tasks(req, NULL, list_reply);
 }
 
 static void h_task(struct http_request *req, char **seg)
@@ -575,16 +583,8 @@ static void h_crdb_purge(struct http_request *req, char **seg)
 
 static void h_crdb_tasks(struct http_request *req, char **seg)
 {
-	bool bad = false;
-	json_t *args = list_args(req, &bad);
 	(void)seg;
-	if (bad) {
-		json_decref(args);
-		v1_error(req, 400, "bad_request", "limit must be from 1 to 1000 and offset a number >= 0");
-		return;
-	}
-	json_object_set_new(args, "operation", json_string("crdb.purge"));
-	call(req, PURGE_OP_TASKS_LIST, args, crdb_list_reply);
+	list_tasks(req, "crdb.purge", crdb_list_reply);
 }
 
 static void h_crdb_task(struct http_request *req, char **seg)

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v redis-server >/dev/null || { echo "1..0 # SKIP redis-server not installed"; exit 77; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 REDIS_PIDS=()
 start_redis() { # NAME PORT [extra args...]
@@ -44,10 +43,7 @@ G=1d7741cc-1110-4e2f-bc6c-935292783d24
 G2=2e8852dd-2221-4f30-bd7d-046303894e35
 G3=3f9963ee-3332-4041-be8e-157414905f46
 PORT=$(free_port)
-OUT_TOK=$("$T/bin/purgectl" token new ci 2>/dev/null)
-TOKEN=$(printf '%s\n' "$OUT_TOK" | sed -n 1p)
-install -m 0600 /dev/null "$T/tokens"
-printf '%s\n' "$OUT_TOK" | sed -n 2p >"$T/tokens"
+mint_token ci
 
 write_config <<EOF2
 [rest]

@@ -6,7 +6,6 @@
 # nothing half deleted, and POST /purge/itop.
 . "$(dirname "$0")/lib.sh"
 PEERS=$(cd "$(dirname "$0")/../peers" && pwd)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 IPORT=$(free_port)
 python3 "$PEERS/fake_itop.py" "$IPORT" --seed >"$T/itop.log" 2>&1 &
@@ -23,10 +22,7 @@ icount() { # CLASS
 install -m 0600 /dev/null "$T/pw"
 echo rest-pw >"$T/pw"
 PORT=$(free_port)
-OUT_TOK=$("$T/bin/purgectl" token new ci 2>/dev/null)
-TOKEN=$(printf '%s\n' "$OUT_TOK" | sed -n 1p)
-install -m 0600 /dev/null "$T/tokens"
-printf '%s\n' "$OUT_TOK" | sed -n 2p >"$T/tokens"
+mint_token ci
 write_config <<EOF2
 [rest]
 enabled = yes

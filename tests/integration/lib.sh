@@ -123,6 +123,18 @@ wait_until() {
 	return 1
 }
 
+# A free TCP port on loopback (the kernel picks it; the race until use is small).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# mint_token NAME: a REST token in $TOKEN, its hash line in $T/tokens (mode 0600).
+mint_token() {
+	local out
+	out=$("$T/bin/purgectl" token new "$1" 2>/dev/null)
+	TOKEN=$(printf '%s\n' "$out" | sed -n 1p)
+	install -m 0600 /dev/null "$T/tokens"
+	printf '%s\n' "$out" | sed -n 2p >"$T/tokens"
+}
+
 task_status() { ctl --json task "$1" 2>/dev/null | jq -r .status; }
 status_is() { [ "$(task_status "$1")" = "$2" ]; }
 

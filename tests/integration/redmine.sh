@@ -7,7 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 [ "$IS_ROOT" = 1 ] || { echo "1..0 # SKIP needs root (installs and runs Redmine)"; exit 77; }
 PEERS=$(cd "$(dirname "$0")/../peers" && pwd)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 RPORT=$(free_port)
 export REDMINE_STATE=/var/lib/redmine-test
@@ -53,10 +52,7 @@ install -m 0600 /dev/null "$T/badkey"
 echo 0000000000000000000000000000000000000000 >"$T/badkey"
 DOWN=$(free_port)
 PORT=$(free_port)
-OUT_TOK=$("$T/bin/purgectl" token new ci 2>/dev/null)
-TOKEN=$(printf '%s\n' "$OUT_TOK" | sed -n 1p)
-install -m 0600 /dev/null "$T/tokens"
-printf '%s\n' "$OUT_TOK" | sed -n 2p >"$T/tokens"
+mint_token ci
 write_config <<EOF2
 [rest]
 enabled = yes

@@ -6,12 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 
 PROBE="python3 $(dirname "$0")/http_probe.py"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 U=http://127.0.0.1:$PORT
-OUT_TOK=$("$T/bin/purgectl" token new ci 2>/dev/null)
-TOKEN=$(printf '%s\n' "$OUT_TOK" | sed -n 1p)
-install -m 0600 /dev/null "$T/tokens"
-printf '%s\n' "$OUT_TOK" | sed -n 2p >"$T/tokens"
+mint_token ci
 AUTH="Authorization: Bearer $TOKEN"
 
 write_config "max_executors = 1" "max_queue = 1" <<EOF2
