@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buildconf.h"
@@ -189,6 +191,10 @@ int supervisor_run(struct daemon_conf *conf, const char *conf_path)
 	purged->started_mono = mono_usec();
 	task_table_init(&purged->tasks);
 	umask(077);
+	/* This process holds every credential: no core dumps, and no ptrace or /proc/PID/mem for other uids. */
+	struct rlimit no_core = { 0, 0 };
+	if (setrlimit(RLIMIT_CORE, &no_core) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fatal("cannot turn core dumps off");
 	signal(SIGPIPE, SIG_IGN);
 
 	resolve_executor_user();

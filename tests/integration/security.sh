@@ -22,6 +22,7 @@ EOF2
 start_purged || { finish; exit 1; }
 
 check "socket mode is 0660" test "$(stat -c %a "$SOCK")" = 660
+expect_eq "the supervisor dumps no core" "$(awk '/Max core file size/ {print $5}' /proc/$PURGED_PID/limits)" "0"
 # A caller that is neither root nor in the control group. The socket is 0660,
 # so make it reachable to prove the refusal comes from SO_PEERCRED.
 chmod 0666 "$SOCK"
