@@ -40,16 +40,22 @@ static int unhex(const char *s, unsigned char out[32])
 
 int tokens_load(const char *path, struct tokens **ret, char *err, size_t errlen)
 {
-	struct tokens *t = xcalloc(1, sizeof(*t));
-	char *data = NULL, *line, *save = NULL;
-	unsigned lineno = 0;
-	int r;
-
-	r = creds_load_file(path, &data, err, errlen);
-	if (r < 0) {
-		free(t);
+	char *data = NULL;
+	int r = creds_load_file(path, &data, err, errlen);
+	if (r < 0)
 		return r;
-	}
+	r = tokens_parse(path, data, ret, err, errlen);
+	freezero_str(data);
+	return r;
+}
+
+int tokens_parse(const char *path, const char *text, struct tokens **ret, char *err, size_t errlen)
+{
+	struct tokens *t = xcalloc(1, sizeof(*t));
+	char *data = xstrdup(text), *line, *save = NULL;
+	unsigned lineno = 0;
+	int r = 0;
+
 	/* strtok_r would skip empty lines and lose the numbering: split by hand. */
 	for (line = data; line; line = save) {
 		save = strchr(line, '\n');

@@ -16,6 +16,7 @@
 #include <string.h>
 #include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
+#include "daemon/executor/parse.h"
 #include "purged/util.h"
 
 /* Service-management data, dependents first: an order that deletes everything with every step code 0. */
@@ -44,14 +45,14 @@ static const char *code_hint(json_int_t code)
 	}
 }
 
-/* One call. Returns the answer (code 0 or not), or NULL after failing the task (transport, not JSON). */
-static json_t *call(struct itop *it, const json_t *op, const char *step)
+/* One call. 0 with @out (clear it), or -1 after failing the task (transport, not iTop's JSON). */
+static int call(struct itop *it, const json_t *op, const char *field, const char *step, struct itop_reply *out)
 {
 	struct http_client *h = it->ctx->http;
 	char *js = json_dumps(op, JSON_COMPACT), *ejs = http_escape(h, js);
 	char *body = xasprintf("version=%s&%s&json_data=%s", it->version, it->auth, ejs);
 	struct http_response r;
-	json_t *doc = NULL;
+	int ret = -1;
 
 	free(js);
 	free(ejs);
@@ -61,60 +62,47 @@ static json_t *call(struct itop *it, const json_t *op, const char *step)
 	else if (r.status != 200)
 		backend_fail(it->ctx, "itop '%s': %s: HTTP %ld from %s (is url the rest.php endpoint?)", it->ctx->target,
 			     step, r.status, http_client_where(h));
-	else if (!(doc = http_json(&r)) || !json_is_integer(json_object_get(doc, "code")))
+	else if (itop_parse_reply(r.body, r.len, field, out) < 0)
 		backend_fail(it->ctx, "itop '%s': %s: the answer is not iTop's JSON", it->ctx->target, step);
+	else
+		ret = 0;
 	freezero_str(body);
 	http_response_clear(&r);
-	if (doc && !json_is_integer(json_object_get(doc, "code"))) {
-		json_decref(doc);
-		doc = NULL;
-	}
-	return doc;
+	return ret;
 }
 
-static int fail_code(struct itop *it, const char *step, const json_t *doc)
+static int fail_code(struct itop *it, const char *step, const struct itop_reply *rep)
 {
-	json_int_t code = json_integer_value(json_object_get(doc, "code"));
-	return backend_fail(it->ctx, "itop '%s': %s: iTop code %lld (%s): %s", it->ctx->target, step, (long long)code,
-			    code_hint(code), json_string_value(json_object_get(doc, "message")) ?: "");
+	return backend_fail(it->ctx, "itop '%s': %s: iTop code %lld (%s): %s", it->ctx->target, step,
+			    (long long)rep->code, code_hint(rep->code), rep->message);
 }
 
-/* "Found: 30" / "Deleted: 3 plus (for DB integrity) 2" / "SIMULATING: Deleted: 3" -> 30 / 3 / 3. */
-static long number_in(const json_t *doc)
-{
-	const char *m = json_string_value(json_object_get(doc, "message"));
-	const char *colon = m ? strstr(m, ": ") : NULL;
-	if (colon && strncmp(m, "SIMULATING", 10) == 0)
-		colon = strstr(colon + 2, ": ");
-	return colon ? strtol(colon + 2, NULL, 10) : 0;
-}
-
-/* Ids of @field over every object of @oql, comma-separated. */
+/* Ids of @field over every object of @oql, comma-separated; NULL after failing the task. */
 static char *collect(struct itop *it, const char *cls, const char *oql, const char *field)
 {
 	json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", cls, "key", oql,
 			       "output_fields", field);
-	json_t *doc = call(it, op, "finding what to keep"), *o;
-	const char *k;
-	char *out = xstrdup("");
+	struct itop_reply rep;
+	char *out = NULL;
 
+	if (call(it, op, field, "finding what to keep", &rep) == 0) {
+		if (rep.code != 0) {
+			fail_code(it, "finding what to keep", &rep);
+		} else {
+			out = xstrdup("");
+			for (size_t i = 0; i < rep.n_objects; i++) {
+				const char *v = rep.objects[i].field;
+				/* Only ids: these go into an OQL "IN (...)". */
+				if (!v || !*v || !strcmp(v, "0") || strspn(v, "0123456789") != strlen(v))
+					continue;
+				char *next = xasprintf("%s%s%s", out, *out ? "," : "", v);
+				free(out);
+				out = next;
+			}
+		}
+		itop_reply_clear(&rep);
+	}
 	json_decref(op);
-	if (!doc)
-		return free(out), NULL;
-	if (json_integer_value(json_object_get(doc, "code")) != 0) {
-		fail_code(it, "finding what to keep", doc);
-		json_decref(doc);
-		return free(out), NULL;
-	}
-	json_object_foreach(json_object_get(doc, "objects"), k, o) {
-		const char *v = json_string_value(json_object_get(json_object_get(o, "fields"), field));
-		if (!v || !strcmp(v, "0") || !*v)
-			continue;
-		char *next = xasprintf("%s%s%s", out, *out ? "," : "", v);
-		free(out);
-		out = next;
-	}
-	json_decref(doc);
 	return out;
 }
 
@@ -132,16 +120,21 @@ static long count_class(struct itop *it, const char *cls, const char *oql)
 {
 	json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:i}", "operation", "core/get", "class", cls, "key", oql,
 			       "output_fields", "id", "limit", 1);
+	struct itop_reply rep;
 	char step[96];
-	snprintf(step, sizeof(step), "counting %s", cls);
-	json_t *doc = call(it, op, step);
 	long n = -1;
+
+	snprintf(step, sizeof(step), "counting %s", cls);
+	if (call(it, op, NULL, step, &rep) == 0) {
+		if (rep.code == 0 && rep.number >= 0)
+			n = rep.number; /* "Found: N" counts the whole set, whatever the limit */
+		else if (rep.code == 0)
+			backend_fail(it->ctx, "itop '%s': %s: no count in '%s'", it->ctx->target, step, rep.message);
+		else
+			fail_code(it, step, &rep);
+		itop_reply_clear(&rep);
+	}
 	json_decref(op);
-	if (doc && json_integer_value(json_object_get(doc, "code")) == 0)
-		n = number_in(doc);
-	else if (doc)
-		fail_code(it, step, doc);
-	json_decref(doc);
 	return n;
 }
 
@@ -149,8 +142,8 @@ static int purge_class(struct itop *it, const char *cls)
 {
 	char *oql = oql_for(it, cls), step[128];
 	long n = count_class(it, cls, oql);
-	json_t *op = NULL, *doc = NULL, *o;
-	const char *k;
+	struct itop_reply rep = { 0 };
+	json_t *op = NULL;
 	int r = -1;
 
 	if (n < 0)
@@ -169,45 +162,41 @@ static int purge_class(struct itop *it, const char *cls)
 		       comment, "simulate", 1);
 	free(comment);
 	snprintf(step, sizeof(step), "simulating the delete of %s", cls);
-	doc = call(it, op, step);
-	if (!doc)
+	if (call(it, op, NULL, step, &rep) < 0)
 		goto finish;
-	if (json_integer_value(json_object_get(doc, "code")) != 0) {
+	if (rep.code != 0) {
 		/* Nothing was deleted: a real iTop delete is not atomic, so we never start one that would stop half way. */
-		fail_code(it, step, doc);
+		fail_code(it, step, &rep);
 		goto finish;
 	}
-	json_decref(doc);
+	itop_reply_clear(&rep);
 	json_object_set_new(op, "simulate", json_false()); /* a JSON boolean: iTop reads "false" as true */
 	snprintf(step, sizeof(step), "deleting %s", cls);
-	doc = call(it, op, step);
-	if (!doc)
+	if (call(it, op, NULL, step, &rep) < 0)
 		goto finish;
-	if (json_integer_value(json_object_get(doc, "code")) != 0) {
-		fail_code(it, step, doc);
-		/* What went before the blocker is gone: say how much is left, so a second run can finish. */
+	if (rep.code != 0) {
+		fail_code(it, step, &rep);
+		/* What went before the blocker is gone: say how much, so a second run can finish. */
 		long left = count_class(it, cls, oql);
 		if (left >= 0)
 			backend_count(it->ctx, cls, (uint64_t)(n > left ? n - left : 0));
 		goto finish;
 	}
 	uint64_t deleted = 0;
-	json_object_foreach(json_object_get(doc, "objects"), k, o) {
-		if (json_integer_value(json_object_get(o, "code")) != 0)
+	for (size_t i = 0; i < rep.n_objects; i++) {
+		const struct itop_object *o = &rep.objects[i];
+		if (o->code != 0)
 			continue; /* 5: a referencing object updated, not deleted */
-		const char *ocls = json_string_value(json_object_get(o, "class"));
-		const char *key = json_string_value(json_object_get(o, "key"));
-		const char *name = json_string_value(json_object_get(json_object_get(o, "fields"), "friendlyname"));
-		backend_manifest(it->ctx, ocls ? ocls : cls, key ? strtoll(key, NULL, 10) : 0, name);
-		deleted += ocls && !strcmp(ocls, cls);
+		backend_manifest(it->ctx, o->cls, o->key, o->name);
+		deleted += !strcmp(o->cls, cls);
 	}
 	backend_count(it->ctx, cls, deleted);
 	it->done += deleted;
 	r = 0;
 finish:
+	itop_reply_clear(&rep);
 	free(oql);
 	json_decref(op);
-	json_decref(doc);
 	return r;
 }
 

@@ -16,47 +16,27 @@
 #include <time.h>
 #include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
+#include "daemon/executor/parse.h"
 #include "purged/util.h"
 
 #define PAGE 100
 #define ASYNC_WAIT_SEC 120
 
-struct item {
-	json_int_t id;
-	char *name;
-	json_int_t parent;   /* projects: 0 when top-level */
-	bool top;
-};
-
-struct list {
-	struct item *v;
-	size_t n;
-};
-
 struct redmine {
 	struct backend_ctx *ctx;
 	struct http_client *http;
 	json_int_t self_id;
-	struct list projects, users, groups;
+	struct redmine_page projects, users, groups;
 	long issues;
 	unsigned parallel;
 	/* deletion progress */
 	const char *step;
 	uint64_t done, total;
-	const struct list *deleting;
+	const struct redmine_page *deleting;
 	char *const *paths;
 	size_t failed;
 	char first_error[400];
 };
-
-static void list_free(struct list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i].name);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
 
 static int fail_status(struct redmine *rm, const char *step, const struct http_response *r)
 {
@@ -71,78 +51,73 @@ static int fail_status(struct redmine *rm, const char *step, const struct http_r
 		return backend_fail(rm->ctx, "redmine '%s': %s: forbidden (403): is the REST API enabled "
 				    "(Administration > Settings > API) and is the key an administrator's?",
 				    rm->ctx->target, step);
+	if (r->status == 200)
+		return backend_fail(rm->ctx, "redmine '%s': %s: the answer from %s is not the JSON expected",
+				    rm->ctx->target, step, where);
 	return backend_fail(rm->ctx, "redmine '%s': %s: HTTP %ld from %s: %.120s", rm->ctx->target, step, r->status,
 			    where, r->body ? r->body : "");
 }
 
-/* GET a JSON document; on anything but 200 + JSON, fail the task. */
-static json_t *get_json(struct redmine *rm, const char *step, const char *path)
+/* GET @path; 0 with @r holding a 200 answer (clear it), or -1 after failing the task. */
+static int get_ok(struct redmine *rm, const char *step, const char *path, struct http_response *r)
 {
-	struct http_response r;
-	json_t *j = NULL;
-
-	if (http_request(rm->http, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200)
-		j = http_json(&r);
-	if (!j) {
-		if (r.status == 200)
-			backend_fail(rm->ctx, "redmine '%s': %s: the answer is not JSON", rm->ctx->target, step);
-		else
-			fail_status(rm, step, &r);
-	}
-	http_response_clear(&r);
-	return j;
+	if (http_request(rm->http, "GET", path, NULL, NULL, 0, r) == 0 && r->status == 200)
+		return 0;
+	fail_status(rm, step, r);
+	http_response_clear(r);
+	return -1;
 }
 
-/* Every page of a list: @key's array, appended to @out. */
-static int get_all(struct redmine *rm, const char *step, const char *path, const char *key, struct list *out,
-		   bool (*keep)(struct redmine *, const json_t *))
+/* Every page of a list, appended to @out. */
+static int get_all(struct redmine *rm, const char *step, const char *path, const char *key, struct redmine_page *out)
 {
-	long offset = 0, total = 0;
+	long offset = 0;
 
 	do {
+		struct http_response r;
 		char *p = xasprintf("%s%slimit=%d&offset=%ld", path, strchr(path, '?') ? "&" : "?", PAGE, offset);
-		json_t *doc = get_json(rm, step, p), *arr, *e;
-		size_t i;
+		int e = get_ok(rm, step, p, &r);
 		free(p);
-		if (!doc)
+		if (e < 0)
 			return -1;
-		arr = json_object_get(doc, key);
-		total = json_is_integer(json_object_get(doc, "total_count")) ?
-				(long)json_integer_value(json_object_get(doc, "total_count")) : (long)json_array_size(arr);
-		json_array_foreach(arr, i, e) {
-			if (keep && !keep(rm, e))
-				continue;
-			const json_t *name = json_object_get(e, "name");
-			if (!name)
-				name = json_object_get(e, "login");
-			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
-			out->v[out->n++] = (struct item){
-				json_integer_value(json_object_get(e, "id")),
-				xstrdup(json_is_string(name) ? json_string_value(name) : ""),
-				json_integer_value(json_object_get(json_object_get(e, "parent"), "id")),
-				false,
-			};
-		}
-		offset += (long)json_array_size(arr);
-		bool empty = json_array_size(arr) == 0;
-		json_decref(doc);
-		if (empty)
+		e = redmine_parse_page(r.body, r.len, key, out);
+		if (e < 0)
+			fail_status(rm, step, &r);
+		http_response_clear(&r);
+		if (e < 0)
+			return -1;
+		offset += (long)out->last_count;
+		if (out->last_count == 0)
 			break;
-	} while (offset < total);
+	} while (offset < out->total);
 	return 0;
 }
 
-static bool keep_user(struct redmine *rm, const json_t *u)
+/* Drop the entries @keep refuses. */
+static void filter(struct redmine_page *pg, bool (*keep)(const struct redmine *, const struct redmine_item *),
+		   const struct redmine *rm)
 {
-	/* Never the administrators, and never the key's own user. */
-	return !json_is_true(json_object_get(u, "admin")) && json_integer_value(json_object_get(u, "id")) != rm->self_id;
+	size_t w = 0;
+	for (size_t i = 0; i < pg->n; i++) {
+		if (keep(rm, &pg->v[i]))
+			pg->v[w++] = pg->v[i];
+		else
+			free(pg->v[i].name);
+	}
+	pg->n = w;
 }
 
-static bool keep_group(struct redmine *rm, const json_t *g)
+static bool keep_user(const struct redmine *rm, const struct redmine_item *u)
+{
+	/* Never the administrators, and never the key's own user. */
+	return !u->admin && u->id != rm->self_id;
+}
+
+static bool keep_group(const struct redmine *rm, const struct redmine_item *g)
 {
 	(void)rm;
 	/* Builtin groups (Anonymous, Non member) cannot be deleted: a DELETE is a no-op. */
-	return !json_is_true(json_object_get(g, "builtin"));
+	return !g->builtin;
 }
 
 static bool scope_has(const struct backend_ctx *ctx, const char *what)
@@ -160,14 +135,20 @@ static bool scope_has(const struct backend_ctx *ctx, const char *what)
 
 static int inventory(struct redmine *rm)
 {
-	json_t *me = get_json(rm, "checking the API key (GET /users/current.json)", "users/current.json");
-	if (!me)
+	struct http_response r;
+	int e;
+
+	if (get_ok(rm, "checking the API key (GET /users/current.json)", "users/current.json", &r) < 0)
 		return -1;
-	rm->self_id = json_integer_value(json_object_get(json_object_get(me, "user"), "id"));
-	json_decref(me);
+	e = redmine_parse_current_user(r.body, r.len, &rm->self_id);
+	if (e < 0)
+		fail_status(rm, "checking the API key (GET /users/current.json)", &r);
+	http_response_clear(&r);
+	if (e < 0)
+		return -1;
 
 	/* Active and closed projects; archived ones are invisible to REST. */
-	if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &rm->projects, NULL) < 0)
+	if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &rm->projects) < 0)
 		return -1;
 	for (size_t i = 0; i < rm->projects.n; i++) {
 		bool parent_listed = false;
@@ -175,24 +156,31 @@ static int inventory(struct redmine *rm)
 			parent_listed |= rm->projects.v[j].id == rm->projects.v[i].parent;
 		rm->projects.v[i].top = !parent_listed;
 	}
-	json_t *issues = get_json(rm, "counting issues", "issues.json?status_id=*&limit=1");
-	if (!issues)
+	if (get_ok(rm, "counting issues", "issues.json?status_id=*&limit=1", &r) < 0)
 		return -1;
-	rm->issues = (long)json_integer_value(json_object_get(issues, "total_count"));
-	json_decref(issues);
-	if (scope_has(rm->ctx, "users") &&
-	    get_all(rm, "listing users", "users.json?status=", "users", &rm->users, keep_user) < 0)
+	e = redmine_parse_total(r.body, r.len, &rm->issues);
+	if (e < 0)
+		fail_status(rm, "counting issues", &r);
+	http_response_clear(&r);
+	if (e < 0)
 		return -1;
-	if (scope_has(rm->ctx, "groups") && get_all(rm, "listing groups", "groups.json", "groups", &rm->groups,
-						      keep_group) < 0)
-		return -1;
+	if (scope_has(rm->ctx, "users")) {
+		if (get_all(rm, "listing users", "users.json?status=", "users", &rm->users) < 0)
+			return -1;
+		filter(&rm->users, keep_user, rm);
+	}
+	if (scope_has(rm->ctx, "groups")) {
+		if (get_all(rm, "listing groups", "groups.json", "groups", &rm->groups) < 0)
+			return -1;
+		filter(&rm->groups, keep_group, rm);
+	}
 	return 0;
 }
 
 static void on_deleted(size_t i, const struct http_response *r, void *ud)
 {
 	struct redmine *rm = ud;
-	const struct item *it = NULL;
+	const struct redmine_item *it = NULL;
 	size_t k = 0;
 
 	/* paths[i] is the i-th item marked for deletion in the list being deleted. */
@@ -220,7 +208,7 @@ static void on_deleted(size_t i, const struct http_response *r, void *ud)
 }
 
 /* DELETE the items of @l (projects: the top-level ones), @parallel at a time. */
-static void delete_all(struct redmine *rm, const char *kind, const char *resource, const struct list *l)
+static void delete_all(struct redmine *rm, const char *kind, const char *resource, const struct redmine_page *l)
 {
 	char **paths = xcalloc(l->n + 1, sizeof(char *));
 	size_t n = 0;
@@ -335,9 +323,9 @@ static int redmine_run(struct backend_ctx *ctx)
 	}
 	r = 0;
 finish:
-	list_free(&rm.projects);
-	list_free(&rm.users);
-	list_free(&rm.groups);
+	redmine_page_clear(&rm.projects);
+	redmine_page_clear(&rm.users);
+	redmine_page_clear(&rm.groups);
 	return r;
 }
 
