@@ -89,6 +89,12 @@ static const struct key_def noop_keys[] = {
 	{ "fail_at", KEY_UINT, "0", 0, 100000000 },
 	{ "crash_at", KEY_UINT, "0", 0, 100000000 },
 	{ "password_file", KEY_SECRET_FILE, NULL },
+	/* Sandbox proofs, refused unless purged runs with --test-probes. */
+	{ "probe", KEY_BOOL, "no", 0, 1 },
+	{ "probe_read", KEY_STRING, NULL },          /* colon-separated files to try to read */
+	{ "probe_write", KEY_STRING, NULL },         /* colon-separated directories to try to write in */
+	{ "probe_port", KEY_UINT, NULL, 1, 65535 },   /* a loopback TCP port it must not reach */
+	{ "probe_allowed_port", KEY_UINT, NULL, 1, 65535 }, /* the one it may (as a backend's) */
 	{ NULL },
 };
 

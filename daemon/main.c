@@ -40,10 +40,11 @@ int main(int argc, char **argv)
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "test-probes", no_argument, NULL, 'P' }, /* tests only: see purged(8) */
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = PURGED_DEFAULT_CONFIG;
-	bool test = false, debug = false;
+	bool test = false, debug = false, probes = false;
 	struct config_errors errs = { 0 };
 	struct daemon_conf *conf = NULL;
 	int c;
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 		case 'd': debug = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("purged %s (protocol %d)\n", PURGED_VERSION, PURGE_PROTO_VERSION); return 0;
+		case 'P': probes = true; break;
 		default: usage(stderr); return 1;
 		}
 	}
@@ -77,5 +79,7 @@ int main(int argc, char **argv)
 		config_free(conf);
 		return 0;
 	}
-	return supervisor_run(conf, path);
+	if (probes)
+		log_warnx("--test-probes: noop targets with probe = yes may run; for tests only");
+	return supervisor_run(conf, path, probes);
 }

@@ -42,6 +42,7 @@ struct purged {
 	unsigned queued;
 	bool stopping;
 	int64_t started_mono;
+	bool test_probes;          /* --test-probes: noop probe targets may run */
 };
 
 extern struct purged *purged;
@@ -126,4 +127,4 @@ void audit_close(void);
 /* Re-read the configuration. Returns 0, or -EINVAL with every error in @errs; the old one stays. */
 int supervisor_reload(struct config_errors *errs);
 /* The supervisor loop: returns the exit status. */
-int supervisor_run(struct daemon_conf *conf, const char *conf_path);
+int supervisor_run(struct daemon_conf *conf, const char *conf_path, bool test_probes);

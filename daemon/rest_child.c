@@ -28,6 +28,7 @@ static struct {
 	unsigned backoff_ms;
 	int64_t started;
 	char idle[16];
+	char *probe;  /* --test-probes: files purged-rest must fail to read */
 } rc = { .listen_fd = -1 };
 
 static void spawn_child(void);
@@ -66,7 +67,7 @@ static void spawn_child(void)
 	uv_process_options_t opt = { 0 };
 	uv_stdio_container_t stdio[5];
 	char *empty_env[] = { NULL };
-	char *args[] = { rc.path, rc.idle, NULL };
+	char *args[] = { rc.path, rc.idle, rc.probe, NULL };
 	int sv[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -135,6 +136,9 @@ void rest_child_start(void)
 	snprintf(rc.idle, sizeof(rc.idle), "%u", purged->conf->rest_idle_timeout);
 	if (access(rc.path, X_OK) < 0)
 		fatal("rest: cannot run '%s'; reinstall purged or set enabled = no in [rest]", rc.path);
+	if (purged->test_probes)
+		rc.probe = xasprintf("--probe=%s:%s/journal:%s:/etc/shadow", purged->conf->rest_tokens_file,
+				     purged->conf->state_dir, purged->conf_path);
 	uv_timer_init(purged->loop, &rc.retry);
 	spawn_child();
 }
@@ -151,4 +155,6 @@ void rest_child_stop(void)
 	rc.listen_fd = -1;
 	free(rc.path);
 	rc.path = NULL;
+	free(rc.probe);
+	rc.probe = NULL;
 }

@@ -75,6 +75,11 @@ struct task *runner_submit(const char *target, const char *operation, const json
 		snprintf(msg, msglen, "no target '%s' in %s; see 'purgectl targets'", target, purged->conf_path);
 		return NULL;
 	}
+	if (json_is_true(json_object_get(tc->settings, "probe")) && !purged->test_probes) {
+		*reterr = PURGE_ERR_FORBIDDEN;
+		snprintf(msg, msglen, "target '%s' is a sandbox probe: it runs only under purged --test-probes", target);
+		return NULL;
+	}
 	if (strcmp(operation, "plan") != 0 && (active = runner_active_purge(target))) {
 		*reterr = PURGE_ERR_CONFLICT;
 		snprintf(msg, msglen, "target '%s' is already being purged by task %s (%s); wait for it or cancel it",

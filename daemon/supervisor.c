@@ -179,7 +179,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
-int supervisor_run(struct daemon_conf *conf, const char *conf_path)
+int supervisor_run(struct daemon_conf *conf, const char *conf_path, bool test_probes)
 {
 	static struct purged state;
 
@@ -188,6 +188,7 @@ int supervisor_run(struct daemon_conf *conf, const char *conf_path)
 	purged->conf = conf;
 	purged->conf_path = xstrdup(conf_path);
 	purged->audit_fd = -1;
+	purged->test_probes = test_probes;
 	purged->started_mono = mono_usec();
 	task_table_init(&purged->tasks);
 	umask(077);

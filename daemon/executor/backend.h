@@ -48,6 +48,9 @@ void backend_count(struct backend_ctx *ctx, const char *kind, uint64_t n);
 /* Fill ctx->error; returns -1 for "return backend_fail(...)". */
 int backend_fail(struct backend_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* noop's sandbox probe (probe = yes): attempts after confinement, reported as counts. */
+void backend_probe(struct backend_ctx *ctx);
+
 extern const struct backend_ops backend_noop;
 extern const struct backend_ops backend_crdb;
 extern const struct backend_ops backend_redmine;

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		log_settag(argv[1]); /* the task id */
 	/* Everything that needs no input first: fds, environment, limits, dumpable. */
-	if (sandbox_prepare(MSG_FD, 64, err, sizeof(err)) < 0)
+	if (sandbox_prepare(MSG_FD, 64, true, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s", err);
 
 	proto_reader_init(&rd);

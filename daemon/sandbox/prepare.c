@@ -21,7 +21,7 @@ static int close_above(int last_fd)
 	return 0;
 }
 
-int sandbox_prepare(int last_fd, unsigned max_fds, char *err, size_t errlen)
+int sandbox_prepare(int last_fd, unsigned max_fds, bool no_file_writes, char *err, size_t errlen)
 {
 	const struct {
 		int res;
@@ -39,6 +39,8 @@ int sandbox_prepare(int last_fd, unsigned max_fds, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		if (limits[i].res == RLIMIT_FSIZE && !no_file_writes)
+			continue;
 		struct rlimit rl = { limits[i].val, limits[i].val };
 		if (setrlimit(limits[i].res, &rl) < 0) {
 			int e = errno;

@@ -29,10 +29,11 @@ struct sandbox_report {
 
 /*
  * Close every fd above @last_fd, empty the environment, set rlimits (no core
- * dumps, no files written), mark the process not dumpable, and refuse to go
- * on as root. Returns 0 or a negative errno with @err set.
+ * dumps; with @no_file_writes no byte written to a regular file), mark the
+ * process not dumpable, and refuse to go on as root. Returns 0 or a negative
+ * errno with @err set.
  */
-int sandbox_prepare(int last_fd, unsigned max_fds, char *err, size_t errlen);
+int sandbox_prepare(int last_fd, unsigned max_fds, bool no_file_writes, char *err, size_t errlen);
 /* no_new_privs, Landlock where the kernel has it, then the seccomp allowlist. */
 int sandbox_enter(const struct sandbox_policy *p, struct sandbox_report *rep, char *err, size_t errlen);
 

@@ -16,8 +16,11 @@ static uint64_t setting(const struct backend_ctx *ctx, const char *key)
 
 static int noop_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
 {
-	(void)ctx;
-	p->network = false; /* no sockets, no files */
+	json_int_t allowed = setting(ctx, "probe_allowed_port");
+	/* No sockets, no files; a probe may ask for one TCP port, as a network backend has. */
+	p->network = allowed != 0;
+	if (allowed)
+		p->tcp_ports[p->n_tcp_ports++] = (uint16_t)allowed;
 	return 0;
 }
 
@@ -32,6 +35,8 @@ static int noop_run(struct backend_ctx *ctx)
 		backend_count(ctx, "objects", objects);
 		return 0;
 	}
+	if (json_is_true(json_object_get(ctx->settings, "probe")))
+		backend_probe(ctx); /* the supervisor runs probe targets only under --test-probes */
 	backend_progress(ctx, "objects", 0, objects);
 	for (uint64_t i = 1; i <= objects; i++) {
 		struct timespec ts = { (time_t)(step_ms / 1000), (long)(step_ms % 1000) * 1000000L };
