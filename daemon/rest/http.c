@@ -36,6 +36,8 @@ struct http_conn {
 	char hval[PURGE_AUTH_MAX + 64];
 	size_t hval_len;
 	bool hval_overflow;
+	const char *value_end;     /* just past the last value chunk, to spot a folded line */
+	const char *exec_base;     /* start of the bytes given to llhttp in this pass */
 	int handles;
 	struct http_conn *next, *prev;
 };
@@ -126,6 +128,7 @@ static struct http_conn *conn_of(llhttp_t *p)
 
 static int count_header(struct http_conn *c, size_t n)
 {
+	/* Field and value bytes; the ": " and CRLF around them are counted in on_header_value. */
 	c->header_bytes += n;
 	if (c->header_bytes > REST_MAX_HEADER) {
 		c->reject = 431;
@@ -142,6 +145,7 @@ static int on_message_begin(llhttp_t *p)
 	c->req->json_body = true;
 	c->header_bytes = 0;
 	c->hname_len = c->hval_len = 0;
+	c->value_end = NULL;
 	return 0;
 }
 
@@ -189,6 +193,7 @@ static void finish_header(struct http_conn *c)
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
 	struct http_conn *c = conn_of(p);
+	c->value_end = NULL;
 	if (count_header(c, n) < 0)
 		return -1;
 	if (c->hval_len > 0 || c->hval_overflow)
@@ -205,8 +210,18 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct http_conn *c = conn_of(p);
-	if (count_header(c, n) < 0)
+	if (count_header(c, n + (c->hval_len == 0 ? 4 : 0)) < 0)
 		return -1;
+	/*
+	 * Obsolete line folding (RFC 7230 3.2.4): llhttp passes the folded line
+	 * as a second chunk that does not follow the first. A value split by a
+	 * read continues at the start of the next pass instead. Refused.
+	 */
+	if (c->value_end && at != c->value_end && at != c->exec_base) {
+		c->reject = 400;
+		return -1;
+	}
+	c->value_end = at + n;
 	size_t room = sizeof(c->hval) - 1 - c->hval_len;
 	if (n > room)
 		c->hval_overflow = true;
@@ -221,6 +236,11 @@ static int on_headers_complete(llhttp_t *p)
 	struct http_conn *c = conn_of(p);
 	finish_header(c);
 	c->req->method = llhttp_get_method(p);
+	/* HTTP/1.0 and 1.1 only: no HTTP/0.9 (no version at all), nothing newer spoken here. */
+	if (llhttp_get_http_major(p) != 1) {
+		c->reject = 400;
+		return -1;
+	}
 	if (p->content_length > REST_MAX_BODY && !(p->flags & F_CHUNKED)) {
 		c->reject = 413;
 		return -1;
@@ -378,6 +398,7 @@ static void process(struct http_conn *c)
 {
 	while (!c->closing && !c->answering && c->in_off < c->in_len) {
 		const char *start = c->in + c->in_off;
+		c->exec_base = start;
 		llhttp_errno_t e = llhttp_execute(&c->parser, start, c->in_len - c->in_off);
 
 		if (e == HPE_OK) {
