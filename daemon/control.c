@@ -298,8 +298,12 @@ void ctl_listen(const char *path, const char *group)
 
 	char *dir = xstrdup(path);
 	dirname(dir);
+	struct stat dst;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		fatal("cannot create the control socket directory '%s'", dir);
+	if (stat(dir, &dst) < 0 || !S_ISDIR(dst.st_mode))
+		fatalx("the control socket directory '%s' is not a directory; fix control_socket in %s", dir,
+		       purged->conf_path);
 	if (access(dir, W_OK | X_OK) < 0)
 		fatal("control socket directory '%s' is not writable by the daemon; fix its owner or set control_socket",
 		      dir);

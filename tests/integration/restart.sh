@@ -5,53 +5,36 @@
 # cancels running tasks and records their end.
 . "$(dirname "$0")/lib.sh"
 
-write_config "max_executors = 2" "max_queue = 10" <<'EOF2'
-[target t1]
-type = noop
-objects = 500
-step_ms = 10
-[target t2]
-type = noop
-objects = 500
-step_ms = 10
-[target t3]
-type = noop
-objects = 500
-step_ms = 10
-[target t4]
-type = noop
-objects = 500
-step_ms = 10
-[target done]
-type = noop
-objects = 1
-step_ms = 0
-EOF2
+{
+	for i in $(seq -w 1 20); do printf '[target t%s]\ntype = noop\nobjects = 500\nstep_ms = 10\n' "$i"; done
+	printf '[target done]\ntype = noop\nobjects = 1\nstep_ms = 0\n'
+} | write_config "max_executors = 2" "max_queue = 20"
 start_purged || { finish; exit 1; }
 
 expect_code 0 "a finished task before the crash" ctl --json purge done --yes --wait
 DONE=$(jf "$OUT" .id)
 IDS=()
-for t in t1 t2 t3 t4; do
-	OUT=$(ctl --json purge $t --yes --detach)
+for i in $(seq -w 1 20); do
+	OUT=$(ctl --json purge "t$i" --yes --detach)
 	IDS+=("$(jf "$OUT" .id)")
 done
-check "two tasks run" wait_until 5 status_is "${IDS[1]}" started
-expect_eq "the others are queued" "$(task_status "${IDS[3]}")" "queued"
+check "two of the 20 tasks run" wait_until 5 status_is "${IDS[1]}" started
+expect_eq "the others are queued" "$(ctl --json status | jq .queued)" "18"
 stop_purged KILL
 sleep 0.2
 start_purged || { finish; exit 1; }
 
+LISTED=$(ctl --json tasks --limit 100)
 for id in "${IDS[@]}"; do
-	expect_code 0 "task $id is still listed" ctl --json task "$id"
-	expect_eq "…and failed" "$(jf "$OUT" .status)" "failed"
-	expect_eq "…interrupted by daemon restart" "$(jf "$OUT" .error)" "interrupted by daemon restart"
+	expect_eq "task $id: listed, failed, interrupted by daemon restart" \
+		"$(jf "$LISTED" ".[] | select(.id == \"$id\") | \"\(.status): \(.error)\"")" "failed: interrupted by daemon restart"
 done
+expect_eq "all 20 and the finished one are listed, none lost" "$(jf "$LISTED" length)" "21"
 expect_eq "the finished task stays finished" "$(task_status "$DONE")" "finished"
 expect_code 0 "status after restart" ctl --json status
 expect_eq "nothing was re-run" "$(jf "$OUT" .running)/$(jf "$OUT" .queued)" "0/0"
 check "no executor was started again" test -z "$(pgrep -f "^$T/bin/purged-executor" | tr -d '\n' | head -c1)" 
-check "restart is logged" grep -q "4 interrupted by the restart marked failed" "$LOG"
+check "restart is logged" grep -q "20 interrupted by the restart marked failed" "$LOG"
 
 # A torn tail: half a record at the end of the journal.
 stop_purged TERM
@@ -59,12 +42,12 @@ printf '1234abcd {"id":"01a2' >>"$T/state/journal"
 start_purged || { finish; exit 1; }
 check "the torn tail is reported" grep -q "torn or corrupt tail of 20 bytes truncated" "$LOG"
 expect_code 0 "tasks survive the torn tail" ctl --json tasks --limit 100
-expect_eq "all 5 tasks listed" "$(jf "$OUT" length)" "5"
+expect_eq "all 21 tasks listed" "$(jf "$OUT" length)" "21"
 
 # SIGTERM with a running task: cancelled, recorded, exit 0.
-OUT=$(ctl --json purge t1 --yes --detach)
+OUT=$(ctl --json purge t01 --yes --detach)
 RUNNING=$(jf "$OUT" .id)
-check "t1 runs" wait_until 5 status_is "$RUNNING" started
+check "t01 runs" wait_until 5 status_is "$RUNNING" started
 stop_purged TERM
 expect_eq "SIGTERM exits 0" "$STOP_STATUS" 0
 check "the executor is gone" test -z "$(executor_pid "$RUNNING")"

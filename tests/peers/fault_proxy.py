@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""An HTTP reverse proxy that injects faults, for purged's fault tests.
+
+    fault_proxy.py LISTEN_PORT UPSTREAM_PORT
+
+Requests are forwarded to 127.0.0.1:UPSTREAM_PORT (keep-alive both sides).
+Faults are set through the proxy itself, never forwarded:
+
+    POST /__fault?mode=MODE&count=N&after=M[&method=DELETE]
+
+after M more matching requests pass, the next N matching requests get MODE:
+    500    an HTTP 500 answer instead of the upstream's
+    close  the connection is closed without an answer
+    hang   no answer for 30 s (the client's timeout fires first)
+GET /__stats answers {"requests": N, "faults": N}.
+"""
+import http.client
+import http.server
+import json
+import socketserver
+import sys
+import threading
+import time
+import urllib.parse
+
+UPSTREAM = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+state = {"mode": None, "count": 0, "after": 0, "method": None, "requests": 0, "faults": 0}
+lock = threading.Lock()
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, code, body=b""):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def control(self):
+        u = urllib.parse.urlsplit(self.path)
+        if u.path == "/__stats":
+            with lock:
+                return self.answer(200, json.dumps({"requests": state["requests"], "faults": state["faults"]}).encode())
+        q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()}
+        with lock:
+            state.update(mode=q.get("mode"), count=int(q.get("count", 1)), after=int(q.get("after", 0)),
+                         method=q.get("method"))
+        self.answer(200, b"{}")
+
+    def fault(self):
+        """The fault to inject for this request, if any."""
+        with lock:
+            state["requests"] += 1
+            if not state["mode"] or state["count"] <= 0:
+                return None
+            if state["method"] and state["method"] != self.command:
+                return None
+            if state["after"] > 0:
+                state["after"] -= 1
+                return None
+            state["count"] -= 1
+            state["faults"] += 1
+            return state["mode"]
+
+    def forward(self):
+        if self.path.startswith("/__"):
+            return self.control()
+        n = int(self.headers.get("Content-Length", 0) or 0)
+        body = self.rfile.read(n) if n else None
+        mode = self.fault()
+        if mode == "500":
+            return self.answer(500, b'{"error":"injected"}')
+        if mode == "close":
+            self.close_connection = True
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        if mode == "hang":
+            time.sleep(30)
+            self.close_connection = True
+            return
+        up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
+        up.request(self.command, self.path, body=body, headers=headers)
+        r = up.getresponse()
+        data = r.read()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        up.close()
+
+    do_GET = do_POST = do_DELETE = do_PUT = forward
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+if __name__ == "__main__":
+    srv = Server(("127.0.0.1", int(sys.argv[1])), Proxy)
+    print(f"fault proxy on {srv.server_address[1]} -> {UPSTREAM}", flush=True)
+    srv.serve_forever()
