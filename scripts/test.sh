@@ -49,6 +49,14 @@ build_and_test build -Dwerror=true
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	build_and_test build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
+step "load (wrk, ${LOAD_SECONDS:-30} s)"
+PURGED_BUILD_DIR=build PURGED_SOURCE_DIR=$PWD bash tests/load/load.sh | grep -vE '^ +[0-9.]+%'
+case ${PIPESTATUS[0]} in
+0) passed=$((passed + 1)) ;;
+77) echo "load skipped" ;;
+*) failed=$((failed + 1)); failures+=("load") ;;
+esac
+
 step "packages (.deb and .rpm)"
 # Installs and removes the .deb on this machine: root only.
 for t in deb rpm; do
