@@ -7,7 +7,7 @@ PACKAGES=(
 	# build
 	meson ninja-build pkg-config gcc clang
 	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
-	libsystemd-dev zlib1g-dev libssl-dev node-llhttp libhiredis-dev libcurl4-openssl-dev
+	libsystemd-dev zlib1g-dev nettle-dev node-llhttp libhiredis-dev libcurl4-openssl-dev
 	# packaging and its tests
 	debhelper dpkg-dev fakeroot lintian rpm rpmlint systemd
 	# tests

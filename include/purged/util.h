@@ -1,5 +1,6 @@
 /* Small helpers shared by every program: allocation, time, blocking frame I/O. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -16,8 +17,11 @@ void freezero_str(char *s);
 /* Overwrite every string value of a JSON object of secrets (accepts NULL); the object stays. */
 void json_wipe_strings(json_t *obj);
 
-/* SHA-256 of @s as 64 lowercase hex digits and a NUL. */
+/* SHA-256 of @s: raw, or as 64 lowercase hex digits and a NUL. */
+void sha256_raw(const char *s, unsigned char out[32]);
 void sha256_hex(const char *s, char out[65]);
+/* Compare in time independent of where the buffers differ. */
+bool memeq_const_time(const void *a, const void *b, size_t n);
 
 /* Wall clock in microseconds since the epoch, and a monotonic clock in microseconds. */
 int64_t now_usec(void);
