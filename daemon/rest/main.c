@@ -94,6 +94,7 @@ int main(int argc, char **argv)
 	r = http_listen(LISTEN_FD);
 	if (r < 0)
 		fatalx("cannot listen on the socket purged handed over: %s", uv_strerror(r));
+	routes_init();
 	uv_signal_init(rest_loop, &term);
 	uv_signal_start(&term, on_term, SIGTERM);
 

@@ -55,6 +55,8 @@ unsigned http_conn_count(void);
 void route_dispatch(struct http_request *req);
 /* Free what a route keeps for a request (called when the request is released). */
 void route_release(struct http_request *req);
+/* Start the supervisor liveness pings behind /healthz. */
+void routes_init(void);
 
 /* ---------------------------------------------------------------- upstream.c */
 /*
@@ -73,6 +75,8 @@ int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn 
 /* Forget every call made with @userdata (its request is being released). */
 void upstream_forget(void *userdata);
 bool upstream_alive(void);
+/* Monotonic usec of the supervisor's last message (start-up time before any). */
+int64_t upstream_last_answer(void);
 
 /* ---------------------------------------------------------------- metrics.c */
 void metrics_observe(const char *route, int status, int64_t usec);

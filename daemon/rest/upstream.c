@@ -22,10 +22,16 @@ static struct proto_reader rd;
 static struct call *calls;
 static size_t n_calls, cap_calls;
 static uint64_t next_id = 1;
+static int64_t last_answer;
 
 bool upstream_alive(void)
 {
 	return alive;
+}
+
+int64_t upstream_last_answer(void)
+{
+	return last_answer;
 }
 
 static void drop_at(size_t i)
@@ -35,6 +41,7 @@ static void drop_at(size_t i)
 
 static void deliver(const json_t *msg)
 {
+	last_answer = mono_usec();
 	uint64_t id = (uint64_t)json_integer_value(json_object_get(msg, "id"));
 	for (size_t i = 0; i < n_calls; i++) {
 		if (calls[i].id != id)
@@ -115,6 +122,7 @@ int upstream_open(int fd)
 	if (r < 0)
 		return r;
 	alive = true;
+	last_answer = mono_usec();
 	return uv_read_start((uv_stream_t *)&link_pipe, alloc_buf, on_read);
 }
 

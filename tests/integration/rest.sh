@@ -158,6 +158,7 @@ expect_http 200 "requests resume" GET /v1/targets -H "$AUTH"
 
 # A supervisor that does not answer: /healthz says 503 within the deadline.
 kill -STOP "$PURGED_PID"
+sleep 3 # /healthz answers from the supervisor's last answer, at most 2 s old
 expect_http 503 "healthz with a stopped supervisor" GET /healthz --max-time 10
 kill -CONT "$PURGED_PID"
 expect_http 200 "healthz once it is back" GET /healthz
