@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buildconf.h"
@@ -124,6 +125,9 @@ int main(int argc, char **argv)
 	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		log_debug("peak RSS %ld KiB (%s)", ru.ru_maxrss, ctx.dry_run ? "plan" : "purge"); /* for bench/run.sh */
 	json_decref(ctx.counts);
 	json_decref(ctx.errors);
 	json_decref(msg);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -119,8 +120,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0;
 	char buf[65536];
 
-	if (c < 0 || connect(c, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+	if (c < 0 || connect(c, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		perror("fuzz_http: connect to the listener"); /* a harness problem, not a finding */
 		abort();
+	}
 	/* Write what fits, serve, repeat; then half-close and read answers until the server closes. */
 	for (int rounds = 0; rounds < 10000; rounds++) {
 		if (off < size) {
@@ -140,6 +143,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 		}
 	}
+	/*
+	 * Reset rather than close: a FIN would leave the client port in TIME_WAIT,
+	 * and thousands of runs a second would exhaust the ephemeral ports.
+	 */
+	struct linger lg = { 1, 0 };
+	setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(c);
 	/* Let the server notice the close and free the connection. */
 	for (int i = 0; i < 20 && http_conn_count() > 0; i++)

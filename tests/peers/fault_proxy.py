@@ -24,7 +24,7 @@ import time
 import urllib.parse
 
 UPSTREAM = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-state = {"mode": None, "count": 0, "after": 0, "method": None, "requests": 0, "faults": 0}
+state = {"mode": None, "count": 0, "after": 0, "method": None, "requests": 0, "faults": 0, "clients": set()}
 lock = threading.Lock()
 
 
@@ -45,7 +45,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         u = urllib.parse.urlsplit(self.path)
         if u.path == "/__stats":
             with lock:
-                return self.answer(200, json.dumps({"requests": state["requests"], "faults": state["faults"]}).encode())
+                return self.answer(200, json.dumps({"requests": state["requests"], "faults": state["faults"],
+                                                    "connections": len(state["clients"])}).encode())
         q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()}
         with lock:
             state.update(mode=q.get("mode"), count=int(q.get("count", 1)), after=int(q.get("after", 0)),
@@ -56,6 +57,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         """The fault to inject for this request, if any."""
         with lock:
             state["requests"] += 1
+            state["clients"].add(self.client_address)
             if not state["mode"] or state["count"] <= 0:
                 return None
             if state["method"] and state["method"] != self.command:

@@ -1,0 +1,212 @@
+/*
+ * purged-bench: measurements that need a C client (bench/run.sh drives it).
+ *
+ *   purged-bench rtt SOCKET N [TASK]     status (or tasks.get TASK) round trips on one connection
+ *   purged-bench start SOCKET TARGET N   purge accepted -> first progress event
+ *   purged-bench throughput SOCKET PREFIX N   N purges of PREFIX1..PREFIXN, tasks/s
+ *   purged-bench spawn PROGRAM N         bare fork+exec+wait of PROGRAM
+ *
+ * Each prints "name: p50 X us, p99 Y us, n N" or "name: X per second".
+ * Not a test: it measures.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "purged/proto.h"
+#include "purged/util.h"
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "purged-bench: cannot connect to %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static json_t *recv_msg(int fd, struct proto_reader *rd)
+{
+	enum purge_msg_type t;
+	struct proto_error err;
+	json_t *m = NULL;
+	if (frame_recv(fd, rd, PURGE_MSG_MASK(PURGE_MSG_REPLY) | PURGE_MSG_MASK(PURGE_MSG_EVENT), &t, &m, &err) < 0) {
+		fprintf(stderr, "purged-bench: bad or no reply\n");
+		exit(1);
+	}
+	return m;
+}
+
+static void send_req(int fd, uint64_t id, enum purge_op op, json_t *args)
+{
+	json_t *r = proto_request_new(id, op, args);
+	if (frame_send(fd, r) < 0) {
+		fprintf(stderr, "purged-bench: send failed\n");
+		exit(1);
+	}
+	json_decref(r);
+}
+
+static int cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void report(const char *name, int64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp64);
+	printf("%s: p50 %lld us, p99 %lld us, n %d\n", name, (long long)v[n / 2], (long long)v[n * 99 / 100], n);
+}
+
+/* status round trips, or tasks.get of @task_id when given. */
+static void bench_rtt(const char *sock, int n, const char *task_id)
+{
+	int fd = connect_to(sock);
+	struct proto_reader rd;
+	int64_t *v = xcalloc((size_t)n, sizeof(*v));
+	proto_reader_init(&rd);
+	for (int i = 0; i < n; i++) {
+		int64_t t0 = mono_usec();
+		if (task_id)
+			send_req(fd, (uint64_t)i + 1, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", task_id));
+		else
+			send_req(fd, (uint64_t)i + 1, PURGE_OP_STATUS, NULL);
+		json_decref(recv_msg(fd, &rd));
+		v[i] = mono_usec() - t0;
+	}
+	report(task_id ? "control round trip (tasks.get)" : "control round trip (status)", v, n);
+	free(v);
+	close(fd);
+}
+
+/*
+ * Wait for the watch on @id to deliver @want ("progress" or "end"); an "end"
+ * also stops the wait, and sets *ended.
+ */
+static int64_t follow(int fd, struct proto_reader *rd, uint64_t id, const char *want, bool *ended)
+{
+	for (;;) {
+		json_t *m = recv_msg(fd, rd);
+		const char *ev = json_string_value(json_object_get(m, "event"));
+		bool mine = (uint64_t)json_integer_value(json_object_get(m, "id")) == id && ev;
+		bool end = mine && !strcmp(ev, "end");
+		bool hit = mine && (end || !strcmp(ev, want));
+		json_decref(m);
+		if (end)
+			*ended = true;
+		if (hit)
+			return mono_usec();
+	}
+}
+
+static void bench_start(const char *sock, const char *target, int n)
+{
+	int fd = connect_to(sock);
+	struct proto_reader rd;
+	int64_t *v = xcalloc((size_t)n, sizeof(*v));
+	uint64_t id = 1;
+	proto_reader_init(&rd);
+	for (int i = 0; i < n; i++) {
+		send_req(fd, id, PURGE_OP_PURGE, json_pack("{s:s}", "target", target));
+		json_t *r = recv_msg(fd, &rd);
+		int64_t accepted = mono_usec();
+		char tid[PURGE_TASK_ID_LEN + 1];
+		if (!json_is_true(json_object_get(r, "ok"))) {
+			fprintf(stderr, "purged-bench: purge refused: %s\n",
+				json_string_value(json_object_get(json_object_get(r, "error"), "message")));
+			exit(1);
+		}
+		snprintf(tid, sizeof(tid), "%s", json_string_value(json_object_get(json_object_get(r, "result"), "id")));
+		json_decref(r);
+		send_req(fd, ++id, PURGE_OP_TASKS_WATCH, json_pack("{s:s}", "id", tid));
+		bool ended = false;
+		v[i] = follow(fd, &rd, id, "progress", &ended) - accepted;
+		if (!ended) /* the next purge of this target needs this one over */
+			follow(fd, &rd, id, "end", &ended);
+		id++;
+	}
+	report("executor start (purge accepted -> first progress)", v, n);
+	free(v);
+	close(fd);
+}
+
+static void bench_throughput(const char *sock, const char *prefix, int n)
+{
+	int fd = connect_to(sock);
+	struct proto_reader rd;
+	int64_t t0 = mono_usec();
+	uint64_t id = 1;
+	proto_reader_init(&rd);
+	for (int i = 1; i <= n; i++) {
+		char target[64];
+		snprintf(target, sizeof(target), "%s%d", prefix, i);
+		send_req(fd, id++, PURGE_OP_PURGE, json_pack("{s:s}", "target", target));
+	}
+	for (int i = 1; i <= n; i++) {
+		json_t *r = recv_msg(fd, &rd);
+		if (!json_is_true(json_object_get(r, "ok"))) {
+			fprintf(stderr, "purged-bench: purge %d refused\n", i);
+			exit(1);
+		}
+		json_decref(r);
+	}
+	/* A connection may watch 16 tasks at most: poll until nothing runs or waits. */
+	for (;;) {
+		send_req(fd, id++, PURGE_OP_STATUS, NULL);
+		json_t *st = recv_msg(fd, &rd), *res = json_object_get(st, "result");
+		bool idle = json_integer_value(json_object_get(res, "running")) == 0 &&
+			    json_integer_value(json_object_get(res, "queued")) == 0;
+		json_decref(st);
+		if (idle)
+			break;
+		struct timespec ts = { 0, 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	double secs = (double)(mono_usec() - t0) / 1e6;
+	printf("task throughput: %.0f tasks per second (%d tasks in %.2f s)\n", n / secs, n, secs);
+	close(fd);
+}
+
+static void bench_spawn(const char *program, int n)
+{
+	int64_t *v = xcalloc((size_t)n, sizeof(*v));
+	for (int i = 0; i < n; i++) {
+		int64_t t0 = mono_usec();
+		pid_t p = fork();
+		if (p == 0) {
+			execl(program, program, (char *)NULL);
+			_exit(127);
+		}
+		waitpid(p, NULL, 0);
+		v[i] = mono_usec() - t0;
+	}
+	report("bare fork+exec+exit of a trivial static program", v, n);
+	free(v);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 4 && !strcmp(argv[1], "rtt"))
+		bench_rtt(argv[2], atoi(argv[3]), argc >= 5 ? argv[4] : NULL);
+	else if (argc >= 5 && !strcmp(argv[1], "start"))
+		bench_start(argv[2], argv[3], atoi(argv[4]));
+	else if (argc >= 5 && !strcmp(argv[1], "throughput"))
+		bench_throughput(argv[2], argv[3], atoi(argv[4]));
+	else if (argc >= 4 && !strcmp(argv[1], "spawn"))
+		bench_spawn(argv[2], atoi(argv[3]));
+	else {
+		fprintf(stderr, "usage: purged-bench rtt SOCKET N | start SOCKET TARGET N | throughput SOCKET PREFIX N "
+				"| spawn PROGRAM N\n");
+		return 2;
+	}
+	return 0;
+}
