@@ -15,7 +15,7 @@ NRTT=$([ "$QUICK" = 1 ] && echo 1000 || echo 10000)
 T=$(mktemp -d /tmp/purged-bench.XXXXXX)
 chmod 755 "$T"
 mkdir "$T/bin"
-cp "$B/purged" "$B/purged-executor" "$B/purged-rest" "$B/purgectl" "$B/bench/purged-bench" "$B/bench/trivial" "$T/bin/"
+cp "$B/purged" "$B/purged-executor" "$B/purged-executor-http" "$B/purged-rest" "$B/purgectl" "$B/bench/purged-bench" "$B/bench/trivial" "$T/bin/"
 chmod 755 "$T/bin" "$T/bin/"*
 PIDS=()
 cleanup() {
@@ -40,13 +40,14 @@ TOKEN=$(printf '%s\n' "$TOKEN_OUT" | sed -n 1p)
 install -m 0600 /dev/null "$T/tokens"
 printf '%s\n' "$TOKEN_OUT" | sed -n 2p >"$T/tokens"
 RPORT=$(free_port)
-write_conf() { # MAX_EXECUTORS
+write_conf() { # MAX_EXECUTORS [TARGETS]
+	local targets=${2:-400}
 	{
 		printf '[daemon]\ncontrol_socket = %s\nstate_dir = %s/state\nexecutor_user = nobody\n' "$SOCK" "$T"
 		printf 'max_executors = %s\nmax_queue = 1000\nkeep_tasks = 20000\n' "$1"
 		printf '[rest]\nenabled = yes\nlisten = 127.0.0.1:%s\ntokens_file = %s/tokens\n' "$RPORT" "$T"
 		printf '[target demo]\ntype = noop\nobjects = 1\nstep_ms = 0\n'
-		for i in $(seq 1 400); do printf '[target b%d]\ntype = noop\nobjects = 1\nstep_ms = 0\n' "$i"; done
+		for i in $(seq 1 "$targets"); do printf '[target b%d]\ntype = noop\nobjects = 1\nstep_ms = 0\n' "$i"; done
 	} >"$T/purged.conf"
 }
 start_purged() {
@@ -66,12 +67,15 @@ cpu_ticks() { # PIDS... -> utime+stime in clock ticks
 }
 
 : >"$OUT"
-write_conf 4
-start_purged
-
 # -------------------------------------------------------------- memory at rest
 say "## Memory"
-say "idle supervisor RSS: $(rss_of "$PURGED_PID") KiB (target <= 4096)"
+write_conf 4 0
+start_purged
+sleep 1
+say "idle supervisor RSS (one target, REST on): $(rss_of "$PURGED_PID") KiB (target <= 4096)"
+stop_purged
+write_conf 4
+start_purged
 
 # -------------------------------------------------------------- control round trip
 say "## Control round trip"
@@ -121,14 +125,15 @@ http {
 	server {
 		listen 127.0.0.1:$NPORT;
 		location = /healthz { default_type application/json; return 200 '{"status":"ok"}\n'; }
-		location /v1/tasks/ { default_type application/json; alias $T/nginx/task.json; }
+		location /v1/tasks/ { default_type application/json; return 200 '$TASK_BODY\n'; }
 	}
 }
 EOF
 taskset -c "$CPU_SERVER" nginx -c "$T/nginx/nginx.conf" >/dev/null 2>&1 &
 NGINX_PID=$!
 sleep 0.5
-NGINX_PIDS=$(pgrep -f "nginx.*$T/nginx" | tr '\n' ' ')
+# The master and its worker (whose command line does not name the configuration).
+NGINX_PIDS="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
 PURGED_PIDS="$PURGED_PID $(rest_pid)"
 TCK=$(getconf CLK_TCK)
 run_wrk() { # NAME URL CONNS PIDS...
@@ -189,7 +194,7 @@ wait "$HOLDER"
 
 # -------------------------------------------------------------- executor peak memory per backend
 say "## Executor peak RSS (getrusage, logged by the executor)"
-say "noop: $(grep -o 'peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB (target <= 16384)"
+say "noop: $(grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB (target <= 16384)"
 if command -v redis-server >/dev/null; then
 	RP=$(free_port)
 	redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --enable-debug-command yes --daemonize no >/dev/null 2>&1 &
@@ -199,7 +204,7 @@ if command -v redis-server >/dev/null; then
 	printf '[crdb 1d7741cc-1110-4e2f-bc6c-935292783d24]\ninstance.1 = redis://127.0.0.1:%s\n' "$RP" >>"$T/purged.conf"
 	$CTL reload >/dev/null
 	$CTL crdb purge 1d7741cc-1110-4e2f-bc6c-935292783d24 --instances 1 --yes --wait >/dev/null 2>&1
-	say "crdb (100 000 keys): $(grep -o 'peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
+	say "crdb (100 000 keys): $(grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
 fi
 IP=$(free_port)
 python3 "$SRC/tests/peers/fake_itop.py" "$IP" --seed >/dev/null 2>&1 &
@@ -210,7 +215,7 @@ echo rest-pw >"$T/pw"
 printf '[target itop]\ntype = itop\nurl = http://127.0.0.1:%s/webservices/rest.php\nuser = rest\npassword_file = %s/pw\n' "$IP" "$T" >>"$T/purged.conf"
 $CTL reload >/dev/null
 $CTL purge itop --yes --wait >/dev/null 2>&1
-say "itop: $(grep -o 'peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
+say "itop: $(grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
 
 # -------------------------------------------------------------- backend efficiency
 say "## Backend efficiency (counted at the peer)"
@@ -237,7 +242,7 @@ if [ "$(id -u)" = 0 ] && [ -d /usr/share/redmine ]; then
 		$CTL purge redmine --yes --wait >/dev/null 2>&1
 		PS=$(curl -s "http://127.0.0.1:$PXP/__stats")
 		say "Redmine, $NP projects, parallel = 4: $(printf '%s' "$PS" | jq .requests) requests over $(printf '%s' "$PS" | jq .connections) connection(s)"
-		say "redmine executor peak RSS: $(grep -o 'peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
+		say "redmine executor peak RSS: $(grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
 		"$SRC/tests/peers/redmine-down.sh" "$RMP" >/dev/null 2>&1
 	fi
 fi

@@ -8,6 +8,7 @@
  * where the CRC-32 covers the JSON bytes.
  */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
 
@@ -29,8 +30,11 @@ typedef void (*journal_replay_fn)(const json_t *record, void *userdata);
  */
 int journal_open(const char *dir, journal_replay_fn fn, void *userdata,
 		 struct journal **ret, struct journal_report *report);
-/* Append one record and fdatasync it. Returns 0 or a negative errno (-ENOSPC...). */
-int journal_append(struct journal *j, const json_t *record);
+/*
+ * Append one record; with @sync, fdatasync it (and every record before it).
+ * Returns 0 or a negative errno (-ENOSPC...).
+ */
+int journal_append(struct journal *j, const json_t *record, bool sync);
 /* Records appended since the last rewrite (or open): drives compaction. */
 size_t journal_records(const struct journal *j);
 /*

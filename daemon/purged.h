@@ -32,7 +32,8 @@ struct purged {
 	struct task_table tasks;
 	struct journal *journal;
 	int audit_fd;
-	char *executor_path;
+	char *executor_path;       /* local backends: noop, crdb */
+	char *executor_http_path;  /* REST backends: itop, redmine */
 	bool drop_privileges;     /* running as root: executors run as executor_user */
 	uid_t executor_uid;
 	gid_t executor_gid;

@@ -50,7 +50,13 @@ static void compact_journal(void)
 int runner_persist(struct task *task)
 {
 	json_t *j = task_to_json(task);
-	int r = journal_append(purged->journal, j);
+	/*
+	 * Durable before acknowledged: "queued" is acknowledged to the client and
+	 * an end to watchers, so both are synced. "started" is acknowledged to
+	 * no one, and the next synced record carries it; a crash before then
+	 * leaves the task "queued", which the restart fails just the same.
+	 */
+	int r = journal_append(purged->journal, j, task->state != TASK_STARTED);
 	json_decref(j);
 	if (r < 0)
 		log_warnx("journal: cannot record task %s (%s): %s", task->id,

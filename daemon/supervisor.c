@@ -213,8 +213,11 @@ int supervisor_run(struct daemon_conf *conf, const char *conf_path, bool test_pr
 
 	resolve_executor_user();
 	purged->executor_path = exec_find_helper("purged-executor");
+	purged->executor_http_path = exec_find_helper("purged-executor-http");
 	if (access(purged->executor_path, X_OK) < 0)
 		fatal("cannot run the executor '%s'; reinstall purged", purged->executor_path);
+	if (access(purged->executor_http_path, X_OK) < 0)
+		fatal("cannot run the executor '%s'; reinstall purged", purged->executor_http_path);
 	prepare_state_dir(conf->state_dir);
 	if (audit_open(conf->state_dir) < 0)
 		fatal("cannot open the audit log in '%s'", conf->state_dir);
@@ -251,6 +254,7 @@ int supervisor_run(struct daemon_conf *conf, const char *conf_path, bool test_pr
 	task_table_free(&purged->tasks);
 	purged->conf = config_free(purged->conf);
 	free(purged->executor_path);
+	free(purged->executor_http_path);
 	free(purged->conf_path);
 	return 0;
 }

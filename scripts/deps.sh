@@ -11,7 +11,7 @@ PACKAGES=(
 	# packaging and its tests
 	debhelper dpkg-dev fakeroot lintian rpm rpmlint systemd
 	# tests
-	scdoc check jq procps util-linux bsdutils python3 redis-server curl sqlite3 wrk
+	scdoc check jq procps util-linux bsdutils python3 redis-server curl sqlite3 wrk nginx-light hyperfine
 )
 
 missing=()

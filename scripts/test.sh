@@ -112,6 +112,13 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
 	fi
 fi
 
+step "benchmarks (quick: they must still run; figures are not checked)"
+if BENCH_QUICK=1 timeout 600 bash bench/run.sh build; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1)); failures+=("bench/run.sh")
+fi
+
 step "summary"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -413,4 +414,19 @@ void http_parallel(struct http_client *c, const char *method, char *const *paths
 		curl_easy_cleanup(slots[s].h);
 	free(slots);
 	curl_multi_cleanup(m);
+}
+
+/* prepare() of the REST backends; see backend.h. */
+int backend_prepare_http(struct backend_ctx *ctx, struct sandbox_policy *p, const char *header)
+{
+	const char *url = json_string_value(json_object_get(ctx->settings, "url"));
+	char err[300];
+
+	if (json_is_true(json_object_get(ctx->settings, "insecure")))
+		log_warnx("target '%s': insecure = yes: the TLS certificate of %s is NOT verified", ctx->target, url);
+	ctx->http = http_client_new(url ? url : "", ctx->settings, header, err, sizeof(err));
+	if (!ctx->http)
+		return backend_fail(ctx, "target '%s': %s", ctx->target, err);
+	http_client_policy(ctx->http, p);
+	return 0;
 }

@@ -12,9 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buildconf.h"
-#include <curl/curl.h>
-#include "daemon/executor/backend.h"
-#include "daemon/executor/http.h"
+#include "daemon/executor/family.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -29,18 +27,11 @@ const char *__asan_default_options(void)
 }
 #endif
 
-static const struct backend_ops *const backends[] = {
-	&backend_noop,
-	&backend_crdb,
-	&backend_redmine,
-	&backend_itop,
-};
-
 static const struct backend_ops *find_backend(const char *type)
 {
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if (strcmp(backends[i]->type, type) == 0)
-			return backends[i];
+	for (size_t i = 0; family_backends[i]; i++)
+		if (strcmp(family_backends[i]->type, type) == 0)
+			return family_backends[i];
 	return NULL;
 }
 
@@ -101,10 +92,9 @@ int main(int argc, char **argv)
 
 	ops = find_backend(json_string_value(json_object_get(job, "type")));
 	if (!ops)
-		fatalx("unknown backend type '%s' for target '%s'", json_string_value(json_object_get(job, "type")),
-		       ctx.target);
-	/* libcurl and OpenSSL read their configuration now, while files can still be opened. */
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+		fatalx("backend type '%s' (target '%s') is not served by %s", json_string_value(json_object_get(job, "type")),
+		       ctx.target, argv[0]);
+	family_init();
 	r = ops->prepare(&ctx, &policy);
 	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s; refusing to run the backend unconfined", err);
@@ -113,13 +103,7 @@ int main(int argc, char **argv)
 
 	if (r == 0)
 		r = ops->run(&ctx);
-	if (ctx.http) {
-		unsigned long requests, connections;
-		http_client_stats(ctx.http, &requests, &connections);
-		log_info("%lu HTTP request(s) over %lu connection(s) to %s", requests, connections,
-			 http_client_where(ctx.http));
-		ctx.http = http_client_free(ctx.http);
-	}
+	family_finish(&ctx);
 	json_wipe_strings((json_t *)ctx.secrets);
 	backend_manifest_flush(&ctx);
 	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors);
@@ -127,7 +111,7 @@ int main(int argc, char **argv)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
 	struct rusage ru;
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		log_debug("peak RSS %ld KiB (%s)", ru.ru_maxrss, ctx.dry_run ? "plan" : "purge"); /* for bench/run.sh */
+		log_info("done: peak RSS %ld KiB (%s)", ru.ru_maxrss, ctx.dry_run ? "plan" : "purge");
 	json_decref(ctx.counts);
 	json_decref(ctx.errors);
 	json_decref(msg);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/executor/backend.h"
-#include "daemon/executor/http.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -54,20 +53,6 @@ void backend_manifest(struct backend_ctx *ctx, const char *kind, json_int_t id, 
 	json_array_append_new(ctx->manifest, e);
 	if (json_array_size(ctx->manifest) >= MANIFEST_BATCH)
 		backend_manifest_flush(ctx);
-}
-
-int backend_prepare_http(struct backend_ctx *ctx, struct sandbox_policy *p, const char *header)
-{
-	const char *url = json_string_value(json_object_get(ctx->settings, "url"));
-	char err[300];
-
-	if (json_is_true(json_object_get(ctx->settings, "insecure")))
-		log_warnx("target '%s': insecure = yes: the TLS certificate of %s is NOT verified", ctx->target, url);
-	ctx->http = http_client_new(url ? url : "", ctx->settings, header, err, sizeof(err));
-	if (!ctx->http)
-		return backend_fail(ctx, "target '%s': %s", ctx->target, err);
-	http_client_policy(ctx->http, p);
-	return 0;
 }
 
 void backend_count(struct backend_ctx *ctx, const char *kind, uint64_t n)

@@ -13,7 +13,7 @@ T=$(mktemp -d "/tmp/purged-it-$SCENARIO.XXXXXX")
 # programs into a world-readable directory.
 chmod 755 "$T"
 mkdir -p "$T/bin"
-cp "$B/purged" "$B/purged-executor" "$B/purged-rest" "$B/purgectl" "$T/bin/"
+cp "$B/purged" "$B/purged-executor" "$B/purged-executor-http" "$B/purged-rest" "$B/purgectl" "$T/bin/"
 chmod 755 "$T/bin" "$T/bin/"*
 SOCK=$T/control.sock
 CONF=$T/purged.conf
@@ -139,7 +139,7 @@ task_status() { ctl --json task "$1" 2>/dev/null | jq -r .status; }
 status_is() { [ "$(task_status "$1")" = "$2" ]; }
 
 # The PID of the executor serving task $1 (its argv carries the task id).
-executor_pid() { pgrep -f "^$T/bin/purged-executor $1" | head -n 1; }
+executor_pid() { pgrep -f "^$T/bin/purged-executor(-http)? $1" | head -n 1; }
 
 finish() {
 	# A sanitizer build reports into the daemon's log (executors' stderr is relayed there).

@@ -21,7 +21,7 @@ check "unit exposure $EXPOSURE is OK (<= 2.0)" awk -v e="$EXPOSURE" 'BEGIN { exi
 
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$DEB" >"$T/install.log" 2>&1
 check "apt installs it (Depends resolve)" dpkg-query -W -f='${Status}' purged
-for f in /usr/sbin/purged /usr/bin/purgectl /usr/libexec/purged/purged-executor /usr/libexec/purged/purged-rest \
+for f in /usr/sbin/purged /usr/bin/purgectl /usr/libexec/purged/purged-executor /usr/libexec/purged/purged-executor-http /usr/libexec/purged/purged-rest \
 	/lib/systemd/system/purged.service /usr/lib/sysusers.d/purged.conf /usr/lib/tmpfiles.d/purged.conf \
 	/etc/purged/purged.conf /usr/share/man/man8/purged.8.gz /usr/share/man/man8/purgectl.8.gz \
 	/usr/share/man/man5/purged.conf.5.gz /usr/share/bash-completion/completions/purgectl; do

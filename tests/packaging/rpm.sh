@@ -7,7 +7,7 @@ command -v rpmbuild >/dev/null || { echo "1..0 # SKIP rpmbuild not installed"; e
 check "rpmbuild builds the package" "$SRC/packaging/build-rpm.sh" "$T/dist"
 RPM=$(ls "$T"/dist/purged-*.x86_64.rpm 2>/dev/null | head -n 1)
 FILES=$(rpm -qlp "$RPM" 2>/dev/null)
-for f in /usr/sbin/purged /usr/bin/purgectl /usr/libexec/purged/purged-executor /usr/libexec/purged/purged-rest \
+for f in /usr/sbin/purged /usr/bin/purgectl /usr/libexec/purged/purged-executor /usr/libexec/purged/purged-executor-http /usr/libexec/purged/purged-rest \
 	/usr/lib/systemd/system/purged.service /usr/lib/sysusers.d/purged.conf /usr/lib/tmpfiles.d/purged.conf \
 	/etc/purged/purged.conf /etc/purged/secrets /usr/share/man/man8/purged.8 /usr/share/man/man8/purgectl.8 \
 	/usr/share/man/man5/purged.conf.5 /usr/share/bash-completion/completions/purgectl; do

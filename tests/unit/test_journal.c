@@ -46,7 +46,7 @@ static void append_n(struct journal *j, int from, int to)
 {
 	for (int i = from; i < to; i++) {
 		json_t *r = json_pack("{s:i, s:s}", "n", i, "status", "queued");
-		ck_assert_int_eq(journal_append(j, r), 0);
+		ck_assert_int_eq(journal_append(j, r, true), 0);
 		json_decref(r);
 	}
 }
