@@ -28,7 +28,7 @@ struct executor {
 	char logbuf[1024];
 	size_t loglen;
 	int open_handles;
-	bool exited, msg_eof;
+	bool exited, msg_eof, log_eof;
 	int64_t exit_status;
 	int term_signal;
 	json_t *result;
@@ -85,13 +85,17 @@ static const char *signal_name(int sig)
 	return d ? d : "unknown signal";
 }
 
-/* Both the exit status and the end of the message stream are in: settle the task. */
+/*
+ * The exit status, the end of the message stream and the end of the log are
+ * all in: settle the task. Waiting for the log's end keeps the executor's last
+ * lines, which would be lost if the pipe were closed first.
+ */
 static void settle(struct executor *e)
 {
 	struct task *t = e->task;
 	char why[512];
 
-	if (!t || !e->exited || !e->msg_eof)
+	if (!t || !e->exited || !e->msg_eof || !e->log_eof)
 		return;
 	e->task = NULL;
 	flush_log(e, true);
@@ -284,6 +288,10 @@ static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		uv_read_stop(s);
 		flush_log(e, true);
+		e->log_eof = true;
+		free(buf->base);
+		settle(e);
+		return;
 	}
 	for (ssize_t i = 0; i < nread; i++) {
 		e->logbuf[e->loglen++] = buf->base[i];
@@ -403,7 +411,7 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	r = uv_spawn(purged->loop, &e->proc, &opt);
 	if (r < 0) {
 		log_warnx("task %s: cannot spawn executor '%s': %s", task->id, path, uv_strerror(r));
-		e->exited = e->msg_eof = true;
+		e->exited = e->msg_eof = e->log_eof = true;
 		close_all(e);
 		return r;
 	}
