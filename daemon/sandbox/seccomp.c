@@ -21,7 +21,7 @@ static const int base_syscalls[] = {
 	SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid),
 	SCMP_SYS(getegid), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(getrandom),
 	SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity), SCMP_SYS(poll), SCMP_SYS(ppoll),
-	SCMP_SYS(prlimit64), SCMP_SYS(fcntl),
+	SCMP_SYS(prlimit64), SCMP_SYS(fcntl), SCMP_SYS(getrusage),
 	/* abort() raises SIGABRT on itself: a crash must still be reported as a signal. */
 	SCMP_SYS(tgkill),
 };
