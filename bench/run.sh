@@ -283,6 +283,8 @@ stop_purged
 	echo "- references measured in the same run: nginx (1 worker, same CPU pinning) for REST; a bare fork+exec of a static program for executor start"
 	echo
 	sed 's/^## /### /' "$OUT"
+	echo
+	cat "$SRC/bench/history.md"
 } >"$T/RESULTS.md"
 if [ "$QUICK" != 1 ]; then cp "$T/RESULTS.md" "$SRC/bench/RESULTS.md"; fi
 echo
