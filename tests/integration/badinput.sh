@@ -6,10 +6,7 @@
 mint_token ci
 PORT=$(free_port)
 write_config <<EOF2
-[rest]
-enabled = yes
-listen = 127.0.0.1:$PORT
-tokens_file = $T/tokens
+$(rest_conf)
 
 [target demo]
 type = noop

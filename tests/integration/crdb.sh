@@ -46,10 +46,7 @@ PORT=$(free_port)
 mint_token ci
 
 write_config <<EOF2
-[rest]
-enabled = yes
-listen = 127.0.0.1:$PORT
-tokens_file = $T/tokens
+$(rest_conf)
 
 [crdb $G]
 instance.1 = redis://127.0.0.1:$P1/0

@@ -24,10 +24,7 @@ echo rest-pw >"$T/pw"
 PORT=$(free_port)
 mint_token ci
 write_config <<EOF2
-[rest]
-enabled = yes
-listen = 127.0.0.1:$PORT
-tokens_file = $T/tokens
+$(rest_conf)
 
 [target itop]
 type = itop

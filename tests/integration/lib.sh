@@ -135,6 +135,9 @@ mint_token() {
 	printf '%s\n' "$out" | sed -n 2p >"$T/tokens"
 }
 
+# rest_conf: the [rest] section for purged-rest on $PORT with $T/tokens (see mint_token).
+rest_conf() { printf '[rest]\nenabled = yes\nlisten = 127.0.0.1:%s\ntokens_file = %s/tokens\n' "$PORT" "$T"; }
+
 task_status() { ctl --json task "$1" 2>/dev/null | jq -r .status; }
 status_is() { [ "$(task_status "$1")" = "$2" ]; }
 

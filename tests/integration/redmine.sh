@@ -54,10 +54,7 @@ DOWN=$(free_port)
 PORT=$(free_port)
 mint_token ci
 write_config <<EOF2
-[rest]
-enabled = yes
-listen = 127.0.0.1:$PORT
-tokens_file = $T/tokens
+$(rest_conf)
 
 [target redmine]
 type = redmine

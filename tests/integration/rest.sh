@@ -12,10 +12,7 @@ mint_token ci
 AUTH="Authorization: Bearer $TOKEN"
 
 write_config "max_executors = 1" "max_queue = 1" <<EOF2
-[rest]
-enabled = yes
-listen = 127.0.0.1:$PORT
-tokens_file = $T/tokens
+$(rest_conf)
 idle_timeout = 2
 
 [target demo]

@@ -7,10 +7,7 @@
 mint_token session
 PORT=$(free_port)
 write_config "max_executors = 4" <<EOF2
-[rest]
-enabled = yes
-listen = 127.0.0.1:$PORT
-tokens_file = $T/tokens
+$(rest_conf)
 [target a]
 type = noop
 objects = 2
