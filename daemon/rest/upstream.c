@@ -39,6 +39,15 @@ static void drop_at(size_t i)
 	calls[i] = calls[--n_calls];
 }
 
+static void push_call(struct call c)
+{
+	if (n_calls == cap_calls) {
+		cap_calls = cap_calls ? cap_calls * 2 : 64;
+		calls = xrealloc(calls, cap_calls * sizeof(*calls));
+	}
+	calls[n_calls++] = c;
+}
+
 static void deliver(const json_t *msg)
 {
 	last_answer = mono_usec();
@@ -49,13 +58,8 @@ static void deliver(const json_t *msg)
 		struct call c = calls[i];
 		/* Drop first: the callback may release the request, which forgets its calls. */
 		drop_at(i);
-		if (c.fn(msg, c.userdata)) {
-			if (n_calls == cap_calls) {
-				cap_calls = cap_calls ? cap_calls * 2 : 64;
-				calls = xrealloc(calls, cap_calls * sizeof(*calls));
-			}
-			calls[n_calls++] = c;
-		}
+		if (c.fn(msg, c.userdata))
+			push_call(c);
 		return;
 	}
 }
@@ -167,11 +171,7 @@ int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn 
 		free(w);
 		return r;
 	}
-	if (n_calls == cap_calls) {
-		cap_calls = cap_calls ? cap_calls * 2 : 64;
-		calls = xrealloc(calls, cap_calls * sizeof(*calls));
-	}
-	calls[n_calls++] = (struct call){ next_id++, fn, userdata };
+	push_call((struct call){ next_id++, fn, userdata });
 	return 0;
 }
 
