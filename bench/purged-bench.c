@@ -5,6 +5,7 @@
  *   purged-bench start SOCKET TARGET N   purge accepted -> first progress event
  *   purged-bench throughput SOCKET PREFIX N   N purges of PREFIX1..PREFIXN, tasks/s
  *   purged-bench spawn PROGRAM N         bare fork+exec+wait of PROGRAM
+ *   purged-bench echo SOCKET             reference server for rtt: answers every frame at once
  *
  * Each prints "name: p50 X us, p99 Y us, n N" or "name: X per second".
  * Not a test: it measures.
@@ -193,6 +194,48 @@ static void bench_spawn(const char *program, int n)
 	free(v);
 }
 
+/*
+ * The floor under the control round trip: a blocking server that answers
+ * each request frame with a fixed reply, doing nothing else. What `rtt`
+ * measures against it is the kernel's and the client's share.
+ */
+static void bench_echo(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	uint8_t *reply;
+	size_t reply_len;
+	json_t *r = proto_reply_ok(1, json_pack("{s:s}", "version", "echo"));
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0 ||
+	    proto_encode(r, &reply, &reply_len) < 0) {
+		fprintf(stderr, "purged-bench: cannot serve on %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	json_decref(r);
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct proto_reader rd;
+		const uint8_t *p;
+		size_t n;
+		char buf[65536];
+		ssize_t got;
+		if (fd < 0)
+			continue;
+		proto_reader_init(&rd);
+		while ((got = read(fd, buf, sizeof(buf))) > 0) {
+			proto_reader_feed(&rd, buf, (size_t)got);
+			while (proto_reader_next(&rd, &p, &n) > 0)
+				if (write(fd, reply, reply_len) != (ssize_t)reply_len)
+					break;
+		}
+		proto_reader_free(&rd);
+		close(fd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "rtt"))
@@ -203,9 +246,11 @@ int main(int argc, char **argv)
 		bench_throughput(argv[2], argv[3], atoi(argv[4]));
 	else if (argc >= 4 && !strcmp(argv[1], "spawn"))
 		bench_spawn(argv[2], atoi(argv[3]));
+	else if (argc >= 3 && !strcmp(argv[1], "echo"))
+		bench_echo(argv[2]);
 	else {
 		fprintf(stderr, "usage: purged-bench rtt SOCKET N | start SOCKET TARGET N | throughput SOCKET PREFIX N "
-				"| spawn PROGRAM N\n");
+				"| spawn PROGRAM N | echo SOCKET\n");
 		return 2;
 	}
 	return 0;

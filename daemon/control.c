@@ -18,6 +18,7 @@
 #include "daemon/tokens.h"
 #include "purged/log.h"
 #include "purged/util.h"
+#include "purged/uvio.h"
 
 #define CTL_MAX_CONNS        128
 #define CTL_MAX_CONNS_PER_UID 32
@@ -30,6 +31,7 @@ struct ctl_conn {
 	struct ctl_conn *next, *prev;
 	bool closing;
 	bool rest;               /* purged-rest's link: callers are bearer tokens, per request */
+	struct outq out;
 	void (*on_close)(void);  /* tells the owner of an adopted link */
 };
 
@@ -61,28 +63,51 @@ static void conn_close(struct ctl_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	n_conns--;
+	outq_discard(&c->out);
 	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 
-struct out {
-	uv_write_t req;
-	uint8_t *buf;
-	bool close_after;
-};
-
-static void on_written(uv_write_t *req, int status)
+/* A write failed, or a connection to end has flushed its last reply: close. */
+static void on_out(struct outq *q, int status)
 {
-	struct out *o = (struct out *)req;
-	struct ctl_conn *c = req->handle->data;
-	if ((status < 0 || o->close_after) && !c->closing)
+	struct ctl_conn *c = q->stream->data;
+	if (status < 0)
+		log_debug("control: writing to %s (pid %lld) failed: %s", c->who.name, (long long)c->who.pid,
+			  uv_strerror(status));
+	conn_close(c);
+}
+
+static void conn_init(struct ctl_conn *c)
+{
+	proto_reader_init(&c->rd);
+	uv_pipe_init(purged->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	outq_init(&c->out, (uv_stream_t *)&c->pipe, on_out);
+}
+
+static void send_frame(struct ctl_conn *c, uint8_t *buf, size_t len, bool close_after)
+{
+	if (c->closing) {
+		free(buf);
+		return;
+	}
+	if (outq_pending(&c->out) > CTL_MAX_WRITE_QUEUE) {
+		log_warnx("control: %s (pid %lld) is not reading its replies; closing the connection", c->who.name,
+			  (long long)c->who.pid);
+		free(buf);
 		conn_close(c);
-	free(o->buf);
-	free(o);
+		return;
+	}
+	/* Replies to the requests of one read leave together, in one write. */
+	outq_append(&c->out, buf, len);
+	free(buf);
+	if (close_after)
+		outq_notify_idle(&c->out);
 }
 
 static void send_msg(struct ctl_conn *c, json_t *msg, bool close_after)
 {
-	struct out *o;
+	uint8_t *buf;
 	size_t len;
 	int r;
 
@@ -92,31 +117,19 @@ static void send_msg(struct ctl_conn *c, json_t *msg, bool close_after)
 		json_decref(msg);
 		return;
 	}
-	o = xcalloc(1, sizeof(*o));
-	o->close_after = close_after;
-	r = proto_encode(msg, &o->buf, &len);
+	r = proto_encode(msg, &buf, &len);
 	json_decref(msg);
 	if (r < 0) {
-		free(o);
 		log_warnx("control: reply to %s could not be encoded: %s", c->who.name, strerror(-r));
 		conn_close(c);
 		return;
 	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > CTL_MAX_WRITE_QUEUE) {
-		log_warnx("control: %s (pid %lld) is not reading its replies; closing the connection", c->who.name,
-			  (long long)c->who.pid);
-		free(o->buf);
-		free(o);
-		conn_close(c);
-		return;
-	}
-	uv_buf_t b = uv_buf_init((char *)o->buf, (unsigned)len);
-	r = uv_write(&o->req, (uv_stream_t *)&c->pipe, &b, 1, on_written);
-	if (r < 0) {
-		free(o->buf);
-		free(o);
-		conn_close(c);
-	}
+	send_frame(c, buf, len, close_after);
+}
+
+void ctl_send_frame(struct ctl_conn *c, uint8_t *frame, size_t len)
+{
+	send_frame(c, frame, len, false);
 }
 
 void ctl_send(struct ctl_conn *c, json_t *msg)
@@ -192,7 +205,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 						      "%s", why), true);
 		}
 	}
-	free(buf->base);
 }
 
 static bool in_control_group(uid_t uid, gid_t gid, const char *user)
@@ -252,9 +264,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
-	proto_reader_init(&c->rd);
-	uv_pipe_init(purged->loop, &c->pipe, 0);
-	c->pipe.data = c;
+	conn_init(c);
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
 		uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 		return;
@@ -274,7 +284,7 @@ static void on_connection(uv_stream_t *server, int status)
 			 true);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&c->pipe, alloc_read_buf, on_read);
+	uv_read_start((uv_stream_t *)&c->pipe, uvio_read_buf, on_read);
 }
 
 void ctl_listen(const char *path, const char *group)
@@ -357,9 +367,7 @@ struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void))
 	struct ctl_conn *c = xcalloc(1, sizeof(*c));
 	int r;
 
-	proto_reader_init(&c->rd);
-	uv_pipe_init(purged->loop, &c->pipe, 0);
-	c->pipe.data = c;
+	conn_init(c);
 	c->rest = true;
 	c->on_close = on_close;
 	c->who.door = "rest";
@@ -376,7 +384,7 @@ struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void))
 		conns->prev = c;
 	conns = c;
 	n_conns++;
-	uv_read_start((uv_stream_t *)&c->pipe, alloc_read_buf, on_read);
+	uv_read_start((uv_stream_t *)&c->pipe, uvio_read_buf, on_read);
 	return c;
 }
 

@@ -9,6 +9,7 @@
 #include "daemon/manifest.h"
 #include "daemon/purged.h"
 #include "purged/log.h"
+#include "purged/proto_pack.h"
 #include "purged/util.h"
 
 #define LIST_DEFAULT 50
@@ -180,8 +181,24 @@ static json_t *op_tasks_get(struct ctl_conn *c, const struct caller *who, uint64
 {
 	json_t *err = NULL;
 	struct task *t = find_task(id, args, &err);
-	(void)c, (void)who;
-	return t ? proto_reply_ok(id, task_to_json(t)) : err;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uint8_t *frame;
+	size_t len;
+	(void)who;
+
+	if (!t)
+		return err;
+	/* The hottest reply (clients poll their task): packed straight from the task, no tree. */
+	int r = proto_frame_begin(&sb, &pk);
+	if (r >= 0)
+		r = proto_pack_reply_ok_head(&pk, id);
+	if (r >= 0)
+		r = task_pack(t, &pk);
+	if (proto_frame_end(&sb, r, &frame, &len) < 0)
+		return proto_reply_error(id, PURGE_ERR_INTERNAL, "task %s could not be encoded", t->id);
+	ctl_send_frame(c, frame, len);
+	return NULL;
 }
 
 static json_t *op_tasks_cancel(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)

@@ -48,9 +48,6 @@ struct purged {
 
 extern struct purged *purged;
 
-/* libuv read buffers for every stream the supervisor reads; the read callback frees buf->base. */
-void alloc_read_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-
 /* ---------------------------------------------------------------- runner.c */
 /*
  * Admit a new task for @target (limits: one purge per target, max_queue).
@@ -104,6 +101,8 @@ void ctl_close_listener(void);
 struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void));
 /* Queue @msg (stolen) for @conn. */
 void ctl_send(struct ctl_conn *conn, json_t *msg);
+/* Queue a whole frame already encoded (@frame stolen). */
+void ctl_send_frame(struct ctl_conn *conn, uint8_t *frame, size_t len);
 /* Close every connection (shutdown). */
 void ctl_close_all(void);
 

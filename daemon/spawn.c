@@ -17,6 +17,7 @@
 #include "daemon/purged.h"
 #include "purged/log.h"
 #include "purged/util.h"
+#include "purged/uvio.h"
 
 struct executor {
 	uv_process_t proc;
@@ -238,7 +239,6 @@ static void on_msg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (r < 0)
 			violation(e, r == -EMSGSIZE ? "frame over the 1 MiB limit" : "malformed frame");
 	}
-	free(buf->base);
 }
 
 /* Relay the executor's stderr line by line, keeping its "<N>" priority. */
@@ -289,7 +289,6 @@ static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		uv_read_stop(s);
 		flush_log(e, true);
 		e->log_eof = true;
-		free(buf->base);
 		settle(e);
 		return;
 	}
@@ -298,7 +297,6 @@ static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (e->logbuf[e->loglen - 1] == '\n' || e->loglen == sizeof(e->logbuf) - 1)
 			flush_log(e, false);
 	}
-	free(buf->base);
 }
 
 struct job_write {
@@ -449,8 +447,8 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 			kill_now(e, "the job could not be sent to the executor");
 		}
 	}
-	uv_read_start((uv_stream_t *)&e->msg, alloc_read_buf, on_msg_read);
-	uv_read_start((uv_stream_t *)&e->log, alloc_read_buf, on_log_read);
+	uv_read_start((uv_stream_t *)&e->msg, uvio_read_buf, on_msg_read);
+	uv_read_start((uv_stream_t *)&e->log, uvio_read_buf, on_log_read);
 	uv_timer_start(&e->timer, on_timer, (uint64_t)purged->conf->task_timeout * 1000, 0);
 	log_info("task %s: executor %d started for %s of '%s'%s", task->id, e->pid, task->operation, tc->name,
 		 purged->drop_privileges ? " (as executor_user)" : "");

@@ -19,6 +19,7 @@
 #include "daemon/purged.h"
 #include "purged/log.h"
 #include "purged/util.h"
+#include "purged/uvio.h"
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
@@ -40,13 +41,6 @@ static void on_trim(uv_timer_t *t)
 	malloc_trim(0);
 }
 static int64_t stop_deadline;
-
-void alloc_read_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	(void)h;
-	buf->base = xmalloc(suggested);
-	buf->len = suggested;
-}
 
 static void notify(const char *state)
 {
@@ -198,6 +192,7 @@ int supervisor_run(struct daemon_conf *conf, const char *conf_path, bool test_pr
 
 	purged = &state;
 	purged->loop = uv_default_loop();
+	outq_setup(purged->loop);
 	purged->conf = conf;
 	purged->conf_path = xstrdup(conf_path);
 	purged->audit_fd = -1;

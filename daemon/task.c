@@ -5,6 +5,7 @@
  * in creation order: lookups are binary searches, listing newest-first walks
  * from the end, and pruning drops from the front.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include "daemon/task.h"
+#include "purged/proto_pack.h"
 #include "purged/util.h"
 
 static const char *const state_names[_TASK_STATE_MAX] = {
@@ -221,33 +223,98 @@ struct task *task_free(struct task *task)
 	return NULL;
 }
 
-static json_t *time_json(int64_t usec)
+static int pack_str(msgpack_packer *pk, const char *s)
+{
+	return s ? msgpack_pack_str_with_body(pk, s, strlen(s)) : msgpack_pack_nil(pk);
+}
+
+static int pack_time(msgpack_packer *pk, int64_t usec)
 {
 	char buf[32];
-	return usec ? json_string(format_rfc3339(usec, buf, sizeof(buf))) : json_null();
+	return pack_str(pk, usec ? format_rfc3339(usec, buf, sizeof(buf)) : NULL);
+}
+
+/* A JSON list or map held by the task, or an empty one in its place. */
+static int pack_json_or_empty(msgpack_packer *pk, const json_t *j, bool map)
+{
+	if (j)
+		return proto_pack_json(pk, j);
+	return map ? msgpack_pack_map(pk, 0) : msgpack_pack_array(pk, 0);
+}
+
+/* Each call in order (an expression like a | b would leave the order to the compiler). */
+#define PUT(call)                     \
+	do {                          \
+		int put_r_ = (call);  \
+		if (put_r_ < 0)       \
+			return put_r_; \
+	} while (0)
+#define KEY(k) PUT(msgpack_pack_str_with_body(pk, k, sizeof(k) - 1))
+
+/*
+ * The one place that lists a task's fields: replies pack it straight into
+ * msgpack (no tree on the hot path), task_to_json reads the packed bytes back.
+ * msgpack-c's packers return -1 only when the buffer cannot grow.
+ */
+int task_pack(const struct task *task, msgpack_packer *pk)
+{
+	PUT(msgpack_pack_map(pk, task->params ? 14 : 13));
+	KEY("id");
+	PUT(pack_str(pk, task->id));
+	KEY("target");
+	PUT(pack_str(pk, task->target));
+	KEY("operation");
+	PUT(pack_str(pk, task->operation));
+	KEY("status");
+	PUT(pack_str(pk, task_state_to_string(task->state)));
+	KEY("created");
+	PUT(pack_time(pk, task->created));
+	KEY("started");
+	PUT(pack_time(pk, task->started));
+	KEY("ended");
+	PUT(pack_time(pk, task->ended));
+	KEY("requested_by");
+	PUT(msgpack_pack_map(pk, 3));
+	KEY("name");
+	PUT(pack_str(pk, task->who));
+	KEY("uid");
+	PUT(task->uid >= 0 ? msgpack_pack_int64(pk, task->uid) : msgpack_pack_nil(pk));
+	KEY("door");
+	PUT(pack_str(pk, task->door));
+	KEY("progress");
+	PUT(msgpack_pack_map(pk, 3));
+	KEY("step");
+	PUT(pack_str(pk, task->step));
+	KEY("done");
+	PUT(msgpack_pack_int64(pk, (int64_t)task->done));
+	KEY("total");
+	PUT(msgpack_pack_int64(pk, (int64_t)task->total));
+	KEY("counts");
+	PUT(pack_json_or_empty(pk, task->counts, true));
+	KEY("error");
+	PUT(pack_str(pk, task->error));
+	KEY("errors");
+	PUT(pack_json_or_empty(pk, task->errors, false));
+	KEY("warnings");
+	PUT(pack_json_or_empty(pk, task->warnings, false));
+	if (task->params) {
+		KEY("params");
+		PUT(proto_pack_json(pk, task->params));
+	}
+	return 0;
 }
 
 json_t *task_to_json(const struct task *task)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:{s:s, s:o, s:s}, s:{s:o, s:I, s:I}, s:o, s:o}",
-			      "id", task->id,
-			      "target", task->target,
-			      "operation", task->operation,
-			      "status", task_state_to_string(task->state),
-			      "created", time_json(task->created),
-			      "started", time_json(task->started),
-			      "ended", time_json(task->ended),
-			      "requested_by", "name", task->who,
-			      "uid", task->uid >= 0 ? json_integer(task->uid) : json_null(),
-			      "door", task->door,
-			      "progress", "step", task->step ? json_string(task->step) : json_null(),
-			      "done", (json_int_t)task->done, "total", (json_int_t)task->total,
-			      "counts", json_deep_copy(task->counts),
-			      "error", task->error ? json_string(task->error) : json_null());
-	json_object_set_new(j, "errors", task->errors ? json_deep_copy(task->errors) : json_array());
-	json_object_set_new(j, "warnings", task->warnings ? json_deep_copy(task->warnings) : json_array());
-	if (task->params)
-		json_object_set_new(j, "params", json_deep_copy(task->params));
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	json_t *j = NULL;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (task_pack(task, &pk) == 0)
+		proto_unpack_json(sb.data, sb.size, &j, NULL);
+	msgpack_sbuffer_destroy(&sb);
 	return j;
 }
 

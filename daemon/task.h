@@ -81,7 +81,10 @@ size_t task_table_prune(struct task_table *t, size_t keep);
 void task_set_error(struct task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct task *task_free(struct task *task);
 
-/* The task object every door shows (purgectl --json, REST). New reference. */
+/* The task object every door shows (purgectl --json, REST). New reference; NULL if it cannot be built. */
 json_t *task_to_json(const struct task *task);
+/* The same object packed with msgpack-c, for replies built without a tree. 0 or a negative errno. */
+struct msgpack_packer;
+int task_pack(const struct task *task, struct msgpack_packer *pk);
 /* Rebuild a task from task_to_json()'s output; NULL when it does not fit. */
 struct task *task_from_json(const json_t *j);

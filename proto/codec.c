@@ -24,7 +24,7 @@ int proto_fail(struct proto_error *err, enum purge_err code, const char *fmt, ..
 	return code == PURGE_ERR_TOO_LARGE ? -E2BIG : -EBADMSG;
 }
 
-static int check_string(const char *p, size_t n, const char *what, struct proto_error *err)
+int proto_check_string(const char *p, size_t n, const char *what, struct proto_error *err)
 {
 	if (n > PURGE_STRING_MAX)
 		return proto_fail(err, PURGE_ERR_TOO_LARGE, "%s: string of %zu bytes exceeds the limit of %u",
@@ -34,14 +34,35 @@ static int check_string(const char *p, size_t n, const char *what, struct proto_
 	return 0;
 }
 
+int proto_check_key(const msgpack_object *key, struct proto_error *err)
+{
+	if (key->type != MSGPACK_OBJECT_STR || key->via.str.size == 0 || key->via.str.size > PURGE_NAME_MAX ||
+	    memchr(key->via.str.ptr, '\0', key->via.str.size))
+		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "map key must be a string of 1 to %d bytes",
+				  PURGE_NAME_MAX);
+	return 0;
+}
+
+int proto_check_container(const msgpack_object *o, int depth, struct proto_error *err)
+{
+	if (depth > PURGE_DEPTH_MAX)
+		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "message nested deeper than %d levels", PURGE_DEPTH_MAX);
+	if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size > PURGE_LIST_MAX)
+		return proto_fail(err, PURGE_ERR_TOO_LARGE, "array of %u entries exceeds the limit of %u",
+				  o->via.array.size, PURGE_LIST_MAX);
+	if (o->type == MSGPACK_OBJECT_MAP && o->via.map.size > PURGE_LIST_MAX)
+		return proto_fail(err, PURGE_ERR_TOO_LARGE, "map of %u entries exceeds the limit of %u",
+				  o->via.map.size, PURGE_LIST_MAX);
+	return 0;
+}
+
 static int to_json(const msgpack_object *o, int depth, json_t **ret, struct proto_error *err)
 {
 	json_t *j = NULL;
-	int r;
+	int r = proto_check_container(o, depth, err);
 
-	if (depth > PURGE_DEPTH_MAX)
-		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "message nested deeper than %d levels", PURGE_DEPTH_MAX);
-
+	if (r < 0)
+		return r;
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
 		j = json_null();
@@ -65,7 +86,7 @@ static int to_json(const msgpack_object *o, int depth, json_t **ret, struct prot
 		j = json_real(o->via.f64);
 		break;
 	case MSGPACK_OBJECT_STR:
-		r = check_string(o->via.str.ptr, o->via.str.size, "value", err);
+		r = proto_check_string(o->via.str.ptr, o->via.str.size, "value", err);
 		if (r < 0)
 			return r;
 		/* json_stringn validates UTF-8. */
@@ -74,9 +95,6 @@ static int to_json(const msgpack_object *o, int depth, json_t **ret, struct prot
 			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "string is not valid UTF-8");
 		break;
 	case MSGPACK_OBJECT_ARRAY:
-		if (o->via.array.size > PURGE_LIST_MAX)
-			return proto_fail(err, PURGE_ERR_TOO_LARGE, "array of %u entries exceeds the limit of %u",
-					  o->via.array.size, PURGE_LIST_MAX);
 		j = json_array();
 		for (uint32_t i = 0; j && i < o->via.array.size; i++) {
 			json_t *v;
@@ -89,21 +107,15 @@ static int to_json(const msgpack_object *o, int depth, json_t **ret, struct prot
 		}
 		break;
 	case MSGPACK_OBJECT_MAP:
-		if (o->via.map.size > PURGE_LIST_MAX)
-			return proto_fail(err, PURGE_ERR_TOO_LARGE, "map of %u entries exceeds the limit of %u",
-					  o->via.map.size, PURGE_LIST_MAX);
 		j = json_object();
 		for (uint32_t i = 0; j && i < o->via.map.size; i++) {
 			const msgpack_object_kv *kv = &o->via.map.ptr[i];
 			char key[PURGE_NAME_MAX + 1];
 			json_t *v;
 
-			if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0 ||
-			    kv->key.via.str.size > PURGE_NAME_MAX ||
-			    memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size)) {
+			if ((r = proto_check_key(&kv->key, err)) < 0) {
 				json_decref(j);
-				return proto_fail(err, PURGE_ERR_BAD_REQUEST,
-						  "map key must be a string of 1 to %d bytes", PURGE_NAME_MAX);
+				return r;
 			}
 			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
 			key[kv->key.via.str.size] = '\0';
@@ -131,11 +143,16 @@ static int to_json(const msgpack_object *o, int depth, json_t **ret, struct prot
 	return 0;
 }
 
-int proto_unpack(const void *payload, size_t len, json_t **ret, struct proto_error *err)
+/*
+ * One zone for every decode, cleared after each: msgpack-c's own API would
+ * allocate a fresh 8 KiB zone per message. Every program is single-threaded.
+ */
+static msgpack_zone zone;
+static bool zone_ready;
+
+int proto_unpack_object(const void *payload, size_t len, msgpack_object *ret, struct proto_error *err)
 {
-	msgpack_unpacked u;
 	size_t off = 0;
-	json_t *j = NULL;
 	int r;
 
 	if (len == 0)
@@ -146,33 +163,59 @@ int proto_unpack(const void *payload, size_t len, json_t **ret, struct proto_err
 	r = proto_prescan(payload, len, err);
 	if (r < 0)
 		return r;
-	msgpack_unpacked_init(&u);
-	switch (msgpack_unpack_next(&u, payload, len, &off)) {
+	if (!zone_ready) {
+		if (!msgpack_zone_init(&zone, MSGPACK_ZONE_CHUNK_SIZE))
+			return proto_fail(err, PURGE_ERR_INTERNAL, "out of memory decoding message");
+		zone_ready = true;
+	}
+	switch (msgpack_unpack(payload, len, &off, &zone, ret)) {
 	case MSGPACK_UNPACK_SUCCESS:
 		break;
+	case MSGPACK_UNPACK_EXTRA_BYTES:
+		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "%zu trailing bytes after the message", len - off);
+		goto fail;
 	case MSGPACK_UNPACK_CONTINUE:
 		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "truncated msgpack value");
-		goto finish;
+		goto fail;
 	case MSGPACK_UNPACK_NOMEM_ERROR:
 		r = proto_fail(err, PURGE_ERR_TOO_LARGE, "msgpack value too large to decode");
-		goto finish;
+		goto fail;
 	default:
 		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "malformed msgpack");
-		goto finish;
+		goto fail;
 	}
 	if (off != len) {
 		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "%zu trailing bytes after the message", len - off);
-		goto finish;
+		goto fail;
 	}
-	if (u.data.type != MSGPACK_OBJECT_MAP) {
+	if (ret->type != MSGPACK_OBJECT_MAP) {
 		r = proto_fail(err, PURGE_ERR_BAD_REQUEST, "a message must be a map");
-		goto finish;
+		goto fail;
 	}
-	r = to_json(&u.data, 1, &j, err);
+	return 0;
+fail:
+	proto_unpack_release();
+	return r;
+}
+
+void proto_unpack_release(void)
+{
+	if (zone_ready)
+		msgpack_zone_clear(&zone);
+}
+
+int proto_unpack_json(const void *payload, size_t len, json_t **ret, struct proto_error *err)
+{
+	msgpack_object o;
+	json_t *j = NULL;
+	int r = proto_unpack_object(payload, len, &o, err);
+
+	if (r < 0)
+		return r;
+	r = to_json(&o, 1, &j, err);
 	if (r >= 0)
 		*ret = j;
-finish:
-	msgpack_unpacked_destroy(&u);
+	proto_unpack_release();
 	return r;
 }
 
@@ -234,38 +277,57 @@ static int pack(msgpack_packer *pk, const json_t *j, int depth)
 	return -EINVAL;
 }
 
-int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len)
+int proto_pack_json(msgpack_packer *pk, const json_t *j)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	int r;
+	return pack(pk, j, 1);
+}
 
-	if (!json_is_object(msg))
-		return -EINVAL;
-	msgpack_sbuffer_init(&sb);
-	/* Reserve the length prefix, patched in below. */
-	if (msgpack_sbuffer_write(&sb, "\0\0\0\0", 4) < 0) {
-		r = -ENOMEM;
-		goto finish;
-	}
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	r = pack(&pk, msg, 1);
-	if (r < 0)
-		goto finish;
-	if (sb.size - 4 > PURGE_FRAME_MAX) {
+int proto_frame_begin(msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	/* Reserve the length prefix, patched in by proto_frame_end. */
+	return msgpack_sbuffer_write(sb, "\0\0\0\0", 4) < 0 ? -ENOMEM : 0;
+}
+
+int proto_frame_end(msgpack_sbuffer *sb, int r, uint8_t **ret_buf, size_t *ret_len)
+{
+	if (r >= 0 && sb->size - 4 > PURGE_FRAME_MAX)
 		r = -E2BIG;
-		goto finish;
+	if (r < 0) {
+		msgpack_sbuffer_destroy(sb);
+		return r;
 	}
-	uint32_t n = (uint32_t)(sb.size - 4);
-	uint8_t *b = (uint8_t *)sb.data;
+	uint32_t n = (uint32_t)(sb->size - 4);
+	uint8_t *b = (uint8_t *)sb->data;
 	b[0] = n >> 24;
 	b[1] = n >> 16;
 	b[2] = n >> 8;
 	b[3] = n;
-	*ret_len = sb.size;
-	*ret_buf = (uint8_t *)msgpack_sbuffer_release(&sb);
+	*ret_len = sb->size;
+	*ret_buf = (uint8_t *)msgpack_sbuffer_release(sb);
 	return 0;
-finish:
-	msgpack_sbuffer_destroy(&sb);
-	return r;
+}
+
+int proto_pack_reply_ok_head(msgpack_packer *pk, uint64_t id)
+{
+	/* {id, ok: true, result: ...}: the caller packs the result next. */
+	if (msgpack_pack_map(pk, 3) < 0 || msgpack_pack_str_with_body(pk, "id", 2) < 0 ||
+	    msgpack_pack_uint64(pk, id) < 0 || msgpack_pack_str_with_body(pk, "ok", 2) < 0 ||
+	    msgpack_pack_true(pk) < 0 || msgpack_pack_str_with_body(pk, "result", 6) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (!json_is_object(msg))
+		return -EINVAL;
+	int r = proto_frame_begin(&sb, &pk);
+	if (r >= 0)
+		r = pack(&pk, msg, 1);
+	return proto_frame_end(&sb, r, ret_buf, ret_len);
 }

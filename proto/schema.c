@@ -383,7 +383,7 @@ int proto_decode(const void *payload, size_t len, unsigned allowed,
 	json_t *msg = NULL;
 	int found = -1, r;
 
-	r = proto_unpack(payload, len, &msg, reterr);
+	r = proto_unpack_json(payload, len, &msg, reterr);
 	if (r < 0)
 		return r;
 

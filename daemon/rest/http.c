@@ -14,17 +14,23 @@
 #include "daemon/rest/rest.h"
 #include "purged/log.h"
 #include "purged/util.h"
+#include "purged/uvio.h"
 
 #define MAX_BUFFERED (REST_MAX_HEADER + REST_MAX_BODY + 4096) /* unparsed input held while answering */
+#define MAX_OUTPUT   (64 * 1024) /* answers queued for a client before we stop reading its requests */
+#define MIN_READ     2048        /* room made in the input buffer before each read */
 
 struct http_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	struct outq out;
 	llhttp_t parser;
 	char *in;                  /* received, not yet parsed */
 	size_t in_off, in_len, in_cap;
 	struct http_request *req;  /* being parsed, or being answered */
-	bool answering;            /* parser paused until the answer is written */
+	bool answering;            /* parser paused until the answer is queued */
+	bool in_process;           /* process() is on the stack: an answer given now continues its loop */
+	bool ending;               /* closing once the queued answers are written */
 	bool closing;
 	bool keep_alive;
 	bool reading;
@@ -57,11 +63,24 @@ unsigned http_conn_count(void)
 static void process(struct http_conn *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static void alloc_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Reads go straight into the connection's input buffer. */
+static void alloc_in(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	(void)h;
-	buf->base = xmalloc(suggested);
-	buf->len = suggested;
+	struct http_conn *c = h->data;
+	(void)suggested;
+	if (c->in_off == c->in_len)
+		c->in_off = c->in_len = 0;
+	if (c->in_cap - c->in_len < MIN_READ && c->in_off > 0) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		c->in_len -= c->in_off;
+		c->in_off = 0;
+	}
+	if (c->in_cap - c->in_len < MIN_READ) {
+		c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
+		c->in = xrealloc(c->in, c->in_cap);
+	}
+	buf->base = c->in + c->in_len;
+	buf->len = c->in_cap - c->in_len;
 }
 
 static void free_request(struct http_request *req)
@@ -103,6 +122,7 @@ static void conn_close(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	n_conns--;
+	outq_discard(&c->out);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -274,25 +294,21 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---------------------------------------------------------------- responses */
 
-struct out {
-	uv_write_t w;
-	char *buf;
-	bool close_after;
-};
-
-static void on_written(uv_write_t *w, int status)
+/* Close once the answers queued so far are written (no more requests are read). */
+static void conn_end(struct http_conn *c)
 {
-	struct out *o = (struct out *)w;
-	struct http_conn *c = w->handle->data;
+	c->ending = true;
+	outq_notify_idle(&c->out);
+}
 
-	free(o->buf);
-	if (status < 0 || o->close_after || (c->eof && c->in_off == c->in_len)) {
+/* A write failed; or the answers of an ending connection are out; or the backlog drained. */
+static void on_out(struct outq *q, int status)
+{
+	struct http_conn *c = q->stream->data;
+	if (status < 0 || c->ending)
 		conn_close(c);
-	} else if (!c->closing) {
-		arm_timer(c);
-		process(c); /* the next pipelined request, if any */
-	}
-	free(o);
+	else
+		process(c);
 }
 
 static const char *reason(int status)
@@ -313,35 +329,25 @@ static const char *reason(int status)
 	return "Unknown";
 }
 
+/* Queued, not written: the answers of one loop iteration leave in one write per connection. */
 static void send_response(struct http_conn *c, int status, const char *ctype, const char *headers,
 			  const char *body, size_t body_len, bool close_after)
 {
-	struct out *o = xcalloc(1, sizeof(*o));
-	char *head;
-	int n;
-
-	n = asprintf(&head,
-		     "HTTP/1.1 %d %s\r\n"
-		     "Content-Type: %s\r\n"
-		     "Content-Length: %zu\r\n"
-		     "Connection: %s\r\n"
-		     "Cache-Control: no-store\r\n"
-		     "%s\r\n",
-		     status, reason(status), ctype, body_len, close_after ? "close" : "keep-alive",
-		     headers ? headers : "");
-	if (n < 0)
-		fatalx("out of memory writing a response");
-	o->buf = xmalloc((size_t)n + body_len);
-	memcpy(o->buf, head, (size_t)n);
-	memcpy(o->buf + n, body, body_len);
-	free(head);
-	o->close_after = close_after;
-	uv_buf_t b = uv_buf_init(o->buf, (unsigned)((size_t)n + body_len));
-	if (uv_write(&o->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0) {
-		free(o->buf);
-		free(o);
-		conn_close(c);
-	}
+	char head[256]; /* @ctype is one of ours; @headers, of any length, follow */
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: %s\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Connection: %s\r\n"
+			 "Cache-Control: no-store\r\n",
+			 status, reason(status), ctype, body_len, close_after ? "close" : "keep-alive");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		fatalx("response head for status %d does not fit %zu bytes", status, sizeof(head));
+	outq_append(&c->out, head, (size_t)n);
+	if (headers)
+		outq_append(&c->out, headers, strlen(headers));
+	outq_append(&c->out, "\r\n", 2);
+	outq_append(&c->out, body, body_len);
 }
 
 static void respond_raw(struct http_request *req, int status, const char *ctype, const char *headers,
@@ -356,6 +362,13 @@ static void respond_raw(struct http_request *req, int status, const char *ctype,
 		c->req = NULL;
 		c->answering = false;
 		send_response(c, status, ctype, headers, body, len, close_after);
+		if (close_after) {
+			conn_end(c);
+		} else {
+			arm_timer(c);
+			if (!c->in_process)
+				process(c); /* the next pipelined request, if any */
+		}
 	}
 	free(body);
 	free_request(req);
@@ -371,6 +384,11 @@ void http_respond(struct http_request *req, int status, const char *headers, jso
 	s = xrealloc(s, len + 2);
 	s[len++] = '\n';
 	respond_raw(req, status, "application/json", headers, s, len);
+}
+
+void http_respond_body(struct http_request *req, int status, const char *ctype, char *body, size_t len)
+{
+	respond_raw(req, status, ctype, NULL, body, len);
 }
 
 void http_respond_text(struct http_request *req, int status, const char *ctype, char *text)
@@ -396,7 +414,14 @@ static void reject(struct http_conn *c, int status, const char *code, const char
 
 static void process(struct http_conn *c)
 {
-	while (!c->closing && !c->answering && c->in_off < c->in_len) {
+	if (c->in_process)
+		return;
+	c->in_process = true;
+	while (!c->closing && !c->ending && !c->answering && c->in_off < c->in_len) {
+		if (outq_pending(&c->out) > MAX_OUTPUT) {
+			outq_notify_idle(&c->out); /* a client not reading its answers: resume when they are out */
+			break;
+		}
 		const char *start = c->in + c->in_off;
 		c->exec_base = start;
 		llhttp_errno_t e = llhttp_execute(&c->parser, start, c->in_len - c->in_off);
@@ -408,32 +433,31 @@ static void process(struct http_conn *c)
 			llhttp_resume(&c->parser);
 			struct http_request *req = c->req;
 			req->started = mono_usec();
-			route_dispatch(req); /* may answer at once, which re-enters process() after the write */
-			return;
+			route_dispatch(req); /* may answer at once: then the loop goes on with the next request */
 		} else if (c->reject == 431) {
 			reject(c, 431, "header_too_large", "request line and headers exceed 8 KiB");
-			return;
 		} else if (c->reject == 413) {
 			reject(c, 413, "too_large", "request body exceeds 64 KiB");
-			return;
 		} else {
 			char what[160];
 			snprintf(what, sizeof(what), "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
 			c->reject = 400;
 			reject(c, 400, "bad_request", what);
-			return;
 		}
 	}
+	c->in_process = false;
+	if (c->closing || c->ending)
+		return;
 	if (c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
-	if (c->eof && !c->answering && !c->closing) {
-		conn_close(c); /* a partial request at EOF gets no answer */
+	if (c->eof && !c->answering) {
+		conn_end(c); /* every whole request answered; a partial one at EOF gets no answer */
 		return;
 	}
 	/* Reading was paused while too much input waited: resume once it has been parsed. */
-	if (!c->reading && !c->closing && !c->eof && c->in_len - c->in_off < MAX_BUFFERED / 2) {
+	if (!c->reading && !c->eof && c->in_len - c->in_off < MAX_BUFFERED / 2) {
 		c->reading = true;
-		uv_read_start((uv_stream_t *)&c->tcp, alloc_buf, on_read);
+		uv_read_start((uv_stream_t *)&c->tcp, alloc_in, on_read);
 	}
 }
 
@@ -441,39 +465,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct http_conn *c = s->data;
 
+	(void)buf; /* c->in, from alloc_in */
 	if (nread < 0) {
-		free(buf->base);
 		uv_read_stop(s);
 		c->reading = false;
 		c->eof = true;
 		/* Half-closed: answer the requests already received, then close. */
-		if (!c->answering && c->in_off == c->in_len)
+		if (!c->answering && c->in_off == c->in_len && outq_pending(&c->out) == 0)
 			conn_close(c);
 		else
 			process(c);
 		return;
 	}
 	if (nread > 0) {
-		if (c->in_off > 0 && c->in_off == c->in_len)
-			c->in_off = c->in_len = 0;
-		if (c->in_len + (size_t)nread > c->in_cap) {
-			if (c->in_off > 0) {
-				memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-				c->in_len -= c->in_off;
-				c->in_off = 0;
-			}
-			while (c->in_len + (size_t)nread > c->in_cap)
-				c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
-			c->in = xrealloc(c->in, c->in_cap);
-		}
-		memcpy(c->in + c->in_len, buf->base, (size_t)nread);
 		c->in_len += (size_t)nread;
 		if (c->in_len - c->in_off > MAX_BUFFERED) {
 			uv_read_stop(s); /* a pipelining client waits for our answers before sending more */
 			c->reading = false;
 		}
 	}
-	free(buf->base);
 	process(c);
 }
 
@@ -492,6 +502,7 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_timer_init(rest_loop, &c->timer);
 	c->tcp.data = c->timer.data = c;
 	c->handles = 2;
+	outq_init(&c->out, (uv_stream_t *)&c->tcp, on_out);
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
 		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -513,13 +524,14 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_tcp_nodelay(&c->tcp, 1);
 	arm_timer(c);
 	c->reading = true;
-	uv_read_start((uv_stream_t *)&c->tcp, alloc_buf, on_read);
+	uv_read_start((uv_stream_t *)&c->tcp, alloc_in, on_read);
 }
 
 int http_listen(int fd)
 {
 	int r;
 
+	outq_setup(rest_loop);
 	llhttp_settings_init(&settings);
 	settings.on_message_begin = on_message_begin;
 	settings.on_url = on_url;
@@ -540,6 +552,9 @@ void http_close_all(void)
 {
 	if (!uv_is_closing((uv_handle_t *)&listener))
 		uv_close((uv_handle_t *)&listener, NULL);
-	while (conns)
-		conn_close(conns);
+	while (conns) {
+		struct http_conn *c = conns;
+		outq_flush(&c->out); /* the 503s just given to pending requests */
+		conn_close(c);
+	}
 }

@@ -48,6 +48,7 @@ void http_close_all(void);
  */
 void http_respond(struct http_request *req, int status, const char *headers, json_t *body);
 void http_respond_text(struct http_request *req, int status, const char *ctype, char *text /* stolen */);
+void http_respond_body(struct http_request *req, int status, const char *ctype, char *body /* stolen */, size_t len);
 unsigned http_conn_count(void);
 
 /* ---------------------------------------------------------------- routes.c */
@@ -72,6 +73,14 @@ int upstream_open(int fd);
  */
 int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata,
 		  struct proto_error *reterr);
+/* A relayed success: the reply's result as JSON text (@text stolen, NUL-terminated). */
+typedef void (*upstream_text_fn)(char *text, size_t len, void *userdata);
+/*
+ * As upstream_call, for an answer relayed as it is: a success goes to
+ * @text_fn, rendered straight from msgpack; failures (and the link's loss) to @fn.
+ */
+int upstream_relay(enum purge_op op, json_t *args, const char *auth, upstream_text_fn text_fn, upstream_fn fn,
+		   void *userdata, struct proto_error *reterr);
 /* Forget every call made with @userdata (its request is being released). */
 void upstream_forget(void *userdata);
 bool upstream_alive(void);

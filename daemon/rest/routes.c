@@ -111,14 +111,18 @@ static bool relay_reply(const json_t *msg, void *ud)
 	return false;
 }
 
-static void call(struct http_request *req, enum purge_op op, json_t *args, upstream_fn fn)
+/* ... and its fast path: a success already rendered as JSON text. */
+static void relay_text(char *text, size_t len, void *ud)
 {
-	struct proto_error err;
-	int r = upstream_call(op, args, req->has_auth ? req->auth : NULL, fn, req, &err);
+	text[len++] = '\n'; /* over the NUL */
+	http_respond_body(ud, 200, "application/json", text, len);
+}
 
+static void call_failed(struct http_request *req, int r, const struct proto_error *err)
+{
 	if (r == -EINVAL) {
 		/* "key 'args.instances' must be ..." reads better without the protocol's prefix. */
-		const char *m = err.message;
+		const char *m = err->message;
 		const char *p = strstr(m, "'args.");
 		char msg[300];
 		if (p)
@@ -132,6 +136,23 @@ static void call(struct http_request *req, enum purge_op op, json_t *args, upstr
 	} else if (r < 0) {
 		upstream_failure(req, NULL);
 	}
+}
+
+static void call(struct http_request *req, enum purge_op op, json_t *args, upstream_fn fn)
+{
+	struct proto_error err;
+	int r = upstream_call(op, args, req->has_auth ? req->auth : NULL, fn, req, &err);
+	if (r < 0)
+		call_failed(req, r, &err);
+}
+
+/* A route whose answer is the reply's result as it is. */
+static void relay(struct http_request *req, enum purge_op op, json_t *args)
+{
+	struct proto_error err;
+	int r = upstream_relay(op, args, req->has_auth ? req->auth : NULL, relay_text, relay_reply, req, &err);
+	if (r < 0)
+		call_failed(req, r, &err);
 }
 
 static bool parse_query_uint(const char *url, const char *key, long max, long *ret, bool *bad)
@@ -412,19 +433,19 @@ static void h_tasks(struct http_request *req, char **seg)
 static void h_task(struct http_request *req, char **seg)
 {
 	if (valid_task_id(req, seg[2]))
-		call(req, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", seg[2]), relay_reply);
+		relay(req, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", seg[2]));
 }
 
 static void h_task_cancel(struct http_request *req, char **seg)
 {
 	if (valid_task_id(req, seg[2]))
-		call(req, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", seg[2]), relay_reply);
+		relay(req, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", seg[2]));
 }
 
 static void h_targets(struct http_request *req, char **seg)
 {
 	(void)seg;
-	call(req, PURGE_OP_TARGETS_LIST, NULL, relay_reply);
+	relay(req, PURGE_OP_TARGETS_LIST, NULL);
 }
 
 static void h_plan(struct http_request *req, char **seg)
@@ -433,7 +454,7 @@ static void h_plan(struct http_request *req, char **seg)
 		v1_error(req, 404, "not_found", "no such target");
 		return;
 	}
-	call(req, PURGE_OP_PLAN, json_pack("{s:s}", "target", seg[2]), relay_reply);
+	relay(req, PURGE_OP_PLAN, json_pack("{s:s}", "target", seg[2]));
 }
 
 /* ---------------------------------------------------------------- Redis Enterprise CRDB */

@@ -9,14 +9,17 @@
 #include "daemon/rest/rest.h"
 #include "purged/log.h"
 #include "purged/util.h"
+#include "purged/uvio.h"
 
 struct call {
 	uint64_t id;
 	upstream_fn fn;
+	upstream_text_fn text_fn; /* a relay: successes come as JSON text */
 	void *userdata;
 };
 
 static uv_pipe_t link_pipe;
+static struct outq link_out;
 static bool alive;
 static struct proto_reader rd;
 static struct call *calls;
@@ -48,20 +51,41 @@ static void push_call(struct call c)
 	calls[n_calls++] = c;
 }
 
+static struct call *find_call(uint64_t id)
+{
+	for (size_t i = 0; i < n_calls; i++)
+		if (calls[i].id == id)
+			return &calls[i];
+	return NULL;
+}
+
+static bool wants_text(uint64_t id, void *ctx)
+{
+	(void)ctx;
+	struct call *c = find_call(id);
+	return c && c->text_fn;
+}
+
 static void deliver(const json_t *msg)
 {
 	last_answer = mono_usec();
-	uint64_t id = (uint64_t)json_integer_value(json_object_get(msg, "id"));
-	for (size_t i = 0; i < n_calls; i++) {
-		if (calls[i].id != id)
-			continue;
-		struct call c = calls[i];
-		/* Drop first: the callback may release the request, which forgets its calls. */
-		drop_at(i);
-		if (c.fn(msg, c.userdata))
-			push_call(c);
+	struct call *p = find_call((uint64_t)json_integer_value(json_object_get(msg, "id")));
+	if (!p)
 		return;
-	}
+	struct call c = *p;
+	/* Drop first: the callback may release the request, which forgets its calls. */
+	drop_at((size_t)(p - calls));
+	if (c.fn(msg, c.userdata))
+		push_call(c);
+}
+
+static void deliver_text(uint64_t id, char *text, size_t len)
+{
+	last_answer = mono_usec();
+	struct call *p = find_call(id);
+	struct call c = *p; /* wants_text() found it */
+	drop_at((size_t)(p - calls));
+	c.text_fn(text, len, c.userdata);
 }
 
 static void link_lost(const char *why)
@@ -75,22 +99,15 @@ static void link_lost(const char *why)
 		struct call c = calls[--n_calls];
 		c.fn(NULL, c.userdata);
 	}
+	outq_discard(&link_out);
 	uv_close((uv_handle_t *)&link_pipe, NULL);
 	http_close_all();
-}
-
-static void alloc_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	(void)h;
-	buf->base = xmalloc(suggested);
-	buf->len = suggested;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	(void)s;
 	if (nread < 0) {
-		free(buf->base);
 		link_lost(nread == UV_EOF ? "closed" : uv_strerror((int)nread));
 		return;
 	}
@@ -102,8 +119,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			enum purge_msg_type type;
 			struct proto_error err;
 			json_t *msg;
-			if (proto_decode(p, n, PURGE_MSG_MASK(PURGE_MSG_REPLY) | PURGE_MSG_MASK(PURGE_MSG_EVENT), &type,
-					 &msg, &err) < 0) {
+			uint64_t id;
+			char *text;
+			size_t len;
+			int k = proto_reply_result_text(p, n, wants_text, NULL, &id, &text, &len, &err);
+			if (k > 0) {
+				deliver_text(id, text, len);
+				continue;
+			}
+			if (k == 0)
+				k = proto_decode(p, n, PURGE_MSG_MASK(PURGE_MSG_REPLY) | PURGE_MSG_MASK(PURGE_MSG_EVENT),
+						 &type, &msg, &err);
+			if (k < 0) {
 				log_warnx("bad message from the supervisor: %s", err.message);
 				r = -EBADMSG;
 				break;
@@ -114,32 +141,31 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (r < 0)
 			link_lost("protocol error");
 	}
-	free(buf->base);
+}
+
+static void on_link_out(struct outq *q, int status)
+{
+	(void)q;
+	if (status < 0)
+		link_lost(uv_strerror(status));
 }
 
 int upstream_open(int fd)
 {
 	int r;
 	proto_reader_init(&rd);
+	outq_setup(rest_loop);
 	uv_pipe_init(rest_loop, &link_pipe, 0);
 	r = uv_pipe_open(&link_pipe, fd);
 	if (r < 0)
 		return r;
+	outq_init(&link_out, (uv_stream_t *)&link_pipe, on_link_out);
 	alive = true;
 	last_answer = mono_usec();
-	return uv_read_start((uv_stream_t *)&link_pipe, alloc_buf, on_read);
+	return uv_read_start((uv_stream_t *)&link_pipe, uvio_read_buf, on_read);
 }
 
-static void on_written(uv_write_t *w, int status)
-{
-	free(w->data);
-	free(w);
-	if (status < 0)
-		link_lost(uv_strerror(status));
-}
-
-int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata,
-		  struct proto_error *reterr)
+static int send_call(enum purge_op op, json_t *args, const char *auth, struct call c, struct proto_error *reterr)
 {
 	json_t *req;
 	uint8_t *buf;
@@ -162,17 +188,25 @@ int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn 
 	json_decref(req);
 	if (r < 0)
 		return r;
-	uv_write_t *w = xcalloc(1, sizeof(*w));
-	w->data = buf;
-	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-	r = uv_write(w, (uv_stream_t *)&link_pipe, &b, 1, on_written);
-	if (r < 0) {
-		free(buf);
-		free(w);
-		return r;
-	}
-	push_call((struct call){ next_id++, fn, userdata });
+	/* The requests of one loop iteration reach the supervisor in one write. */
+	outq_append(&link_out, buf, len);
+	free(buf);
+	c.id = next_id++;
+	push_call(c);
 	return 0;
+}
+
+int upstream_call(enum purge_op op, json_t *args, const char *auth, upstream_fn fn, void *userdata,
+		  struct proto_error *reterr)
+{
+	return send_call(op, args, auth, (struct call){ .fn = fn, .userdata = userdata }, reterr);
+}
+
+int upstream_relay(enum purge_op op, json_t *args, const char *auth, upstream_text_fn text_fn, upstream_fn fn,
+		   void *userdata, struct proto_error *reterr)
+{
+	return send_call(op, args, auth, (struct call){ .fn = fn, .text_fn = text_fn, .userdata = userdata },
+			 reterr);
 }
 
 void upstream_forget(void *userdata)

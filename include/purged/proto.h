@@ -112,6 +112,18 @@ int proto_decode(const void *payload, size_t len, unsigned allowed,
  */
 int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len);
 
+/*
+ * For replies relayed as they are (purged-rest): when @payload is a plain
+ * success, {id, ok: true, result}, and @wanted (may be NULL) wants its id,
+ * render the result as compact JSON text, the bytes json_dumps(JSON_COMPACT)
+ * would give, with no tree built. Returns 1 with *ret_id and *ret_text
+ * (malloc'ed, NUL-terminated) of *ret_len bytes; 0 for any other message
+ * (decode it with proto_decode); a negative errno with *reterr filled for a
+ * payload proto_decode would refuse too.
+ */
+int proto_reply_result_text(const void *payload, size_t len, bool (*wanted)(uint64_t id, void *ctx), void *ctx,
+			    uint64_t *ret_id, char **ret_text, size_t *ret_len, struct proto_error *reterr);
+
 /* Validate a request's args against its op's schema (called by proto_decode). */
 int proto_validate_args(enum purge_op op, const json_t *args, struct proto_error *reterr);
 

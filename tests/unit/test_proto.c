@@ -494,6 +494,101 @@ START_TEST(test_trailing_and_truncated)
 }
 END_TEST
 
+static char *result_text(const json_t *reply, int *ret)
+{
+	uint8_t *buf;
+	size_t len, tlen;
+	uint64_t id = 0;
+	char *text = NULL;
+	struct proto_error err;
+	ck_assert_int_eq(proto_encode(reply, &buf, &len), 0);
+	*ret = proto_reply_result_text(buf + 4, len - 4, NULL, NULL, &id, &text, &tlen, &err);
+	if (*ret > 0) {
+		ck_assert_uint_eq(id, (uint64_t)json_integer_value(json_object_get(reply, "id")));
+		ck_assert_uint_eq(tlen, strlen(text));
+	}
+	free(buf);
+	return text;
+}
+
+static bool never(uint64_t id, void *ctx)
+{
+	(void)id, (void)ctx;
+	return false;
+}
+
+/* purged-rest's relays: the JSON text straight from msgpack is json_dumps's. */
+START_TEST(test_result_text)
+{
+	const char *results[] = {
+		"{\"id\":\"01a2\",\"n\":-5,\"big\":9223372036854775807,\"f\":1.5,\"g\":2.0,\"t\":true,\"no\":null}",
+		"[\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r bell \\u0007 del \\u007f\"]",
+		"{\"utf8\":\"\\u00e9t\\u00e9 \\u2028 \\ud83d\\ude00\",\"empty\":{},\"list\":[],\"nested\":{\"a\":[1,[2,[3]]]}}",
+		"\"just a string\"", "42", "null", "[1e300,-0.25,1e-300]",
+	};
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+		json_error_t jerr;
+		json_t *res = json_loads(results[i], JSON_DECODE_ANY, &jerr);
+		ck_assert_msg(res != NULL, "%s: %s", results[i], jerr.text);
+		json_t *reply = proto_reply_ok(7, json_incref(res));
+		char *want = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+		int r;
+		char *text = result_text(reply, &r);
+		ck_assert_int_eq(r, 1);
+		ck_assert_str_eq(text, want);
+		free(text);
+		free(want);
+		json_decref(reply);
+		json_decref(res);
+	}
+
+	/* Not a plain success: left to proto_decode. */
+	int r;
+	json_t *m = proto_reply_error(3, PURGE_ERR_NOT_FOUND, "no such task");
+	ck_assert_ptr_null(result_text(m, &r));
+	ck_assert_int_eq(r, 0);
+	json_decref(m);
+	m = proto_event_new(3, "progress", json_object());
+	ck_assert_ptr_null(result_text(m, &r));
+	ck_assert_int_eq(r, 0);
+	json_decref(m);
+	m = proto_request_new(3, PURGE_OP_STATUS, NULL);
+	ck_assert_ptr_null(result_text(m, &r));
+	ck_assert_int_eq(r, 0);
+	json_decref(m);
+	m = json_pack("{s:i, s:b}", "id", 9, "ok", 1); /* no result: "{}", as json_dumps of none */
+	char *text = result_text(m, &r);
+	ck_assert_int_eq(r, 1);
+	ck_assert_str_eq(text, "{}");
+	free(text);
+	json_decref(m);
+
+	/* Not wanted by the caller: left alone. */
+	uint8_t *buf;
+	size_t len, tlen;
+	uint64_t id;
+	struct proto_error err;
+	m = proto_reply_ok(5, json_string("x"));
+	ck_assert_int_eq(proto_encode(m, &buf, &len), 0);
+	ck_assert_int_eq(proto_reply_result_text(buf + 4, len - 4, never, NULL, &id, &text, &tlen, &err), 0);
+	free(buf);
+	json_decref(m);
+
+	/* The decoder's limits hold: bad UTF-8 and NUL bytes are refused. */
+	static const uint8_t bad_utf8[] = { 0x83, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3,
+					    0xa6, 'r', 'e', 's', 'u', 'l', 't', 0xa2, 0xc3, 0x28 };
+	ck_assert_int_lt(proto_reply_result_text(bad_utf8, sizeof(bad_utf8), NULL, NULL, &id, &text, &tlen, &err), 0);
+	ck_assert(strstr(err.message, "UTF-8"));
+	static const uint8_t surrogate[] = { 0x83, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3, 0xa6,
+					     'r', 'e', 's', 'u', 'l', 't', 0xa3, 0xed, 0xa0, 0x80 };
+	ck_assert_int_lt(proto_reply_result_text(surrogate, sizeof(surrogate), NULL, NULL, &id, &text, &tlen, &err), 0);
+	static const uint8_t nul[] = { 0x83, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3,
+				       0xa6, 'r', 'e', 's', 'u', 'l', 't', 0xa2, 'a', 0x00 };
+	ck_assert_int_lt(proto_reply_result_text(nul, sizeof(nul), NULL, NULL, &id, &text, &tlen, &err), 0);
+	ck_assert(strstr(err.message, "NUL"));
+}
+END_TEST
+
 START_TEST(test_random_bytes)
 {
 	/* Random payloads never crash the decoder (fuzzing covers this more deeply). */
@@ -596,6 +691,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(tc, test_roundtrip_replies_events);
 	tcase_add_test(tc, test_roundtrip_executor_hop);
 	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_result_text);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("proto:validation");

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/task.h"
+#include "purged/proto_pack.h"
 
 #define T0 1795000000000000LL /* some instant in 2026, in usec */
 
@@ -63,6 +64,73 @@ START_TEST(test_json_roundtrip)
 }
 END_TEST
 
+/*
+ * task_pack is the one list of a task's fields: the reply tasks.get builds
+ * from it decodes to task_to_json's object, keys in the documented order,
+ * every optional part present or absent as it should be.
+ */
+START_TEST(test_packed_reply)
+{
+	struct task_table t;
+	task_table_init(&t);
+	struct task *a = task_table_add(&t, "crdb-1", "purge", "ci", -1, "rest", T0);
+	a->state = TASK_STARTED;
+	a->started = T0 + 1000000;
+	a->params = json_pack("{s:[i,i]}", "instances", 1, 2);
+	json_decref(a->errors);
+	json_decref(a->warnings);
+	a->errors = json_pack("[{s:s, s:s, s:s}]", "cluster_name", "1", "error_code", "down", "description", "gone");
+	a->warnings = json_pack("[s]", "TLS not verified");
+	struct task *b = task_table_add(&t, "demo", "plan", "root", 0, "ctl", T0 + 5);
+
+	for (struct task *x = a; x; x = x == a ? b : NULL) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		uint8_t *frame;
+		size_t len;
+		int r = proto_frame_begin(&sb, &pk);
+		if (r >= 0)
+			r = proto_pack_reply_ok_head(&pk, 42);
+		if (r >= 0)
+			r = task_pack(x, &pk);
+		ck_assert_int_eq(proto_frame_end(&sb, r, &frame, &len), 0);
+
+		enum purge_msg_type type;
+		struct proto_error err;
+		json_t *reply = NULL;
+		ck_assert_int_eq(proto_decode(frame + 4, len - 4, PURGE_MSG_MASK(PURGE_MSG_REPLY), &type, &reply, &err), 0);
+		ck_assert_int_eq(json_integer_value(json_object_get(reply, "id")), 42);
+		json_t *j = task_to_json(x), *res = json_object_get(reply, "result");
+		ck_assert(json_equal(j, res));
+		char *text = json_dumps(res, JSON_COMPACT);
+		const char *order[] = { "\"id\":", "\"target\":", "\"operation\":", "\"status\":", "\"created\":",
+					"\"started\":", "\"ended\":", "\"requested_by\":", "\"progress\":", "\"counts\":",
+					"\"error\":", "\"errors\":", "\"warnings\":" };
+		const char *prev = text;
+		for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+			const char *at = strstr(text, order[i]);
+			ck_assert_msg(at && at >= prev, "%s out of order in %s", order[i], text);
+			prev = at;
+		}
+		if (x == a) {
+			ck_assert(json_is_null(json_object_get(json_object_get(res, "requested_by"), "uid")));
+			ck_assert(json_is_null(json_object_get(res, "ended")));
+			ck_assert_int_eq(json_array_size(json_object_get(res, "errors")), 1);
+			ck_assert(json_equal(json_object_get(res, "params"), a->params));
+		} else {
+			ck_assert_ptr_null(json_object_get(res, "params"));
+			ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(res, "requested_by"), "uid")), 0);
+			ck_assert_int_eq(json_array_size(json_object_get(res, "warnings")), 0);
+		}
+		free(text);
+		free(frame);
+		json_decref(j);
+		json_decref(reply);
+	}
+	task_table_free(&t);
+}
+END_TEST
+
 START_TEST(test_put_and_prune)
 {
 	struct task_table t, u;
@@ -117,6 +185,7 @@ static Suite *task_suite(void)
 	TCase *tc = tcase_create("task:table");
 	tcase_add_test(tc, test_ids_increase);
 	tcase_add_test(tc, test_json_roundtrip);
+	tcase_add_test(tc, test_packed_reply);
 	tcase_add_test(tc, test_put_and_prune);
 	tcase_add_test(tc, test_state_names);
 	suite_add_tcase(s, tc);
