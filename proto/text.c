@@ -19,21 +19,26 @@ struct text {
 	size_t len, cap;
 };
 
-static int put(struct text *t, const char *s, size_t n)
+static int grow(struct text *t, size_t n)
 {
-	if (t->len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 512;
-		while (cap < t->len + n + 1)
-			cap *= 2;
-		char *p = realloc(t->p, cap);
-		if (!p)
-			return -ENOMEM;
-		t->p = p;
-		t->cap = cap;
-	}
+	size_t cap = t->cap ? t->cap : 512;
+	while (cap < t->len + n + 1)
+		cap *= 2;
+	char *p = realloc(t->p, cap);
+	if (!p)
+		return -ENOMEM;
+	t->p = p;
+	t->cap = cap;
+	return 0;
+}
+
+/* Room for a NUL is always kept; it is written once, at the end. */
+static inline int put(struct text *t, const char *s, size_t n)
+{
+	if (t->len + n + 1 > t->cap && grow(t, n) < 0)
+		return -ENOMEM;
 	memcpy(t->p + t->len, s, n);
 	t->len += n;
-	t->p[t->len] = '\0';
 	return 0;
 }
 
@@ -221,11 +226,15 @@ int proto_reply_result_text(const void *payload, size_t len, bool (*wanted)(uint
 	if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > INT64_MAX || !ok ||
 	    ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean || (wanted && !wanted(id->via.u64, ctx)))
 		goto finish;
-	r = result ? render(result, 2, &t, err) : put(&t, "{}", 2); /* as json_dumps of no result */
+	/* Most text is about as long as its msgpack, plus quotes, colons and commas. */
+	r = grow(&t, len + len / 2);
+	if (r >= 0)
+		r = result ? render(result, 2, &t, err) : put(&t, "{}", 2); /* as json_dumps of no result */
 	if (r < 0) {
 		free(t.p);
 		goto finish;
 	}
+	t.p[t.len] = '\0';
 	*ret_id = id->via.u64;
 	*ret_text = t.p;
 	*ret_len = t.len;

@@ -329,21 +329,46 @@ static const char *reason(int status)
 	return "Unknown";
 }
 
-/* Queued, not written: the answers of one loop iteration leave in one write per connection. */
+/* Append @s to the head being built at *@p (the head's size is checked by the caller's bounds). */
+static char *put_str(char *p, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/*
+ * Queued, not written: the answers of one loop iteration leave in one write
+ * per connection. The head is assembled by hand: snprintf was a tenth of
+ * purged-rest's time on GET /v1/tasks/ID.
+ */
 static void send_response(struct http_conn *c, int status, const char *ctype, const char *headers,
 			  const char *body, size_t body_len, bool close_after)
 {
-	char head[256]; /* @ctype is one of ours; @headers, of any length, follow */
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\n"
-			 "Content-Type: %s\r\n"
-			 "Content-Length: %zu\r\n"
-			 "Connection: %s\r\n"
-			 "Cache-Control: no-store\r\n",
-			 status, reason(status), ctype, body_len, close_after ? "close" : "keep-alive");
-	if (n < 0 || (size_t)n >= sizeof(head))
-		fatalx("response head for status %d does not fit %zu bytes", status, sizeof(head));
-	outq_append(&c->out, head, (size_t)n);
+	char head[256], num[24], *p = head;
+	const char *why = reason(status);
+	int n = snprintf(num, sizeof(num), "%d", status);
+
+	/* @ctype and the reason are ours (short); @headers, of any length, follow separately. */
+	if (strlen(why) + strlen(ctype) > 100 || n != 3)
+		fatalx("response head for status %d does not fit", status);
+	p = put_str(p, "HTTP/1.1 ");
+	p = put_str(p, num);
+	*p++ = ' ';
+	p = put_str(p, why);
+	p = put_str(p, "\r\nContent-Type: ");
+	p = put_str(p, ctype);
+	p = put_str(p, "\r\nContent-Length: ");
+	char digits[24], *d = digits + sizeof(digits);
+	size_t v = body_len;
+	do
+		*--d = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	memcpy(p, d, (size_t)(digits + sizeof(digits) - d));
+	p += digits + sizeof(digits) - d;
+	p = put_str(p, close_after ? "\r\nConnection: close" : "\r\nConnection: keep-alive");
+	p = put_str(p, "\r\nCache-Control: no-store\r\n");
+	outq_append(&c->out, head, (size_t)(p - head));
 	if (headers)
 		outq_append(&c->out, headers, strlen(headers));
 	outq_append(&c->out, "\r\n", 2);
