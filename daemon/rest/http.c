@@ -25,8 +25,10 @@ struct http_conn {
 	uv_timer_t timer;
 	struct outq out;
 	llhttp_t parser;
-	char *in;                  /* received, not yet parsed */
+	char *in;                  /* received, not yet parsed; NULL when nothing waits */
 	size_t in_off, in_len, in_cap;
+	bool in_shared;            /* c->in is the shared read buffer, for the length of one on_read */
+	bool read_shared;          /* alloc_in handed out the shared buffer */
 	struct http_request *req;  /* being parsed, or being answered */
 	bool answering;            /* parser paused until the answer is queued */
 	bool in_process;           /* process() is on the stack: an answer given now continues its loop */
@@ -44,6 +46,7 @@ struct http_conn {
 	bool hval_overflow;
 	const char *value_end;     /* just past the last value chunk, to spot a folded line */
 	const char *exec_base;     /* start of the bytes given to llhttp in this pass */
+	unsigned pass, value_pass; /* llhttp_execute calls so far; the one that gave value_end */
 	int handles;
 	struct http_conn *next, *prev;
 };
@@ -63,13 +66,20 @@ unsigned http_conn_count(void)
 static void process(struct http_conn *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* Reads go straight into the connection's input buffer. */
+/*
+ * Reads land in the shared buffer when nothing waits from before (nearly
+ * always: a client sends a request and waits for its answer), and only what
+ * is left unparsed is kept: an idle connection holds no input buffer.
+ * Otherwise they are appended to what waits.
+ */
 static void alloc_in(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct http_conn *c = h->data;
-	(void)suggested;
-	if (c->in_off == c->in_len)
-		c->in_off = c->in_len = 0;
+	c->read_shared = c->in_off == c->in_len;
+	if (c->read_shared) {
+		uvio_read_buf(h, suggested, buf);
+		return;
+	}
 	if (c->in_cap - c->in_len < MIN_READ && c->in_off > 0) {
 		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
 		c->in_len -= c->in_off;
@@ -81,6 +91,24 @@ static void alloc_in(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	}
 	buf->base = c->in + c->in_len;
 	buf->len = c->in_cap - c->in_len;
+}
+
+/* After parsing from the shared buffer: keep what is left, in a buffer of the connection's own. */
+static void keep_unparsed(struct http_conn *c)
+{
+	if (!c->in_shared)
+		return;
+	const char *rest = c->in + c->in_off;
+	size_t n = c->in_len - c->in_off;
+	c->in_shared = false;
+	c->in = NULL;
+	c->in_off = c->in_len = c->in_cap = 0;
+	if (n == 0 || c->closing)
+		return;
+	c->in_cap = n + MIN_READ > 4096 ? n + MIN_READ : 4096;
+	c->in = xmalloc(c->in_cap);
+	memcpy(c->in, rest, n);
+	c->in_len = n;
 }
 
 static void free_request(struct http_request *req)
@@ -237,11 +265,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 	 * as a second chunk that does not follow the first. A value split by a
 	 * read continues at the start of the next pass instead. Refused.
 	 */
-	if (c->value_end && at != c->value_end && at != c->exec_base) {
+	if (c->value_end && !(c->value_pass == c->pass && at == c->value_end) && at != c->exec_base) {
 		c->reject = 400;
 		return -1;
 	}
 	c->value_end = at + n;
+	c->value_pass = c->pass; /* buffers are reused: an address means something in its own pass only */
 	size_t room = sizeof(c->hval) - 1 - c->hval_len;
 	if (n > room)
 		c->hval_overflow = true;
@@ -449,6 +478,7 @@ static void process(struct http_conn *c)
 		}
 		const char *start = c->in + c->in_off;
 		c->exec_base = start;
+		c->pass++;
 		llhttp_errno_t e = llhttp_execute(&c->parser, start, c->in_len - c->in_off);
 
 		if (e == HPE_OK) {
@@ -473,8 +503,11 @@ static void process(struct http_conn *c)
 	c->in_process = false;
 	if (c->closing || c->ending)
 		return;
-	if (c->in_off == c->in_len)
-		c->in_off = c->in_len = 0;
+	if (c->in_off == c->in_len && !c->in_shared) {
+		free(c->in);
+		c->in = NULL;
+		c->in_off = c->in_len = c->in_cap = 0;
+	}
 	if (c->eof && !c->answering) {
 		conn_end(c); /* every whole request answered; a partial one at EOF gets no answer */
 		return;
@@ -490,7 +523,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct http_conn *c = s->data;
 
-	(void)buf; /* c->in, from alloc_in */
+	bool shared = c->read_shared;
+	c->read_shared = false;
 	if (nread < 0) {
 		uv_read_stop(s);
 		c->reading = false;
@@ -502,7 +536,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			process(c);
 		return;
 	}
-	if (nread > 0) {
+	if (nread > 0 && shared) {
+		free(c->in); /* empty, or alloc_in would have appended to it */
+		c->in = buf->base;
+		c->in_off = 0;
+		c->in_len = c->in_cap = (size_t)nread;
+		c->in_shared = true;
+	} else if (nread > 0) {
 		c->in_len += (size_t)nread;
 		if (c->in_len - c->in_off > MAX_BUFFERED) {
 			uv_read_stop(s); /* a pipelining client waits for our answers before sending more */
@@ -510,6 +550,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		}
 	}
 	process(c);
+	keep_unparsed(c);
 }
 
 /* ---------------------------------------------------------------- accept */
