@@ -5,7 +5,9 @@
  *   purged-bench start SOCKET TARGET N   purge accepted -> first progress event
  *   purged-bench throughput SOCKET PREFIX N   N purges of PREFIX1..PREFIXN, tasks/s
  *   purged-bench spawn PROGRAM N         bare fork+exec+wait of PROGRAM
- *   purged-bench echo SOCKET             reference server for rtt: answers every frame at once
+ *   purged-bench echo SOCKET DAEMON_SOCKET      references for rtt: answer every frame at once
+ *   purged-bench echo-uv SOCKET DAEMON_SOCKET   with the status reply DAEMON_SOCKET gave
+ *                                               (blocking loop; libuv loop)
  *
  * Each prints "name: p50 X us, p99 Y us, n N" or "name: X per second".
  * Not a test: it measures.
@@ -19,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 #include "purged/proto.h"
 #include "purged/util.h"
 
@@ -194,46 +197,124 @@ static void bench_spawn(const char *program, int n)
 	free(v);
 }
 
-/*
- * The floor under the control round trip: a blocking server that answers
- * each request frame with a fixed reply, doing nothing else. What `rtt`
- * measures against it is the kernel's and the client's share.
- */
-static void bench_echo(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	uint8_t *reply;
-	size_t reply_len;
-	json_t *r = proto_reply_ok(1, json_pack("{s:s}", "version", "echo"));
+/* ---------------------------------------------------------------- references for rtt */
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	unlink(path);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0 ||
-	    proto_encode(r, &reply, &reply_len) < 0) {
-		fprintf(stderr, "purged-bench: cannot serve on %s: %s\n", path, strerror(errno));
+/*
+ * The floor under the control round trip: servers that answer each request
+ * frame with the very reply purged gave to a status request, doing nothing
+ * else. What `rtt` measures against them is the kernel's and the client's
+ * share (the client decodes the same bytes). Two of them: a blocking
+ * read/write loop, and an event loop like purged's (libuv, epoll).
+ */
+static uint8_t *echo_reply;
+static size_t echo_reply_len;
+static struct proto_reader echo_rd;
+
+static void capture_status_reply(const char *daemon_sock)
+{
+	int dfd = connect_to(daemon_sock);
+	struct proto_reader rd;
+	proto_reader_init(&rd);
+	send_req(dfd, 1, PURGE_OP_STATUS, NULL);
+	json_t *r = recv_msg(dfd, &rd);
+	close(dfd);
+	proto_reader_free(&rd);
+	if (proto_encode(r, &echo_reply, &echo_reply_len) < 0) {
+		fprintf(stderr, "purged-bench: cannot re-encode the status reply\n");
 		exit(1);
 	}
 	json_decref(r);
+}
+
+static int listen_on(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0) {
+		fprintf(stderr, "purged-bench: cannot serve on %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	return lfd;
+}
+
+/* Feed what was read; the number of whole request frames it completed. */
+static int frames_in(const void *buf, size_t n)
+{
+	const uint8_t *p;
+	size_t len;
+	int k = 0;
+	proto_reader_feed(&echo_rd, buf, n);
+	while (proto_reader_next(&echo_rd, &p, &len) > 0)
+		k++;
+	return k;
+}
+
+static void bench_echo(const char *path, const char *daemon_sock)
+{
+	int lfd;
+	capture_status_reply(daemon_sock);
+	lfd = listen_on(path);
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		struct proto_reader rd;
-		const uint8_t *p;
-		size_t n;
 		char buf[65536];
 		ssize_t got;
 		if (fd < 0)
 			continue;
-		proto_reader_init(&rd);
-		while ((got = read(fd, buf, sizeof(buf))) > 0) {
-			proto_reader_feed(&rd, buf, (size_t)got);
-			while (proto_reader_next(&rd, &p, &n) > 0)
-				if (write(fd, reply, reply_len) != (ssize_t)reply_len)
+		proto_reader_init(&echo_rd);
+		while ((got = read(fd, buf, sizeof(buf))) > 0)
+			for (int k = frames_in(buf, (size_t)got); k > 0; k--)
+				if (write(fd, echo_reply, echo_reply_len) != (ssize_t)echo_reply_len)
 					break;
-		}
-		proto_reader_free(&rd);
+		proto_reader_free(&echo_rd);
 		close(fd);
 	}
+}
+
+static char uv_in[65536];
+
+static void uv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h, (void)suggested;
+	*buf = uv_buf_init(uv_in, sizeof(uv_in));
+}
+
+static void uv_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	if (nread < 0) {
+		uv_close((uv_handle_t *)s, (uv_close_cb)free);
+		return;
+	}
+	for (int k = frames_in(buf->base, (size_t)nread); k > 0; k--) {
+		uv_buf_t b = uv_buf_init((char *)echo_reply, (unsigned)echo_reply_len);
+		uv_try_write(s, &b, 1); /* a few hundred bytes: a unix socket takes them at once */
+	}
+}
+
+static void uv_on_conn(uv_stream_t *server, int status)
+{
+	uv_pipe_t *c = xcalloc(1, sizeof(*c));
+	(void)status;
+	uv_pipe_init(server->loop, c, 0);
+	if (uv_accept(server, (uv_stream_t *)c) < 0) {
+		uv_close((uv_handle_t *)c, (uv_close_cb)free);
+		return;
+	}
+	proto_reader_free(&echo_rd);
+	proto_reader_init(&echo_rd);
+	uv_read_start((uv_stream_t *)c, uv_alloc, uv_on_read);
+}
+
+static void bench_echo_uv(const char *path, const char *daemon_sock)
+{
+	uv_pipe_t server;
+	capture_status_reply(daemon_sock);
+	proto_reader_init(&echo_rd);
+	uv_pipe_init(uv_default_loop(), &server, 0);
+	uv_pipe_open(&server, listen_on(path));
+	uv_listen((uv_stream_t *)&server, 4, uv_on_conn);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 }
 
 int main(int argc, char **argv)
@@ -246,11 +327,13 @@ int main(int argc, char **argv)
 		bench_throughput(argv[2], argv[3], atoi(argv[4]));
 	else if (argc >= 4 && !strcmp(argv[1], "spawn"))
 		bench_spawn(argv[2], atoi(argv[3]));
-	else if (argc >= 3 && !strcmp(argv[1], "echo"))
-		bench_echo(argv[2]);
+	else if (argc >= 4 && !strcmp(argv[1], "echo"))
+		bench_echo(argv[2], argv[3]);
+	else if (argc >= 4 && !strcmp(argv[1], "echo-uv"))
+		bench_echo_uv(argv[2], argv[3]);
 	else {
 		fprintf(stderr, "usage: purged-bench rtt SOCKET N | start SOCKET TARGET N | throughput SOCKET PREFIX N "
-				"| spawn PROGRAM N | echo SOCKET\n");
+				"| spawn PROGRAM N | echo SOCKET DAEMON_SOCKET | echo-uv SOCKET DAEMON_SOCKET\n");
 		return 2;
 	}
 	return 0;
