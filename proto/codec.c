@@ -119,10 +119,6 @@ static int to_json(const msgpack_object *o, int depth, json_t **ret, struct prot
 			}
 			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
 			key[kv->key.via.str.size] = '\0';
-			if (json_object_get(j, key)) {
-				json_decref(j);
-				return proto_fail(err, PURGE_ERR_BAD_REQUEST, "duplicate key '%s'", key);
-			}
 			r = to_json(&kv->val, depth + 1, &v, err);
 			if (r < 0) {
 				json_decref(j);
@@ -131,6 +127,11 @@ static int to_json(const msgpack_object *o, int depth, json_t **ret, struct prot
 			if (json_object_set_new(j, key, v) < 0) {
 				json_decref(j);
 				return proto_fail(err, PURGE_ERR_BAD_REQUEST, "map key '%s' is not valid UTF-8", key);
+			}
+			/* A key already there was replaced, not added: one lookup fewer than asking first. */
+			if (json_object_size(j) != i + 1) {
+				json_decref(j);
+				return proto_fail(err, PURGE_ERR_BAD_REQUEST, "duplicate key '%s'", key);
 			}
 		}
 		break;
@@ -285,6 +286,11 @@ int proto_pack_json(msgpack_packer *pk, const json_t *j)
 int proto_frame_begin(msgpack_sbuffer *sb, msgpack_packer *pk)
 {
 	msgpack_sbuffer_init(sb);
+	/* Most frames are a few hundred bytes: msgpack-c would start every one with 8 KiB. */
+	sb->data = malloc(512);
+	if (!sb->data)
+		return -ENOMEM;
+	sb->alloc = 512;
 	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
 	/* Reserve the length prefix, patched in by proto_frame_end. */
 	return msgpack_sbuffer_write(sb, "\0\0\0\0", 4) < 0 ? -ENOMEM : 0;
@@ -317,6 +323,31 @@ int proto_pack_reply_ok_head(msgpack_packer *pk, uint64_t id)
 	    msgpack_pack_true(pk) < 0 || msgpack_pack_str_with_body(pk, "result", 6) < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+#define STR(pk, s) msgpack_pack_str_with_body(pk, s, strlen(s))
+
+int proto_encode_request(uint64_t id, enum purge_op op, const json_t *args, const char *auth, uint8_t **ret_buf,
+			 size_t *ret_len)
+{
+	const char *name = purge_op_to_string(op);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (!name || (args && !json_is_object(args)))
+		return -EINVAL;
+	int r = proto_frame_begin(&sb, &pk);
+	/* The keys and order of proto_request_new, then auth. */
+	if (r >= 0 && (msgpack_pack_map(&pk, auth ? 5 : 4) < 0 || STR(&pk, "v") < 0 ||
+		       msgpack_pack_int64(&pk, PURGE_PROTO_VERSION) < 0 || STR(&pk, "id") < 0 ||
+		       msgpack_pack_int64(&pk, (int64_t)id) < 0 || STR(&pk, "op") < 0 || STR(&pk, name) < 0 ||
+		       STR(&pk, "args") < 0))
+		r = -ENOMEM;
+	if (r >= 0)
+		r = args ? pack(&pk, args, 2) : PACKED(msgpack_pack_map(&pk, 0));
+	if (r >= 0 && auth && (STR(&pk, "auth") < 0 || STR(&pk, auth) < 0))
+		r = -ENOMEM;
+	return proto_frame_end(&sb, r, ret_buf, ret_len);
 }
 
 int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len)

@@ -167,7 +167,6 @@ int upstream_open(int fd)
 
 static int send_call(enum purge_op op, json_t *args, const char *auth, struct call c, struct proto_error *reterr)
 {
-	json_t *req;
 	uint8_t *buf;
 	size_t len;
 	int r;
@@ -181,11 +180,8 @@ static int send_call(enum purge_op op, json_t *args, const char *auth, struct ca
 		json_decref(args);
 		return -EINVAL;
 	}
-	req = proto_request_new(next_id, op, args);
-	if (req && auth)
-		json_object_set_new(req, "auth", json_string(auth));
-	r = req ? proto_encode(req, &buf, &len) : -ENOMEM;
-	json_decref(req);
+	r = proto_encode_request(next_id, op, args, auth, &buf, &len);
+	json_decref(args);
 	if (r < 0)
 		return r;
 	/* The requests of one loop iteration reach the supervisor in one write. */

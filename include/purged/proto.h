@@ -111,6 +111,12 @@ int proto_decode(const void *payload, size_t len, unsigned allowed,
  * -EINVAL for values msgpack cannot carry, -ENOMEM.
  */
 int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len);
+/*
+ * The frame of proto_request_new(@id, @op, @args) with "auth" set to @auth
+ * (when not NULL), the same bytes without building the request's object.
+ */
+int proto_encode_request(uint64_t id, enum purge_op op, const json_t *args, const char *auth, uint8_t **ret_buf,
+			 size_t *ret_len);
 
 /*
  * For replies relayed as they are (purged-rest): when @payload is a plain
