@@ -34,6 +34,39 @@ int proto_check_string(const char *p, size_t n, const char *what, struct proto_e
 	return 0;
 }
 
+/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF (what jansson accepts). */
+bool proto_utf8_valid(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t k;
+		unsigned cp, min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			k = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			k = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			k = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		for (size_t j = 1; j <= k; j++) {
+			if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
 int proto_check_key(const msgpack_object *key, struct proto_error *err)
 {
 	if (key->type != MSGPACK_OBJECT_STR || key->via.str.size == 0 || key->via.str.size > PURGE_NAME_MAX ||
@@ -334,7 +367,8 @@ int proto_encode_request(uint64_t id, enum purge_op op, const json_t *args, cons
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	if (!name || (args && !json_is_object(args)))
+	if (!name || (args && !json_is_object(args)) ||
+	    (auth && (strlen(auth) > PURGE_AUTH_MAX || !proto_utf8_valid(auth, strlen(auth)))))
 		return -EINVAL;
 	int r = proto_frame_begin(&sb, &pk);
 	/* The keys and order of proto_request_new, then auth. */

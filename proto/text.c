@@ -42,45 +42,13 @@ static inline int put(struct text *t, const char *s, size_t n)
 	return 0;
 }
 
-/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF (what jansson accepts). */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		size_t k;
-		unsigned cp, min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			k = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
 static int put_string(struct text *t, const char *s, size_t n, const char *what, struct proto_error *err)
 {
 	static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
 	int r = proto_check_string(s, n, what, err);
 	if (r < 0)
 		return r;
-	if (!utf8_valid((const unsigned char *)s, n))
+	if (!proto_utf8_valid(s, n))
 		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "%s: string is not valid UTF-8", what);
 	if (put(t, "\"", 1) < 0)
 		return -ENOMEM;

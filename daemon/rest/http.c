@@ -5,6 +5,7 @@
  * the body (413), a cap on connections, and an idle/slow-client timeout that
  * only the end of a request, not a trickle of bytes, can satisfy.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
@@ -209,6 +210,23 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
+/*
+ * RFC 6750's b64token: letters, digits, "-._~+/", then "=" padding. purgectl
+ * makes hex tokens; anything else could not match one, and would not be a
+ * valid protocol string either (the supervisor drops a link that sends one).
+ */
+static bool is_b64token(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (isalnum((unsigned char)s[i]) || strchr("-._~+/", s[i])))
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && s[i] == '=')
+		i++;
+	return i == n;
+}
+
 static void finish_header(struct http_conn *c)
 {
 	struct http_request *r = c->req;
@@ -224,9 +242,15 @@ static void finish_header(struct http_conn *c)
 			const char *tok = v + 7;
 			while (*tok == ' ')
 				tok++;
-			if (*tok && strlen(tok) <= PURGE_AUTH_MAX) {
-				snprintf(r->auth, sizeof(r->auth), "%s", tok);
+			size_t n = strlen(tok);
+			while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+				n--; /* llhttp leaves trailing whitespace in values */
+			if (n > 0 && n <= PURGE_AUTH_MAX && is_b64token(tok, n)) {
+				memcpy(r->auth, tok, n);
+				r->auth[n] = '\0';
 				r->has_auth = true;
+			} else {
+				r->bad_auth = n > 0;
 			}
 		}
 	} else if (strcasecmp(c->hname, "prefer") == 0) {

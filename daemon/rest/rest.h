@@ -23,6 +23,7 @@ struct http_request {
 	char *url;                  /* as received: path and query */
 	char auth[PURGE_AUTH_MAX + 1];
 	bool has_auth;              /* an Authorization: Bearer header with a token */
+	bool bad_auth;              /* ... with something that is not a token (RFC 6750 b64token) */
 	bool prefer_async;          /* Prefer: respond-async */
 	bool json_body;             /* Content-Type: application/json (or none) */
 	char *body;

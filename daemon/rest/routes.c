@@ -674,12 +674,14 @@ void route_dispatch(struct http_request *req)
 	req->route_state = xcalloc(1, sizeof(struct route_state));
 	state(req)->route = found;
 	if (!found->public && !req->has_auth) {
+		const char *why = req->bad_auth ? "invalid bearer token: a token is letters, digits and -._~+/= only"
+						: "missing bearer token: send 'Authorization: Bearer TOKEN'";
 		if (found->style == STYLE_LUCID)
-			lucid_message(req, 401, extra_headers(401), "Error: missing bearer token");
+			lucid_message(req, 401, extra_headers(401), "Error: %s bearer token",
+				      req->bad_auth ? "invalid" : "missing");
 		else
 			http_respond(req, 401, extra_headers(401),
-				     json_pack("{s:s, s:s}", "error_code", "unauthorized", "description",
-					       "missing bearer token: send 'Authorization: Bearer TOKEN'"));
+				     json_pack("{s:s, s:s}", "error_code", "unauthorized", "description", why));
 		return;
 	}
 	found->fn(req, seg);

@@ -4,6 +4,7 @@
  * ends: the supervisor restarts it. purged-rest only.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/rest/rest.h"
@@ -182,6 +183,8 @@ static int send_call(enum purge_op op, json_t *args, const char *auth, struct ca
 	}
 	r = proto_encode_request(next_id, op, args, auth, &buf, &len);
 	json_decref(args);
+	if (r == -EINVAL) /* http.c passes tokens only: a last guard, the link would be dropped */
+		snprintf(reterr->message, sizeof(reterr->message), "the bearer token is not a valid string");
 	if (r < 0)
 		return r;
 	/* The requests of one loop iteration reach the supervisor in one write. */

@@ -114,6 +114,8 @@ int proto_encode(const json_t *msg, uint8_t **ret_buf, size_t *ret_len);
 /*
  * The frame of proto_request_new(@id, @op, @args) with "auth" set to @auth
  * (when not NULL), the same bytes without building the request's object.
+ * -EINVAL for an unknown op, args that are not a map, or an @auth that is
+ * not a string of at most PURGE_AUTH_MAX bytes of UTF-8.
  */
 int proto_encode_request(uint64_t id, enum purge_op op, const json_t *args, const char *auth, uint8_t **ret_buf,
 			 size_t *ret_len);

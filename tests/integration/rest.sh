@@ -57,6 +57,10 @@ expect_contains "401 carries WWW-Authenticate" "$HEADERS" "WWW-Authenticate: Bea
 expect_http 401 "wrong token" GET /v1/tasks -H "Authorization: Bearer nope"
 expect_eq "wrong token error" "$(jf "$BODY" .error_code)" "unauthorized"
 expect_http 401 "Basic is not a bearer token" GET /v1/tasks -u "a:b"
+expect_http 401 "a token of bytes no token has (not UTF-8): refused here" GET /v1/tasks -H "$(printf 'Authorization: Bearer t\330\330')"
+expect_contains "…as invalid, not missing" "$(jf "$BODY" .description)" "invalid bearer token"
+expect_http 200 "…and the link to the supervisor is intact" GET /v1/tasks -H "Authorization: Bearer $TOKEN"
+expect_http 401 "a token with a space inside" GET /v1/tasks -H "Authorization: Bearer ab cd"
 expect_http 401 "POST /purge without token: Lucid style" POST /purge/demo
 expect_eq "…with a message" "$(jf "$BODY" .message)" "Error: missing bearer token"
 check "the wrong token is logged, never the token itself" grep -q "bearer token matches none" "$LOG"

@@ -616,6 +616,8 @@ START_TEST(test_encode_request)
 	json_t *list = json_array();
 	ck_assert_int_lt(proto_encode_request(1, PURGE_OP_STATUS, list, NULL, &b, &blen), 0);
 	json_decref(list);
+	/* A token that is no string would make the supervisor drop the link: refused here. */
+	ck_assert_int_eq(proto_encode_request(1, PURGE_OP_STATUS, NULL, "t\xd8\xd8", &b, &blen), -EINVAL);
 }
 END_TEST
 
