@@ -9,7 +9,8 @@ set -uo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "${1:-$SRC/build}" && pwd)
 QUICK=${BENCH_QUICK:-0}
-DUR=$([ "$QUICK" = 1 ] && echo 2 || echo 10)
+DUR=$([ "$QUICK" = 1 ] && echo 2 || echo 5)
+REPS=$([ "$QUICK" = 1 ] && echo 1 || echo 3) # nginx and purged alternate, REPS runs each
 N=$([ "$QUICK" = 1 ] && echo 100 || echo 1000)
 NRTT=$([ "$QUICK" = 1 ] && echo 1000 || echo 10000)
 T=$(mktemp -d /tmp/purged-bench.XXXXXX)
@@ -125,7 +126,7 @@ for m in 1 2 4; do
 done
 
 # -------------------------------------------------------------- REST vs nginx
-say "## REST throughput (server on CPU $CPU_SERVER, wrk on CPU $CPU_CLIENT, $DUR s per run)"
+say "## REST throughput (server on CPU $CPU_SERVER, wrk on CPU $CPU_CLIENT; nginx and purged alternate, $REPS runs of $DUR s each: the median run's requests/s and latency, CPU over all runs)"
 TASK_ID=$($CTL --json tasks --limit 1 | jq -r '.[0].id')
 TASK_BODY=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$RPORT/v1/tasks/$TASK_ID")
 NPORT=$(free_port)
@@ -173,15 +174,33 @@ run_wrk() { # NAME URL CONNS PIDS...
 	local per_cpu
 	per_cpu=$(awk -v r="$reqs" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? r / c : 0) }')
 	grep -qE "Non-2xx|Socket errors" "$T/wrk.txt" && name="$name (ERRORS: $(grep -E 'Non-2xx|Socket errors' "$T/wrk.txt" | tr '\n' ' '))"
-	printf '%s|%s|%s|%s|%s|%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu"
+	printf '%s|%s|%s|%s|%s|%s|%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$reqs"
+}
+# Lines of run_wrk -> the median run by requests/s, with CPU seconds and
+# requests per CPU second taken over all the runs.
+summarize() {
+	printf '%s\n' "$@" | awk -F'|' '
+		{ n++; cpu += $5; reqs += $7; line[n] = $0; rps[n] = $2; if (index($1, "ERRORS")) err = 1 }
+		END {
+			for (i = 1; i <= n; i++) { r = 0; for (j = 1; j <= n; j++) if (rps[j] < rps[i] || (rps[j] == rps[i] && j < i)) r++; if (r == int((n - 1) / 2)) m = i }
+			split(line[m], f, "|")
+			if (err && !index(f[1], "ERRORS")) f[1] = f[1] " (ERRORS in another run)"
+			printf "%s|%s|%s|%s|%.2f|%.0f\n", f[1], f[2], f[3], f[4], cpu, (cpu > 0 ? reqs / cpu : 0)
+		}'
 }
 say "| run | requests/s | p50 | p99 | server CPU s | requests per CPU s | ratio to nginx (req/s, req/CPU s) |"
 say "|---|---|---|---|---|---|---|"
 for route in healthz task; do
 	for conns in 50 1; do
 		if [ "$route" = healthz ]; then pu=/healthz; nu=/healthz; else pu=/v1/tasks/$TASK_ID; nu=/v1/tasks/$TASK_ID; fi
-		NG=$(run_wrk "nginx $route c=$conns" "http://127.0.0.1:$NPORT$nu" "$conns" $NGINX_PIDS)
-		PG=$(run_wrk "purged $route c=$conns" "http://127.0.0.1:$RPORT$pu" "$conns" $PURGED_PIDS)
+		NGS=()
+		PGS=()
+		for _ in $(seq 1 "$REPS"); do
+			NGS+=("$(run_wrk "nginx $route c=$conns" "http://127.0.0.1:$NPORT$nu" "$conns" $NGINX_PIDS)")
+			PGS+=("$(run_wrk "purged $route c=$conns" "http://127.0.0.1:$RPORT$pu" "$conns" $PURGED_PIDS)")
+		done
+		NG=$(summarize "${NGS[@]}")
+		PG=$(summarize "${PGS[@]}")
 		IFS='|' read -r nn nr n50 n99 nc npc <<<"$NG"
 		IFS='|' read -r pn pr p50 p99 pc ppc <<<"$PG"
 		say "| $nn | $nr | $n50 | $n99 | $nc | $npc | |"

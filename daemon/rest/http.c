@@ -49,6 +49,7 @@ struct http_conn {
 	const char *exec_base;     /* start of the bytes given to llhttp in this pass */
 	unsigned pass, value_pass; /* llhttp_execute calls so far; the one that gave value_end */
 	int handles;
+	uint64_t idle_since;       /* loop time of the last answer, or of the arrival */
 	struct http_conn *next, *prev;
 };
 
@@ -156,16 +157,27 @@ static void conn_close(struct http_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
+/*
+ * One timer per connection, re-armed only when it fires (not twice per
+ * request): a client is cut idle_timeout after its last answer or its
+ * arrival, however it trickles bytes; an answer being prepared (a
+ * synchronous purge) is not the client's idleness.
+ */
 static void on_timeout(uv_timer_t *t)
 {
 	struct http_conn *c = t->data;
+	uint64_t idle = uv_now(rest_loop) - c->idle_since;
+	if (c->answering || idle < rest_idle_timeout_ms) {
+		uv_timer_start(t, on_timeout, c->answering ? rest_idle_timeout_ms : rest_idle_timeout_ms - idle, 0);
+		return;
+	}
 	log_debug("closing a connection idle or slow for %u ms", rest_idle_timeout_ms);
 	conn_close(c);
 }
 
-static void arm_timer(struct http_conn *c)
+static void mark_idle(struct http_conn *c)
 {
-	uv_timer_start(&c->timer, on_timeout, rest_idle_timeout_ms, 0);
+	c->idle_since = uv_now(rest_loop);
 }
 
 /* ---------------------------------------------------------------- parser callbacks */
@@ -340,8 +352,7 @@ static int on_message_complete(llhttp_t *p)
 {
 	struct http_conn *c = conn_of(p);
 	c->keep_alive = llhttp_should_keep_alive(p);
-	c->answering = true;
-	uv_timer_stop(&c->timer); /* our own answer may take long (a synchronous purge) */
+	c->answering = true; /* our own answer may take long (a synchronous purge): not idleness */
 	return HPE_PAUSED;
 }
 
@@ -398,15 +409,16 @@ static char *put_str(char *p, const char *s)
 static void send_response(struct http_conn *c, int status, const char *ctype, const char *headers,
 			  const char *body, size_t body_len, bool close_after)
 {
-	char head[256], num[24], *p = head;
+	char head[256], *p = head;
 	const char *why = reason(status);
-	int n = snprintf(num, sizeof(num), "%d", status);
 
 	/* @ctype and the reason are ours (short); @headers, of any length, follow separately. */
-	if (strlen(why) + strlen(ctype) > 100 || n != 3)
+	if (strlen(why) + strlen(ctype) > 100 || status < 100 || status > 599)
 		fatalx("response head for status %d does not fit", status);
 	p = put_str(p, "HTTP/1.1 ");
-	p = put_str(p, num);
+	*p++ = (char)('0' + status / 100);
+	*p++ = (char)('0' + status / 10 % 10);
+	*p++ = (char)('0' + status % 10);
 	*p++ = ' ';
 	p = put_str(p, why);
 	p = put_str(p, "\r\nContent-Type: ");
@@ -440,10 +452,10 @@ static void respond_raw(struct http_request *req, int status, const char *ctype,
 		c->req = NULL;
 		c->answering = false;
 		send_response(c, status, ctype, headers, body, len, close_after);
+		mark_idle(c);
 		if (close_after) {
 			conn_end(c);
 		} else {
-			arm_timer(c);
 			if (!c->in_process)
 				process(c); /* the next pipelined request, if any */
 		}
@@ -484,7 +496,6 @@ static void reject(struct http_conn *c, int status, const char *code, const char
 	c->req->started = mono_usec();
 	c->keep_alive = false;
 	c->answering = true;
-	uv_timer_stop(&c->timer);
 	http_respond(c->req, status, NULL, json_pack("{s:s, s:s}", "error_code", code, "description", what));
 }
 
@@ -612,7 +623,8 @@ static void on_connection(uv_stream_t *server, int status)
 	llhttp_init(&c->parser, HTTP_REQUEST, &settings);
 	c->parser.data = c;
 	uv_tcp_nodelay(&c->tcp, 1);
-	arm_timer(c);
+	mark_idle(c);
+	uv_timer_start(&c->timer, on_timeout, rest_idle_timeout_ms, 0);
 	c->reading = true;
 	uv_read_start((uv_stream_t *)&c->tcp, alloc_in, on_read);
 }
