@@ -179,11 +179,12 @@ run_wrk() { # NAME URL CONNS PIDS...
 # Lines of run_wrk -> the median run by requests/s, with CPU seconds and
 # requests per CPU second taken over all the runs.
 summarize() {
-	printf '%s\n' "$@" | awk -F'|' '
-		{ n++; cpu += $5; reqs += $7; line[n] = $0; rps[n] = $2; if (index($1, "ERRORS")) err = 1 }
+	local median
+	median=$(printf '%s\n' "$@" | sort -t'|' -k2,2g | sed -n "$((($# + 1) / 2))p")
+	printf '%s\n' "$@" | awk -F'|' -v m="$median" '
+		{ cpu += $5; reqs += $7; if (index($1, "ERRORS")) err = 1 }
 		END {
-			for (i = 1; i <= n; i++) { r = 0; for (j = 1; j <= n; j++) if (rps[j] < rps[i] || (rps[j] == rps[i] && j < i)) r++; if (r == int((n - 1) / 2)) m = i }
-			split(line[m], f, "|")
+			split(m, f, "|")
 			if (err && !index(f[1], "ERRORS")) f[1] = f[1] " (ERRORS in another run)"
 			printf "%s|%s|%s|%s|%.2f|%.0f\n", f[1], f[2], f[3], f[4], cpu, (cpu > 0 ? reqs / cpu : 0)
 		}'

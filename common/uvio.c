@@ -91,27 +91,27 @@ void outq_flush(struct outq *q)
 			return;
 		}
 		size_t done = n > 0 ? (size_t)n : 0;
-		if (done == q->len) {
-			free(q->buf); /* idle connections keep no output buffer */
-			q->buf = NULL;
-			q->len = q->cap = 0;
+		char *buf = q->buf;
+		size_t rest = q->len - done;
+		q->buf = NULL; /* idle connections keep no output buffer */
+		q->len = q->cap = 0;
+		if (rest == 0) {
+			free(buf);
 		} else {
 			/* The socket is full: hand the rest to libuv, which waits for POLLOUT. */
 			struct pending_write *w = xcalloc(1, sizeof(*w));
 			w->q = q;
-			w->base = q->buf;
-			w->len = q->len - done;
-			b = uv_buf_init(q->buf + done, (unsigned)w->len);
-			q->buf = NULL;
-			q->len = q->cap = 0;
+			w->base = buf;
+			w->len = rest;
+			b = uv_buf_init(buf + done, (unsigned)rest);
 			int r = uv_write(&w->req, q->stream, &b, 1, on_written);
 			if (r < 0) {
-				free(w->base);
+				free(buf);
 				free(w);
 				q->cb(q, r);
 				return;
 			}
-			q->inflight += w->len;
+			q->inflight += rest;
 		}
 	}
 	maybe_idle(q);

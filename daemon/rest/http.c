@@ -29,7 +29,6 @@ struct http_conn {
 	char *in;                  /* received, not yet parsed; NULL when nothing waits */
 	size_t in_off, in_len, in_cap;
 	bool in_shared;            /* c->in is the shared read buffer, for the length of one on_read */
-	bool read_shared;          /* alloc_in handed out the shared buffer */
 	struct http_request *req;  /* being parsed, or being answered */
 	bool answering;            /* parser paused until the answer is queued */
 	bool in_process;           /* process() is on the stack: an answer given now continues its loop */
@@ -77,8 +76,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void alloc_in(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct http_conn *c = h->data;
-	c->read_shared = c->in_off == c->in_len;
-	if (c->read_shared) {
+	if (c->in_off == c->in_len) { /* on_read tells by the same test: nothing runs in between */
 		uvio_read_buf(h, suggested, buf);
 		return;
 	}
@@ -453,12 +451,10 @@ static void respond_raw(struct http_request *req, int status, const char *ctype,
 		c->answering = false;
 		send_response(c, status, ctype, headers, body, len, close_after);
 		mark_idle(c);
-		if (close_after) {
+		if (close_after)
 			conn_end(c);
-		} else {
-			if (!c->in_process)
-				process(c); /* the next pipelined request, if any */
-		}
+		else if (!c->in_process)
+			process(c); /* the next pipelined request, if any */
 	}
 	free(body);
 	free_request(req);
@@ -558,8 +554,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct http_conn *c = s->data;
 
-	bool shared = c->read_shared;
-	c->read_shared = false;
+	bool shared = c->in_off == c->in_len; /* as alloc_in chose */
 	if (nread < 0) {
 		uv_read_stop(s);
 		c->reading = false;
