@@ -12,6 +12,8 @@ import struct
 import sys
 import time
 
+from http_probe import content_length  # the same directory
+
 PORT, TOKEN, SOCK = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 A = f"Authorization: Bearer {TOKEN}\r\n".encode()
 rows = []
@@ -47,17 +49,22 @@ def pk(o):
     raise TypeError(o)
 
 
+def entries(b, i, fix_last, tag16):
+    """A map's or array's entry count: fix form up to fix_last, else 16 (tag16) or 32 bits."""
+    t = b[i]
+    if t <= fix_last:
+        return t & 0x0f, i + 1
+    if t == tag16:
+        return struct.unpack(">H", b[i + 1:i + 3])[0], i + 3
+    return struct.unpack(">I", b[i + 1:i + 5])[0], i + 5
+
+
 def unpk(b, i=0):
     t = b[i]
     if t <= 0x7f:
         return t, i + 1
     if 0x80 <= t <= 0x8f or t in (0xde, 0xdf):
-        if t <= 0x8f:
-            n, i = t & 0x0f, i + 1
-        elif t == 0xde:
-            n, i = struct.unpack(">H", b[i + 1:i + 3])[0], i + 3
-        else:
-            n, i = struct.unpack(">I", b[i + 1:i + 5])[0], i + 5
+        n, i = entries(b, i, 0x8f, 0xde)
         d = {}
         for _ in range(n):
             k, i = unpk(b, i)
@@ -65,12 +72,7 @@ def unpk(b, i=0):
             d[k] = v
         return d, i
     if 0x90 <= t <= 0x9f or t in (0xdc, 0xdd):
-        if t <= 0x9f:
-            n, i = t & 0x0f, i + 1
-        elif t == 0xdc:
-            n, i = struct.unpack(">H", b[i + 1:i + 3])[0], i + 3
-        else:
-            n, i = struct.unpack(">I", b[i + 1:i + 5])[0], i + 5
+        n, i = entries(b, i, 0x9f, 0xdc)
         out = []
         for _ in range(n):
             v, i = unpk(b, i)
@@ -138,11 +140,7 @@ def recv_response(s, timeout=5):
                 return data, True
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
+        length = content_length(head)
         while len(body) < length:
             chunk = s.recv(65536)
             if not chunk:

@@ -24,6 +24,15 @@ def connect(port):
     return s
 
 
+def content_length(head):
+    """The Content-Length of a response head (status line and headers), 0 when absent."""
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            return int(v)
+    return 0
+
+
 def read_responses(s, n):
     """Read n responses (status codes) from a raw socket, honouring Content-Length."""
     buf = b""
@@ -35,13 +44,8 @@ def read_responses(s, n):
                 return codes
             buf += chunk
         head, buf = buf.split(b"\r\n\r\n", 1)
-        lines = head.split(b"\r\n")
-        codes.append(int(lines[0].split()[1]))
-        length = 0
-        for line in lines[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
+        codes.append(int(head.split()[1]))
+        length = content_length(head)
         while len(buf) < length:
             chunk = s.recv(65536)
             if not chunk:

@@ -160,14 +160,19 @@ START_TEST(test_all_errors_reported)
 }
 END_TEST
 
-static char *write_secret(const char *name, const char *content, mode_t mode)
+static void write_text(const char *path, const char *content)
 {
-	char *path;
-	ck_assert_int_ge(asprintf(&path, "%s/%s", tmpdir, name), 0);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
 	close(fd);
+}
+
+static char *write_secret(const char *name, const char *content, mode_t mode)
+{
+	char *path;
+	ck_assert_int_ge(asprintf(&path, "%s/%s", tmpdir, name), 0);
+	write_text(path, content);
 	ck_assert_int_eq(chmod(path, mode), 0);
 	return path;
 }
@@ -250,22 +255,15 @@ START_TEST(test_dropins)
 	char main_path[128], dir[160], drop[200], text[256];
 	struct daemon_conf *c = NULL;
 	struct config_errors errs = { 0 };
-	FILE *f;
 
 	snprintf(main_path, sizeof(main_path), "%s/purged.conf", tmpdir);
 	snprintf(dir, sizeof(dir), "%s.d", main_path);
-	f = fopen(main_path, "w");
-	fputs("[daemon]\nmax_queue = 5\n", f);
-	fclose(f);
+	write_text(main_path, "[daemon]\nmax_queue = 5\n");
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
 	snprintf(drop, sizeof(drop), "%s/10-demo.conf", dir);
-	f = fopen(drop, "w");
-	fputs("[target demo]\ntype = noop\n", f);
-	fclose(f);
+	write_text(drop, "[target demo]\ntype = noop\n");
 	snprintf(drop, sizeof(drop), "%s/ignored.txt", dir);
-	f = fopen(drop, "w");
-	fputs("garbage\n", f);
-	fclose(f);
+	write_text(drop, "garbage\n");
 	ck_assert_int_eq(config_load(main_path, &c, &errs), 0);
 	ck_assert_uint_eq(c->max_queue, 5);
 	ck_assert_ptr_nonnull(config_find_target(c, "demo"));
@@ -273,9 +271,7 @@ START_TEST(test_dropins)
 
 	/* An error in a drop-in names the drop-in and its own line. */
 	snprintf(drop, sizeof(drop), "%s/20-bad.conf", dir);
-	f = fopen(drop, "w");
-	fputs("\n[target x]\ntype = noop\nbogus = 1\n", f);
-	fclose(f);
+	write_text(drop, "\n[target x]\ntype = noop\nbogus = 1\n");
 	ck_assert_int_lt(config_load(main_path, &c, &errs), 0);
 	snprintf(text, sizeof(text), "%s:4: unknown key 'bogus'", drop);
 	if (!has_error(&errs, text))
@@ -284,9 +280,7 @@ START_TEST(test_dropins)
 	config_errors_clear(&errs);
 
 	/* A key before any section in a drop-in. */
-	f = fopen(drop, "w");
-	fputs("stray = 1\n", f);
-	fclose(f);
+	write_text(drop, "stray = 1\n");
 	ck_assert_int_lt(config_load(main_path, &c, &errs), 0);
 	snprintf(text, sizeof(text), "%s:1: key 'stray' is outside any section", drop);
 	ck_assert(has_error(&errs, text));
