@@ -74,6 +74,9 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1)
 		log_settag(argv[1]); /* the task id */
+	/* SIGTERM is the supervisor's stop request (cancel, task timeout): drivers see it through
+	 * backend_stopping() and reconcile before they end; SIGKILL follows after stop_grace. */
+	backend_stop_init();
 	/* Everything that needs no input first: fds, environment, limits, dumpable. */
 	if (sandbox_prepare(MSG_FD, 64, true, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s", err);
@@ -105,7 +108,7 @@ int main(int argc, char **argv)
 		r = ops->run(&ctx);
 	family_finish(&ctx);
 	json_wipe_strings((json_t *)ctx.secrets);
-	backend_manifest_flush(&ctx);
+	backend_flush(&ctx); /* every confirmed deletion before the result */
 	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
@@ -114,6 +117,7 @@ int main(int argc, char **argv)
 		log_info("done: peak RSS %ld KiB (%s)", ru.ru_maxrss, ctx.dry_run ? "plan" : "purge");
 	json_decref(ctx.counts);
 	json_decref(ctx.errors);
+	json_decref(ctx.remaining);
 	json_decref(msg);
 	proto_reader_free(&rd);
 	return 0;

@@ -1,4 +1,10 @@
-/* Progress and counts reporting for backend drivers. Executor only. */
+/*
+ * Reporting for backend drivers: progress, confirmed deletions (streamed to
+ * the supervisor as they are confirmed), plan counts, the post-condition and
+ * the stop request. Executor only.
+ */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +14,123 @@
 #include "purged/util.h"
 
 #define PROGRESS_INTERVAL_USEC 20000 /* at most 50 frames a second */
+#define DELETED_BATCH 100            /* entries buffered before they are sent */
+#define NAME_MAX_BYTES 1024          /* an object's name in the manifest */
+#define REMAINING_SHOWN 20
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigterm(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+void backend_stop_init(void)
+{
+	struct sigaction sa = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0)
+		fatal("cannot install the SIGTERM handler (the supervisor's stop request)");
+}
+
+bool backend_stopping(const struct backend_ctx *ctx)
+{
+	(void)ctx;
+	return stop_requested != 0;
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one (RFC 3629). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0], cp, min;
+	size_t k;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		k = 1, cp = c & 0x1f, min = 0x80;
+	else if ((c & 0xf0) == 0xe0)
+		k = 2, cp = c & 0x0f, min = 0x800;
+	else if ((c & 0xf8) == 0xf0)
+		k = 3, cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (k >= n)
+		return 0;
+	for (size_t j = 1; j <= k; j++) {
+		if ((s[j] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[j] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k + 1;
+}
+
+/* Copy @src into @dst (@cap >= 4) as valid UTF-8 without NULs: invalid bytes become '?', the
+ * text is cut on a character boundary. Returns @dst. */
+static char *safe_copy(char *dst, size_t cap, const char *src)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t n = strlen(src), i = 0, o = 0;
+	while (i < n) {
+		size_t k = utf8_seq(s + i, n - i);
+		if (k == 0) {
+			if (o + 1 >= cap)
+				break;
+			dst[o++] = '?';
+			i++;
+			continue;
+		}
+		if (o + k >= cap)
+			break;
+		memcpy(dst + o, s + i, k);
+		o += k;
+		i += k;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+static bool kind_ok(const char *kind, bool space)
+{
+	size_t n = kind ? strlen(kind) : 0;
+	if (n == 0 || n > PURGE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = kind[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-' && !(space && c == ' '))))
+			return false;
+	}
+	return true;
+}
+
+void backend_flush(struct backend_ctx *ctx)
+{
+	json_t *msg;
+	int r;
+
+	if (ctx->unsent == 0)
+		return;
+	msg = json_object();
+	json_object_set_new(msg, "manifest", ctx->manifest ? ctx->manifest : json_array());
+	if (ctx->deleted && json_object_size(ctx->deleted))
+		json_object_set_new(msg, "deleted", ctx->deleted);
+	else
+		json_decref(ctx->deleted);
+	ctx->manifest = ctx->deleted = NULL;
+	ctx->unsent = 0;
+	r = msg ? frame_send(ctx->fd, msg) : -ENOMEM;
+	json_decref(msg);
+	if (r < 0)
+		fatalx("cannot send confirmed deletions to the supervisor: %s", strerror(-r));
+}
+
+void backend_manifest_flush(struct backend_ctx *ctx)
+{
+	backend_flush(ctx);
+}
 
 void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, uint64_t total)
 {
@@ -15,6 +138,7 @@ void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, 
 	json_t *msg;
 	int r;
 
+	backend_flush(ctx);
 	if (done != 0 && done != total && now - ctx->last_progress < PROGRESS_INTERVAL_USEC)
 		return;
 	ctx->last_progress = now;
@@ -26,33 +150,50 @@ void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, 
 		fatalx("cannot send progress to the supervisor: %s", strerror(-r));
 }
 
-#define MANIFEST_BATCH 200
-
-void backend_manifest_flush(struct backend_ctx *ctx)
+void backend_deleted(struct backend_ctx *ctx, const char *kind, json_int_t id, const char *name, bool cascade)
 {
-	json_t *msg;
-	int r;
+	char safe[NAME_MAX_BYTES];
+	json_t *e;
 
-	if (!ctx->manifest || json_array_size(ctx->manifest) == 0)
+	if (!kind_ok(kind, false))
+		fatalx("bug: backend_deleted() with kind '%s', which is not a name", kind ? kind : "(null)");
+	e = json_pack("{s:s, s:I}", "kind", kind, "id", id);
+	if (!e)
+		fatalx("out of memory recording a confirmed deletion");
+	if (name)
+		json_object_set_new(e, "name", json_string(safe_copy(safe, sizeof(safe), name)));
+	if (cascade)
+		json_object_set_new(e, "cascade", json_true());
+	if (!ctx->manifest)
+		ctx->manifest = json_array();
+	json_array_append_new(ctx->manifest, e);
+	if (++ctx->unsent >= DELETED_BATCH)
+		backend_flush(ctx);
+}
+
+void backend_deleted_n(struct backend_ctx *ctx, const char *kind, uint64_t n)
+{
+	json_t *v;
+
+	if (!kind_ok(kind, true))
+		fatalx("bug: backend_deleted_n() with kind '%s', which is not a name", kind ? kind : "(null)");
+	if (n == 0)
 		return;
-	msg = json_pack("{s:o}", "manifest", ctx->manifest);
-	ctx->manifest = NULL;
-	r = msg ? frame_send(ctx->fd, msg) : -ENOMEM;
-	json_decref(msg);
-	if (r < 0)
-		fatalx("cannot send the manifest to the supervisor: %s", strerror(-r));
+	if (!ctx->deleted)
+		ctx->deleted = json_object();
+	v = json_object_get(ctx->deleted, kind);
+	if (v) {
+		json_integer_set(v, json_integer_value(v) + (json_int_t)n);
+	} else {
+		json_object_set_new(ctx->deleted, kind, json_integer((json_int_t)n));
+		if (++ctx->unsent >= DELETED_BATCH)
+			backend_flush(ctx);
+	}
 }
 
 void backend_manifest(struct backend_ctx *ctx, const char *kind, json_int_t id, const char *name)
 {
-	json_t *e = json_pack("{s:s, s:I}", "kind", kind, "id", id);
-	if (name)
-		json_object_set_new(e, "name", json_string(name));
-	if (!ctx->manifest)
-		ctx->manifest = json_array();
-	json_array_append_new(ctx->manifest, e);
-	if (json_array_size(ctx->manifest) >= MANIFEST_BATCH)
-		backend_manifest_flush(ctx);
+	backend_deleted(ctx, kind, id, name, false);
 }
 
 void backend_count(struct backend_ctx *ctx, const char *kind, uint64_t n)
@@ -60,11 +201,58 @@ void backend_count(struct backend_ctx *ctx, const char *kind, uint64_t n)
 	json_object_set_new(ctx->counts, kind, json_integer((json_int_t)n));
 }
 
+void backend_remaining(struct backend_ctx *ctx, const char *kind, json_int_t id, const char *name)
+{
+	char safe[64];
+	ctx->n_remaining++;
+	if (!ctx->remaining)
+		ctx->remaining = json_array();
+	if (json_array_size(ctx->remaining) >= REMAINING_SHOWN)
+		return;
+	json_t *e = json_pack("{s:s, s:I}", "kind", kind ? kind : "object", "id", id);
+	if (e && name)
+		json_object_set_new(e, "name", json_string(safe_copy(safe, sizeof(safe), name)));
+	if (e)
+		json_array_append_new(ctx->remaining, e);
+}
+
+int backend_check_remaining(struct backend_ctx *ctx, const char *hint)
+{
+	char list[1400];
+	size_t o = 0, i, shown = 0;
+	json_t *e;
+
+	if (ctx->n_remaining == 0)
+		return 0;
+	list[0] = '\0';
+	json_array_foreach(ctx->remaining, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		json_int_t id = json_integer_value(json_object_get(e, "id"));
+		char one[160], idtxt[24] = "";
+		if (id >= 0)
+			snprintf(idtxt, sizeof(idtxt), " %lld", (long long)id);
+		int k = snprintf(one, sizeof(one), "%s%s%s%s%s%s", i ? ", " : "",
+				 json_string_value(json_object_get(e, "kind")), idtxt, name ? " '" : "", name ? name : "",
+				 name ? "'" : "");
+		if (k < 0 || (size_t)k >= sizeof(one) || o + (size_t)k >= sizeof(list))
+			break;
+		memcpy(list + o, one, (size_t)k + 1);
+		o += (size_t)k;
+		shown++;
+	}
+	return backend_fail(ctx, "%llu object%s remain%s after the purge: %s (%zu shown); %s",
+			    (unsigned long long)ctx->n_remaining, ctx->n_remaining == 1 ? "" : "s",
+			    ctx->n_remaining == 1 ? "s" : "", list, shown,
+			    hint ? hint : "run the purge again, and find out what writes to the backend meanwhile");
+}
+
 int backend_fail(struct backend_ctx *ctx, const char *fmt, ...)
 {
+	char raw[4096];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(ctx->error, sizeof(ctx->error), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	safe_copy(ctx->error, sizeof(ctx->error), raw);
 	return -1;
 }
