@@ -18,7 +18,8 @@ enum field_type {
 	F_OBJECT,   /* map checked against .fields */
 	F_IDS,      /* non-empty array of unique integers from 1 to 65535 */
 	F_ARRAY,
-	F_MANIFEST, /* non-empty array of {kind: name, id: string|integer, name: string} */
+	F_MANIFEST, /* array of {kind: name, id: string|integer, name: string, cascade: bool} */
+	F_DELETED,  /* non-empty map of at most 64 kinds (a name, or words of one) -> integer >= 0 */
 };
 
 struct field {
@@ -34,7 +35,8 @@ static const char *const type_names[] = {
 	[F_TASK_ID] = "a task id (UUID)", [F_AUTH] = "a token string", [F_MAP] = "a map",
 	[F_ANY] = "a value", [F_OBJECT] = "a map",
 	[F_IDS] = "a non-empty array of unique integers from 1 to 65535", [F_ARRAY] = "an array",
-	[F_MANIFEST] = "a non-empty array of {kind, id, name} entries",
+	[F_MANIFEST] = "an array of {kind, id, name, cascade} entries",
+	[F_DELETED] = "a map of at most 64 kinds to non-negative integers",
 };
 
 static const char *json_type_name(const json_t *j)
@@ -105,15 +107,37 @@ static bool is_manifest(const json_t *v)
 {
 	size_t i;
 	json_t *e;
-	if (!json_is_array(v) || json_array_size(v) == 0)
+	if (!json_is_array(v))
 		return false;
 	json_array_foreach(v, i, e) {
 		const json_t *kind = json_object_get(e, "kind"), *id = json_object_get(e, "id");
-		if (!json_is_object(e) || json_object_size(e) > 3 || !json_is_string(kind) ||
+		const json_t *name = json_object_get(e, "name"), *cascade = json_object_get(e, "cascade");
+		if (!json_is_object(e) || json_object_size(e) != 2u + !!name + !!cascade || !json_is_string(kind) ||
 		    !is_name(json_string_value(kind), json_string_length(kind)) ||
-		    !(json_is_string(id) || json_is_integer(id)) ||
-		    (json_object_get(e, "name") && !json_is_string(json_object_get(e, "name"))))
+		    !(json_is_string(id) || json_is_integer(id)) || (name && !json_is_string(name)) ||
+		    (cascade && !json_is_boolean(cascade)))
 			return false;
+	}
+	return true;
+}
+
+/* Bulk confirmed deletions: {"instance 3": 1000}. Kinds are names that may hold single spaces. */
+static bool is_deleted(const json_t *v)
+{
+	const char *kind;
+	json_t *n;
+	if (!json_is_object(v) || json_object_size(v) == 0 || json_object_size(v) > 64)
+		return false;
+	json_object_foreach((json_t *)v, kind, n) {
+		size_t len = strlen(kind);
+		if (!json_is_integer(n) || json_integer_value(n) < 0 || len == 0 || len > PURGE_NAME_MAX)
+			return false;
+		for (size_t i = 0; i < len; i++) {
+			char c = kind[i];
+			bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+			if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-' && c != ' ')))
+				return false;
+		}
 	}
 	return true;
 }
@@ -133,6 +157,7 @@ static bool type_ok(const json_t *v, enum field_type t)
 	case F_ARRAY: return json_is_array(v);
 	case F_IDS: return is_id_list(v);
 	case F_MANIFEST: return is_manifest(v);
+	case F_DELETED: return is_deleted(v);
 	}
 	return false;
 }
@@ -297,8 +322,10 @@ static const struct field result_fields[] = {
 	{ NULL },
 };
 
+/* Confirmed deletions, streamed: named entries and bulk counts; at least one of them. */
 static const struct field manifest_fields[] = {
 	{ "manifest", F_MANIFEST, true },
+	{ "deleted", F_DELETED, false },
 	{ NULL },
 };
 
@@ -372,6 +399,10 @@ static int check_kind(enum purge_msg_type t, const json_t *msg, struct proto_err
 			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "progress 'done' exceeds 'total'");
 		return 0;
 	}
+	case PURGE_MSG_MANIFEST:
+		if (json_array_size(json_object_get(msg, "manifest")) == 0 && !json_object_get(msg, "deleted"))
+			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "a manifest message reports no deletion");
+		return 0;
 	default:
 		return 0;
 	}
