@@ -19,6 +19,8 @@ struct http_client {
 	struct curl_slist *resolve; /* host:port:address, resolved before the sandbox */
 	struct curl_slist *headers;
 	char *base;                 /* scheme://host:port/path without a trailing slash */
+	char *url;                  /* the configured URL exactly: where a request to path "" goes */
+	char *url_shown;            /* the same without user info, for messages */
 	char *header_copy;          /* to wipe */
 	char *basic_user, *basic_password;
 	char *ca_file;
@@ -106,6 +108,13 @@ struct http_client *http_client_new(const char *url, const json_t *settings, con
 	while (pl > 0 && path[pl - 1] == '/')
 		pl--;
 	c->base = xasprintf("%s://%s:%s%.*s", scheme, host, port, (int)pl, path);
+	c->url = xstrdup(url);
+	char *shown = NULL;
+	curl_url_set(u, CURLUPART_USER, NULL, 0);
+	curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+	curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+	c->url_shown = xstrdup(curl_url_get(u, CURLUPART_URL, &shown, 0) == CURLUE_OK ? shown : c->base);
+	curl_free(shown);
 	c->connect_timeout = setting_long(settings, "connect_timeout", 10);
 	c->timeout = setting_long(settings, "timeout", 60);
 	c->insecure = json_is_true(json_object_get(settings, "insecure"));
@@ -154,6 +163,8 @@ struct http_client *http_client_free(struct http_client *c)
 	freezero_str(c->basic_user);
 	freezero_str(c->basic_password);
 	free(c->base);
+	freezero_str(c->url);
+	free(c->url_shown);
 	free(c->ca_file);
 	free(c);
 	return NULL;
@@ -177,6 +188,11 @@ void http_client_policy(const struct http_client *c, struct sandbox_policy *p)
 const char *http_client_where(const struct http_client *c)
 {
 	return c->base;
+}
+
+const char *http_client_url(const struct http_client *c)
+{
+	return c->url_shown;
 }
 
 static void setup(struct http_client *c, CURL *h, const char *method, const char *url, const char *ctype,
@@ -256,7 +272,8 @@ static void count_connects(struct http_client *c, CURL *h)
 int http_request(struct http_client *c, const char *method, const char *path, const char *ctype, const char *body,
 		 size_t body_len, struct http_response *resp)
 {
-	char *url = xasprintf("%s/%s", c->base, path[0] == '/' ? path + 1 : path);
+	/* An empty path is the configured URL exactly (iTop's rest.php: "rest.php/" is a 404 behind nginx). */
+	char *url = path[0] ? xasprintf("%s/%s", c->base, path[0] == '/' ? path + 1 : path) : xstrdup(c->url);
 	char errbuf[CURL_ERROR_SIZE];
 
 	memset(resp, 0, sizeof(*resp));
@@ -273,10 +290,15 @@ int http_request(struct http_client *c, const char *method, const char *path, co
 		http_response_clear(resp);
 		resp->body = out.p ? out.p : xstrdup("");
 		resp->len = out.len;
-		if (rc == CURLE_OK)
+		if (rc == CURLE_OK) {
 			curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp->status);
-		else
+		} else {
+			long sent = 0;
 			snprintf(resp->error, sizeof(resp->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+			resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+			curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent);
+			resp->maybe_sent = sent > 0;
+		}
 		if (!retryable(method, resp->status, rc) || attempt == TRIES)
 			break;
 		log_info("%s %s: %s; retrying (%d of %d)", method, path,
@@ -294,6 +316,7 @@ void http_response_clear(struct http_response *r)
 	r->len = 0;
 	r->status = 0;
 	r->error[0] = '\0';
+	r->timed_out = r->maybe_sent = false;
 }
 
 void http_client_basic_auth(struct http_client *c, const char *user, const char *password)

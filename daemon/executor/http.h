@@ -19,6 +19,9 @@ struct http_response {
 	char *body;         /* NUL-terminated, may be empty */
 	size_t len;
 	char error[256];    /* transport error, when status is 0 */
+	bool timed_out;     /* status 0 because no complete answer came within the timeout */
+	bool maybe_sent;    /* status 0 after the request went out (timeout, connection dropped): its
+			     * outcome on the server is unknown. http_request only. */
 };
 
 /*
@@ -34,9 +37,12 @@ struct http_client *http_client_free(struct http_client *c);
 void http_client_policy(const struct http_client *c, struct sandbox_policy *p);
 /* "scheme://host:port/path" without credentials, for messages. */
 const char *http_client_where(const struct http_client *c);
+/* The configured URL (without user info), where a request to path "" goes exactly. */
+const char *http_client_url(const struct http_client *c);
 
 /*
- * One request to @path (appended to the URL's path; may carry a query).
+ * One request to @path (appended to the URL's path; may carry a query; "" is the
+ * configured URL exactly, trailing slash or not).
  * GET and DELETE are retried on transport errors, 5xx and 429 (3 tries,
  * 0.5 s then 1 s apart). @body may be NULL; @ctype goes with it.
  * Returns 0 with @resp filled (free with http_response_clear), or -1 when
