@@ -60,7 +60,7 @@ static const struct key_def daemon_keys[] = {
 	DKEY_U(max_queue, "64", 0, 100000),
 	DKEY_U(task_timeout, "3600", 1, 7 * 24 * 3600),
 	DKEY_U(keep_tasks, "10000", 1, 1000000),
-	DKEY_U(cancel_grace, "5", 0, 600),
+	DKEY_U(cancel_grace, "60", 0, 3600), /* SIGTERM (stop and reconcile) to SIGKILL: cancel, timeout */
 	{ NULL },
 };
 
@@ -88,6 +88,8 @@ static const struct key_def noop_keys[] = {
 	{ "step_ms", KEY_UINT, "10", 0, 3600000 },
 	{ "fail_at", KEY_UINT, "0", 0, 100000000 },
 	{ "crash_at", KEY_UINT, "0", 0, 100000000 },
+	{ "leave", KEY_UINT, "0", 0, 100000000 },         /* objects left behind: the post-condition's test */
+	{ "reconcile_ms", KEY_UINT, "0", 0, 3600000 },    /* time a stop request's reconciliation takes */
 	{ "password_file", KEY_SECRET_FILE, NULL },
 	/* Sandbox proofs, refused unless purged runs with --test-probes. */
 	{ "probe", KEY_BOOL, "no", 0, 1 },

@@ -36,7 +36,25 @@ struct executor {
 	char *fail_reason;        /* the supervisor's reason: timeout, protocol violation */
 	pid_t pid;
 	int manifest_fd;          /* state_dir/manifests/TASK.jsonl, opened on the first entry */
+	bool dry_run;             /* a plan: deletes nothing, reports no deletion */
+	bool probe;               /* a sandbox probe target (--test-probes): its result counts are probes */
+	uint64_t entries;         /* manifest entries received */
+	int manifest_err;         /* first manifest write error (-errno): the manifest is incomplete */
+	char *stop_reason;        /* SIGTERM sent because of a task timeout (NULL: a cancel) */
+	bool stop_sent;           /* SIGTERM sent: the executor is stopping and reconciling */
+	bool stop_killed;         /* ... and SIGKILL followed when the grace ran out */
+	unsigned stop_grace;
+	int64_t window_start;     /* flood check: frames in the current second */
+	unsigned window_frames;
 };
+
+/* What an executor may report before it is called hostile and killed. */
+#define COUNT_MAX (1LL << 53)        /* one kind's confirmed count */
+#define KINDS_MAX 256                /* kinds in counts */
+#define ENTRIES_MAX 10000000ULL      /* manifest entries of one task */
+#define FRAMES_PER_SEC_MAX 20000     /* messages in one second */
+#define ERROR_TEXT_MAX 4096          /* bytes of the backend's error kept in the task */
+#define ERRORS_MAX 256               /* entries of the result's errors list */
 
 char *exec_find_helper(const char *name)
 {
@@ -66,6 +84,7 @@ static void on_close(uv_handle_t *h)
 	manifest_close(&e->manifest_fd);
 	json_decref(e->result);
 	free(e->fail_reason);
+	free(e->stop_reason);
 	free(e);
 }
 
@@ -79,6 +98,16 @@ static void close_all(struct executor *e)
 }
 
 static void flush_log(struct executor *e, bool all);
+
+/* A sandbox probe reports its attempts as counts "probe.WHAT" in its result: not deletions. */
+static void merge_probe_counts(struct task *t, const json_t *counts)
+{
+	const char *kind;
+	json_t *v;
+	json_object_foreach((json_t *)counts, kind, v)
+		if (strncmp(kind, "probe.", 6) == 0)
+			json_object_set(t->counts, kind, v);
+}
 
 static const char *signal_name(int sig)
 {
@@ -94,7 +123,7 @@ static const char *signal_name(int sig)
 static void settle(struct executor *e)
 {
 	struct task *t = e->task;
-	char why[512];
+	char why[512], stopnote[400] = "", *text = NULL;
 
 	if (!t || !e->exited || !e->msg_eof || !e->log_eof)
 		return;
@@ -105,16 +134,47 @@ static void settle(struct executor *e)
 
 	json_t *res = e->result ? json_object_get(e->result, "outcome") : NULL;
 	bool ok = res && json_is_true(json_object_get(res, "ok"));
-	json_t *counts = res ? json_object_get(res, "counts") : NULL;
+	/* A plan's counts are the result's; a purge's are what it confirmed as it went (task->counts). */
+	json_t *counts = e->dry_run && res ? json_object_get(res, "counts") : NULL;
 	json_t *errors = res ? json_object_get(res, "errors") : NULL;
-	const char *berr = res ? json_string_value(json_object_get(res, "error")) : NULL;
+	char berr[ERROR_TEXT_MAX];
+	bool has_berr = res && json_is_string(json_object_get(res, "error"));
+
+	if (has_berr)
+		task_safe_text(berr, sizeof(berr), json_string_value(json_object_get(res, "error")));
+	if (!e->dry_run && e->probe && res)
+		merge_probe_counts(t, json_object_get(res, "counts"));
+	if (e->manifest_err)
+		task_warn(t, "the manifest is incomplete: writing %s/manifests/%s.jsonl failed (%s); the counts "
+			  "are complete", purged->conf->state_dir, t->id, strerror(-e->manifest_err));
+	if (e->stop_sent) {
+		if (e->stop_killed)
+			snprintf(stopnote, sizeof(stopnote), "the executor did not stop within %u s (cancel_grace) "
+				 "and was killed: deletions it had not reported are not in the counts or the manifest; "
+				 "plan the target again to see what is left", e->stop_grace);
+		else if (res)
+			snprintf(stopnote, sizeof(stopnote), "the executor stopped and reconciled within %u s "
+				 "(cancel_grace)", e->stop_grace);
+		else
+			snprintf(stopnote, sizeof(stopnote), "the executor ended without reconciling; plan the "
+				 "target again to see what is left");
+	}
 
 	if (e->fail_reason) {
 		runner_on_end(t, TASK_FAILED, counts, e->fail_reason, errors);
-	} else if (t->cancel_requested) {
-		runner_on_end(t, TASK_CANCELLED, counts, NULL, errors);
+	} else if (e->stop_sent && ok) {
+		/* Asked to stop as it ended: the purge completed, and its post-condition held. */
+		task_warn(t, "%s arrived as the task ended: it had completed", e->stop_reason ? "the timeout"
+											   : "the cancel");
+		free(t->error);
+		t->error = NULL;
+		runner_on_end(t, TASK_FINISHED, counts, NULL, errors);
+	} else if (t->cancel_requested || e->stop_reason) {
+		text = xasprintf("%s; %s%s%s", t->cancel_requested && t->error ? t->error : e->stop_reason, stopnote,
+				 has_berr ? ": " : "", has_berr ? berr : "");
+		runner_on_end(t, t->cancel_requested ? TASK_CANCELLED : TASK_FAILED, counts, text, errors);
 	} else if (res && !ok) {
-		runner_on_end(t, TASK_FAILED, counts, berr ? berr : "the backend reported a failure without a reason",
+		runner_on_end(t, TASK_FAILED, counts, has_berr ? berr : "the backend reported a failure without a reason",
 			      errors);
 	} else if (e->term_signal) {
 		snprintf(why, sizeof(why), "executor killed by signal %d (%s)", e->term_signal,
@@ -129,6 +189,7 @@ static void settle(struct executor *e)
 	} else {
 		runner_on_end(t, TASK_FINISHED, counts, NULL, errors);
 	}
+	free(text);
 	close_all(e);
 }
 
@@ -156,22 +217,33 @@ static void on_timer(uv_timer_t *h)
 	struct executor *e = h->data;
 	char why[160];
 
-	if (e->task && e->task->cancel_requested) {
-		kill_now(e, NULL); /* grace over */
+	if (e->stop_sent) {
+		/* The grace is over: the executor did not stop and reconcile in time. */
+		e->stop_killed = true;
+		kill_now(e, NULL);
 		return;
 	}
-	snprintf(why, sizeof(why), "timed out after %u s (task_timeout); executor killed",
-		 purged->conf->task_timeout);
-	kill_now(e, why);
+	snprintf(why, sizeof(why), "timed out after %u s (task_timeout)", purged->conf->task_timeout);
+	exec_stop(e, purged->conf->cancel_grace, why);
 }
 
+/*
+ * Ask the executor to stop (SIGTERM): its driver stops deleting, reconciles
+ * what it had in flight, reports it and ends; SIGKILL after @grace_sec.
+ * @reason: why, when it is not a cancel (the task timeout).
+ */
 void exec_stop(struct executor *e, unsigned grace_sec, const char *reason)
 {
-	if (!e || e->exited)
+	if (!e || e->exited || e->stop_sent)
 		return;
-	if (reason && !e->fail_reason)
-		e->fail_reason = xstrdup(reason);
+	if (reason && !e->stop_reason)
+		e->stop_reason = xstrdup(reason);
+	e->stop_sent = true;
+	e->stop_grace = grace_sec;
+	log_info("task %s: asking executor %d to stop (%s); SIGKILL in %u s", e->task ? e->task->id : "-", e->pid,
+		 reason ? reason : "cancel", grace_sec);
 	if (grace_sec == 0) {
+		e->stop_killed = true;
 		kill_now(e, NULL);
 		return;
 	}
@@ -182,17 +254,126 @@ void exec_stop(struct executor *e, unsigned grace_sec, const char *reason)
 static void violation(struct executor *e, const char *what)
 {
 	char why[400];
-	snprintf(why, sizeof(why), "protocol violation by the executor: %s", what);
+	snprintf(why, sizeof(why), "protocol violation by the executor: ");
+	task_safe_text(why + strlen(why), sizeof(why) - strlen(why), what);
 	log_warnx("task %s: %s; killing executor %d", e->task ? e->task->id : "-", why, e->pid);
 	kill_now(e, why);
+}
+
+/*
+ * Confirmed deletions: add them to the task's counts (live, shown by
+ * `purgectl task`) and append the entries to the manifest. Checked whole
+ * before anything is applied. NULL, or why the message is refused.
+ */
+static const char *record_deleted(struct executor *e, const json_t *msg)
+{
+	json_t *entries = json_object_get(msg, "manifest"), *bulk = json_object_get(msg, "deleted");
+	json_t *add = json_object(), *v, *counts = e->task->counts;
+	const char *kind, *bad = NULL;
+	size_t i, fresh = 0;
+
+	json_array_foreach(entries, i, v) {
+		const char *k = json_string_value(json_object_get(v, "kind"));
+		json_t *c = json_object_get(add, k);
+		if (c)
+			json_integer_set(c, json_integer_value(c) + 1);
+		else
+			json_object_set_new(add, k, json_integer(1));
+	}
+	json_object_foreach(bulk, kind, v) {
+		json_t *c = json_object_get(add, kind);
+		json_int_t n = json_integer_value(v), have = c ? json_integer_value(c) : 0;
+		if (n > COUNT_MAX - have) {
+			bad = "a confirmed count over 2^53";
+			goto out;
+		}
+		if (c)
+			json_integer_set(c, have + n);
+		else
+			json_object_set_new(add, kind, json_integer(n));
+	}
+	json_object_foreach(add, kind, v) {
+		json_t *c = json_object_get(counts, kind);
+		if (!c)
+			fresh++;
+		if (json_integer_value(v) > COUNT_MAX - (c ? json_integer_value(c) : 0)) {
+			bad = "a confirmed count over 2^53";
+			goto out;
+		}
+	}
+	if (json_object_size(counts) + fresh > KINDS_MAX) {
+		bad = "more than 256 kinds of objects";
+		goto out;
+	}
+	if (e->entries + json_array_size(entries) > ENTRIES_MAX) {
+		bad = "more than 10000000 manifest entries";
+		goto out;
+	}
+	json_object_foreach(add, kind, v) {
+		json_t *c = json_object_get(counts, kind);
+		if (c)
+			json_integer_set(c, json_integer_value(c) + json_integer_value(v));
+		else
+			json_object_set(counts, kind, v);
+	}
+	e->entries += json_array_size(entries);
+	if (json_array_size(entries) && !e->manifest_err) {
+		int r = manifest_append(purged->conf->state_dir, e->task->id, &e->manifest_fd, entries);
+		if (r < 0) {
+			e->manifest_err = r;
+			log_warnx("task %s: cannot write its manifest under %s/manifests: %s; the task will say that "
+				  "its manifest is incomplete", e->task->id, purged->conf->state_dir, strerror(-r));
+		}
+	}
+out:
+	json_decref(add);
+	return bad;
+}
+
+/* A result's counts (plan) and errors: bounded and shaped as the task shows them. NULL or why not. */
+static const char *check_result(const json_t *res)
+{
+	const json_t *counts = json_object_get(res, "counts"), *errors = json_object_get(res, "errors");
+	const char *kind;
+	json_t *v;
+	size_t i;
+
+	if (json_object_size(counts) > KINDS_MAX)
+		return "a result with more than 256 kinds of objects";
+	json_object_foreach((json_t *)counts, kind, v)
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > COUNT_MAX ||
+		    strlen(kind) == 0 || strlen(kind) > PURGE_NAME_MAX)
+			return "a result count that is not a kind (at most 64 bytes) with an integer from 0 to 2^53";
+	if (json_array_size(errors) > ERRORS_MAX)
+		return "a result with more than 256 errors";
+	json_array_foreach(errors, i, v) {
+		const char *key;
+		json_t *x;
+		if (!json_is_object(v) || json_object_size(v) > 4)
+			return "a result error that is not a map of at most 4 strings";
+		json_object_foreach(v, key, x)
+			if (!json_is_string(x) || json_string_length(x) > ERROR_TEXT_MAX)
+				return "a result error that is not a map of strings of at most 4096 bytes";
+	}
+	return NULL;
 }
 
 static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 {
 	enum purge_msg_type type;
 	struct proto_error err;
+	const char *bad = NULL;
 	json_t *msg;
+	int64_t now = mono_usec();
 
+	if (now - e->window_start >= 1000000) {
+		e->window_start = now;
+		e->window_frames = 0;
+	}
+	if (++e->window_frames > FRAMES_PER_SEC_MAX) {
+		violation(e, "a flood of messages (more than 20000 in one second)");
+		return;
+	}
 	if (proto_decode(p, n, PURGE_MSG_MASK(PURGE_MSG_PROGRESS) | PURGE_MSG_MASK(PURGE_MSG_RESULT) |
 				       PURGE_MSG_MASK(PURGE_MSG_MANIFEST),
 			 &type, &msg, &err) < 0) {
@@ -200,21 +381,23 @@ static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 		return;
 	}
 	if (e->result) {
-		violation(e, "message after the result");
+		bad = "message after the result";
+	} else if (!e->task) {
+		/* Settled already (cannot happen before EOF): nothing to record. */
 	} else if (type == PURGE_MSG_RESULT) {
-		e->result = json_incref(msg);
-	} else if (type == PURGE_MSG_MANIFEST && e->task) {
-		int r = manifest_append(purged->conf->state_dir, e->task->id, &e->manifest_fd,
-					json_object_get(msg, "manifest"));
-		if (r < 0)
-			log_warnx("task %s: cannot write its manifest under %s/manifests: %s", e->task->id,
-				  purged->conf->state_dir, strerror(-r));
-	} else if (e->task) {
+		bad = check_result(json_object_get(msg, "outcome"));
+		if (!bad)
+			e->result = json_incref(msg);
+	} else if (type == PURGE_MSG_MANIFEST) {
+		bad = e->dry_run ? "a plan reported a deletion" : record_deleted(e, msg);
+	} else {
 		json_t *pr = json_object_get(msg, "progress");
 		runner_on_progress(e->task, json_string_value(json_object_get(pr, "step")),
 				   (uint64_t)json_integer_value(json_object_get(pr, "done")),
 				   (uint64_t)json_integer_value(json_object_get(pr, "total")));
 	}
+	if (bad)
+		violation(e, bad);
 	json_decref(msg);
 }
 
@@ -374,6 +557,10 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 
 	proto_reader_init(&e->rd);
 	e->manifest_fd = -1;
+	e->dry_run = dry_run;
+	e->probe = json_is_true(json_object_get(tc->settings, "probe"));
+	if (!dry_run)
+		json_object_clear(task->counts); /* a purge counts only what it confirms */
 	uv_pipe_init(purged->loop, &e->msg, 0);
 	uv_pipe_init(purged->loop, &e->log, 0);
 	uv_timer_init(purged->loop, &e->timer);

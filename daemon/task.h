@@ -78,7 +78,16 @@ void task_table_put(struct task_table *t, struct task *task);
 /* Drop the oldest final tasks until at most @keep final tasks remain. Returns how many went. */
 size_t task_table_prune(struct task_table *t, size_t keep);
 
+/* Set the task's error; the text is made safe (valid UTF-8, no NUL, at most 4 KiB). */
 void task_set_error(struct task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Add a warning (what the administrator should know), made safe the same way. */
+void task_warn(struct task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Copy @src into @dst (@cap >= 4 bytes) as valid UTF-8: each byte of an invalid
+ * sequence becomes '?', a cut for lack of room falls on a character boundary.
+ * Whatever an executor sent can be journaled and shown after this. Returns @dst.
+ */
+char *task_safe_text(char *dst, size_t cap, const char *src);
 struct task *task_free(struct task *task);
 
 /* The task object every door shows (purgectl --json, REST). New reference; NULL if it cannot be built. */

@@ -55,8 +55,8 @@ void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, 
  * (valid UTF-8, at most 1 KiB).
  */
 void backend_deleted(struct backend_ctx *ctx, const char *kind, json_int_t id, const char *name, bool cascade);
-/* Bulk deletions without names (Redis keys): @n more objects of @kind confirmed gone. @kind:
- * printable UTF-8 of at most 64 bytes (e.g. "instance 3"). */
+/* Bulk deletions without names (Redis keys): @n more objects of @kind confirmed gone (0 still
+ * shows @kind in the counts). @kind: a name that may hold spaces (e.g. "instance 3"). */
 void backend_deleted_n(struct backend_ctx *ctx, const char *kind, uint64_t n);
 /* Send what is buffered now (also done by backend_progress). */
 void backend_flush(struct backend_ctx *ctx);

@@ -177,8 +177,6 @@ void backend_deleted_n(struct backend_ctx *ctx, const char *kind, uint64_t n)
 
 	if (!kind_ok(kind, true))
 		fatalx("bug: backend_deleted_n() with kind '%s', which is not a name", kind ? kind : "(null)");
-	if (n == 0)
-		return;
 	if (!ctx->deleted)
 		ctx->deleted = json_object();
 	v = json_object_get(ctx->deleted, kind);

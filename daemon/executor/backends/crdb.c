@@ -2,9 +2,13 @@
  * crdb: purge the Redis instances of an Active-Active database that was
  * removed by force, on this host (Redis Enterprise's PUT /v1/crdbs/{guid}/purge).
  * Per instance: connect, authenticate, PING, count (DBSIZE), delete with
- * SCAN + UNLINK in batches (progress per key), FLUSHDB for keys written
- * meanwhile, and confirm DBSIZE is 0. An instance that fails fails alone: its
- * error names it (cluster_name = instance id) and the others are purged.
+ * SCAN + UNLINK in batches (progress per key; UNLINK's reply is the confirmed
+ * count, streamed as "instance N"), then the post-condition: DBSIZE must be 0;
+ * keys written meanwhile are not deleted unseen but reported as remaining
+ * (up to 20 names) and fail the purge. A stop request (SIGTERM) ends the
+ * purge between two batches, with DBSIZE saying what is left. An instance
+ * that fails fails alone: its error names it (cluster_name = instance id)
+ * and the others are purged.
  * Executor only: runs inside the sandbox, TCP only to the instances' ports.
  */
 #include <errno.h>
@@ -120,23 +124,48 @@ static void open_instance(struct backend_ctx *ctx, json_t *errors, struct instan
 	in->keys = dbsize(ctx, errors, in);
 }
 
-/* SCAN + UNLINK in batches, reporting each batch; then FLUSHDB and check that nothing is left. */
-static long long purge_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in, uint64_t *done,
-				uint64_t total)
+/* Post-condition: report what an instance still holds (DBSIZE, and up to 20 key names). */
+static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *kind)
+{
+	long long left = dbsize(ctx, errors, in);
+	if (left <= 0)
+		return;
+	const char *scan[] = { "SCAN", "0", "COUNT", "100" };
+	redisReply *r = command(ctx, errors, in, "SCAN", 4, scan);
+	long long named = 0;
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
+		redisReply *keys = r->element[1];
+		for (size_t i = 0; i < keys->elements && named < 20 && named < left; i++, named++)
+			backend_remaining(ctx, kind, -1, keys->element[i]->str);
+	}
+	freeReplyObject(r);
+	for (; named < left; named++)
+		backend_remaining(ctx, kind, -1, NULL);
+	if (!in->failed)
+		fail_instance(ctx, errors, in, "not_empty",
+			      "instance %s: %lld keys remain after the purge (written while it ran?): stop the "
+			      "database's clients, then purge again", in->id, left);
+}
+
+/* SCAN + UNLINK in batches, each batch's UNLINK reply reported as confirmed deletions. */
+static void purge_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *kind,
+			   uint64_t *done, uint64_t total)
 {
 	char cursor[32] = "0";
-	long long deleted = 0;
 
+	backend_deleted_n(ctx, kind, 0); /* the instance shows in the counts even with nothing to delete */
 	do {
+		if (backend_stopping(ctx))
+			return;
 		const char *scan[] = { "SCAN", cursor, "COUNT", "1000" };
 		redisReply *r = command(ctx, errors, in, "SCAN", 4, scan);
 		if (!r)
-			return deleted;
+			return;
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
 		    r->element[1]->type != REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
 			fail_instance(ctx, errors, in, "redis_error", "instance %s: unexpected SCAN reply", in->id);
-			return deleted;
+			return;
 		}
 		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
 		redisReply *keys = r->element[1];
@@ -155,35 +184,32 @@ static long long purge_instance(struct backend_ctx *ctx, json_t *errors, struct 
 			free(argv);
 			free(lens);
 			if (!u || u->type != REDIS_REPLY_INTEGER) {
+				/* Without a reply the batch's outcome is unknown: the post-condition's DBSIZE tells. */
 				fail_instance(ctx, errors, in, u ? "redis_error" : "unreachable",
 					      "instance %s: UNLINK failed: %s", in->id,
 					      u && u->type == REDIS_REPLY_ERROR ? u->str : in->rc->errstr);
 				freeReplyObject(u);
 				freeReplyObject(r);
-				return deleted;
+				return;
 			}
-			deleted += u->integer;
+			backend_deleted_n(ctx, kind, (uint64_t)u->integer);
 			*done += (uint64_t)u->integer;
 			freeReplyObject(u);
 			backend_progress(ctx, "keys", *done < total ? *done : total, total);
 		}
 		freeReplyObject(r);
 	} while (strcmp(cursor, "0") != 0);
+}
 
-	/* Keys written while we scanned (a replica still syncing) go too. */
-	long long left = dbsize(ctx, errors, in);
-	if (left > 0) {
-		const char *flush[] = { "FLUSHDB" };
-		redisReply *r = command(ctx, errors, in, "FLUSHDB", 1, flush);
-		if (!r)
-			return deleted;
-		freeReplyObject(r);
-		deleted += left;
-		left = dbsize(ctx, errors, in);
-	}
-	if (left != 0 && !in->failed)
-		fail_instance(ctx, errors, in, "not_empty", "instance %s: %lld keys remain after the purge", in->id, left);
-	return deleted;
+/* Whether every instance that failed failed only its post-condition. */
+static bool only_not_empty(const json_t *errors)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(errors, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "error_code")), "not_empty") != 0)
+			return false;
+	return true;
 }
 
 static int crdb_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
@@ -234,25 +260,42 @@ static int crdb_run(struct backend_ctx *ctx)
 		backend_progress(ctx, "keys", 0, total);
 	for (k = 0; k < n; k++) {
 		snprintf(key, sizeof(key), "instance %s", v[k].id);
-		if (v[k].failed) {
-			failed++;
+		if (v[k].failed)
 			continue;
-		}
 		if (ctx->dry_run) {
 			backend_count(ctx, key, (uint64_t)v[k].keys);
 			continue;
 		}
-		long long deleted = purge_instance(ctx, errors, &v[k], &done, total);
-		backend_count(ctx, key, (uint64_t)deleted);
-		failed += v[k].failed;
+		purge_instance(ctx, errors, &v[k], key, &done, total);
 	}
 	if (!ctx->dry_run)
 		backend_progress(ctx, "keys", done < total ? done : total, total);
-	for (k = 0; k < n; k++)
+	/* Post-condition, and what a stop request leaves: DBSIZE on every instance that answers. */
+	long long left = 0;
+	for (k = 0; k < n && !ctx->dry_run; k++) {
+		if (!v[k].rc || v[k].rc->err)
+			continue;
+		snprintf(key, sizeof(key), "instance %s", v[k].id);
+		if (backend_stopping(ctx)) {
+			long long l = dbsize(ctx, errors, &v[k]);
+			left += l > 0 ? l : 0;
+		} else {
+			check_empty(ctx, errors, &v[k], key);
+		}
+	}
+	for (k = 0; k < n; k++) {
+		failed += v[k].failed;
 		if (v[k].rc)
 			redisFree(v[k].rc);
+	}
 	free(v);
 	ctx->errors = errors;
+	if (backend_stopping(ctx) && !ctx->dry_run)
+		return backend_fail(ctx, "crdb: stopped on request after %llu keys; reconciled: DBSIZE says %lld "
+				    "keys remain", (unsigned long long)done, left);
+	if (failed && only_not_empty(errors))
+		return backend_check_remaining(ctx, "something still writes to the database: stop its clients, "
+					       "then purge again");
 	if (failed)
 		return backend_fail(ctx, "%zu of %zu instance(s) failed: %s", failed, n,
 				    json_string_value(json_object_get(json_array_get(errors, 0), "description")));
