@@ -66,7 +66,7 @@ start_purged || { finish; exit 1; }
 
 expect_code 0 "targets lists the CRDB" ctl --json targets
 expect_eq "…as type crdb" "$(jf "$OUT" ".[] | select(.name == \"$G\") | .type")" "crdb"
-check "…never with its password" sh -c "! printf '%s' '$OUT' | grep -q pw-for-two"
+check "…never with its password" eval '! contains "$OUT" pw-for-two'
 
 # One instance.
 expect_code 0 "purge instance 1" ctl --json crdb purge "$G" --instances 1 --yes --wait
@@ -97,8 +97,8 @@ expect_code 7 "wrong password" ctl --json crdb purge "$G2" --instances 1 --yes -
 expect_eq "…is an auth error" "$(jf "$OUT" '.errors[0].error_code')" "auth"
 expect_contains "…saying what to check" "$(jf "$OUT" '.errors[0].description')" "check password_file"
 expect_eq "nothing deleted" "$(rcli -p "$P2" -a pw-for-two DBSIZE)" "10"
-check "no password in the log" sh -c "! grep -qE 'pw-for-two|not-the-password' '$LOG'"
-check "no password in the journal" sh -c "! grep -rqE 'pw-for-two|not-the-password' '$T/state'"
+check "no password in the log" no_match -E 'pw-for-two|not-the-password' "$LOG"
+check "no password in the journal" no_match -rE 'pw-for-two|not-the-password' "$T/state"
 
 # Unknown instance or database: refused before anything is deleted.
 expect_code 5 "unknown instance" ctl crdb purge "$G" --instances 2,9 --yes
@@ -114,7 +114,8 @@ expect_code 0 "plan counts keys per instance" ctl --json plan "$G3"
 expect_eq "…42 on instance 1" "$(jf "$OUT" '.counts["instance 1"]')" "42"
 expect_eq "…and deletes nothing" "$(rcli -p "$P1" DBSIZE)" "42"
 rcli -p "$P1" FLUSHALL >/dev/null
-check "crdb tasks lists them" sh -c "ctl crdb tasks | grep -c '$G' | grep -q ."
+expect_code 0 "crdb tasks" ctl crdb tasks
+expect_eq "…lists the three purges of $G" "$(printf '%s\n' "$OUT" | grep -c -- "$G")" "3"
 
 # The Redis Enterprise route.
 U=http://127.0.0.1:$PORT

@@ -15,6 +15,11 @@ chmod 755 "$T"
 mkdir -p "$T/bin"
 cp "$B/purged" "$B/purged-executor" "$B/purged-executor-http" "$B/purged-rest" "$B/purgectl" "$T/bin/"
 chmod 755 "$T/bin" "$T/bin/"*
+# `ctl` is also a program on PATH, so that `sh -c "ctl …"` and other subshells find it.
+mkdir -p "$T/tools"
+printf '#!/bin/sh\nexec "%s/bin/purgectl" -s "%s/control.sock" "$@"\n' "$T" "$T" >"$T/tools/ctl"
+chmod 755 "$T/tools" "$T/tools/ctl"
+export PATH="$T/tools:$PATH"
 SOCK=$T/control.sock
 CONF=$T/purged.conf
 LOG=$T/purged.log
@@ -45,11 +50,98 @@ not_ok() {
 	if [ -f "$LOG" ]; then echo "# last lines of the daemon log:"; tail -n 15 "$LOG" | sed 's/^/#   /'; fi
 }
 
-# check DESCRIPTION COMMAND...: passes when the command succeeds.
+# check DESCRIPTION COMMAND...: passes when the command succeeds. A command a
+# shell could not find (e.g. a function of this file inside `sh -c`) fails the
+# check even under `!`: "not found" must never read as "absent".
 check() {
-	local what=$1
+	local what=$1 st
 	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
+	"$@" 2>"$T/check.err"
+	st=$?
+	cat "$T/check.err" >&2
+	if grep -qE '(^|: )(line )?[0-9]+: [^ ]+: (command )?not found$' "$T/check.err" 2>/dev/null; then
+		not_ok "$what: a command was not found ($(grep -m1 -E 'not found$' "$T/check.err"))"
+	elif [ "$st" = 0 ]; then ok "$what"; else not_ok "$what"; fi
+}
+
+# no_match GREP-ARGS...: grep finds nothing (status 1); a missing or unreadable
+# file (status 2) is a failure, not an absence.
+no_match() {
+	grep -q "$@"
+	[ $? = 1 ]
+}
+
+# expect_one_of DESCRIPTION VALUE ALLOWED...: VALUE is one of ALLOWED (empty never is).
+expect_one_of() {
+	local what=$1 value=$2 a
+	shift 2
+	for a in "$@"; do [ -n "$value" ] && [ "$value" = "$a" ] && { ok "$what ($value)"; return; }; done
+	not_ok "$what: got '$value', want one of: $*"
+}
+
+# Processes: "PID exists and has property X". A missing PID, or one that ended
+# or was reused during the check, fails it. proc_start PID: the kernel's start
+# time of PID (field 22 of /proc/PID/stat), empty when there is no such process.
+proc_start() {
+	case $1 in '' | *[!0-9]*) return 1 ;; esac
+	sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'
+}
+# expect_proc DESCRIPTION PID COMMAND...: process PID exists, COMMAND succeeds, PID is still that process.
+expect_proc() {
+	local what=$1 pid=$2 before
+	shift 2
+	before=$(proc_start "$pid")
+	if [ -z "$before" ]; then not_ok "$what: no process '$pid'"; return; fi
+	if ! "$@"; then not_ok "$what (process $pid)"; return; fi
+	if [ "$(proc_start "$pid")" != "$before" ]; then not_ok "$what: process $pid ended during the check"; return; fi
+	ok "$what"
+}
+# proc_eq DESCRIPTION PID WANT COMMAND...: process PID exists, COMMAND prints WANT, PID is still that process.
+proc_eq() {
+	local what=$1 pid=$2 want=$3 before got
+	shift 3
+	before=$(proc_start "$pid")
+	if [ -z "$before" ]; then not_ok "$what: no process '$pid'"; return; fi
+	got=$("$@")
+	if [ "$(proc_start "$pid")" != "$before" ]; then not_ok "$what: process $pid ended during the check"; return; fi
+	expect_eq "$what" "$got" "$want"
+}
+# proc_field PID FILE KEY: the first value of "KEY:" in /proc/PID/FILE (e.g. status Uid).
+proc_field() { awk -v k="$3:" '$1 == k { print $2; exit }' "/proc/$1/$2"; }
+# bytes_of FILE: its size as read (for /proc files, whose stat size is 0); nothing when unreadable.
+bytes_of() { [ -r "$1" ] && wc -c <"$1"; }
+# fd_links PID [ERE]: "FD:TARGET" for each open fd of PID (those whose target matches ERE).
+fd_links() {
+	local fd
+	[ -d "/proc/$1/fd" ] || { echo "# no /proc/$1/fd" >&2; return 1; }
+	for fd in "/proc/$1/fd/"*; do printf '%s:%s\n' "${fd##*/}" "$(readlink "$fd")"; done | grep -E -- "${2:-.}"
+	return 0
+}
+# not_dumpable PID: another process of the same uid cannot read /proc/PID/environ,
+# while that uid can read its own (so a failing setpriv proves nothing).
+not_dumpable() {
+	local uid err
+	uid=$(proc_field "$1" status Uid) || return 1
+	setpriv --reuid="$uid" --regid=nogroup --clear-groups cat /proc/self/environ >/dev/null || { echo "# setpriv as uid $uid does not work" >&2; return 1; }
+	err=$(setpriv --reuid="$uid" --regid=nogroup --clear-groups cat "/proc/$1/environ" 2>&1 >/dev/null) && return 1
+	contains "$err" "Permission denied"
+}
+
+# skip_part WHAT WHY: a part of this scenario did not run. scripts/test.sh
+# collects these "SKIP:" lines into its skip count and list.
+SKIPPED=0
+skip_part() { SKIPPED=$((SKIPPED + 1)); echo "SKIP: $SCENARIO: $1: $2"; }
+
+# never_within SECONDS DESCRIPTION COMMAND...: COMMAND does not succeed once in SECONDS.
+never_within() {
+	local limit=$1 what=$2
+	shift 2
+	local end=$((SECONDS + limit))
+	while [ $SECONDS -le $end ]; do
+		if "$@"; then not_ok "$what"; return; fi
+		sleep 0.05
+	done
+	ok "$what (watched ${limit} s)"
 }
 
 # expect_code CODE DESCRIPTION COMMAND...: the command's exit status must be CODE.
@@ -150,6 +242,6 @@ finish() {
 		not_ok "sanitizer report in the daemon log"
 		grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LOG" | head -n 40 | sed 's/^/#   /'
 	fi
-	echo "$SCENARIO: $PASSED passed, $FAILED failed"
+	echo "$SCENARIO: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 	[ "$FAILED" = 0 ]
 }
