@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "purged/log.h"
+#include "purged/text.h"
+#include "purged/util.h"
 
 static char log_tag[64] = "purged";
 static bool log_debug_on;
@@ -44,7 +46,8 @@ void log_emit(int prio, const char *fmt, va_list ap)
 
 	if (prio >= 7 && !log_debug_on)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* Quoted bytes stay on this line, as valid UTF-8: a peer cannot forge "\n<2>..." lines. */
+	text_vformat(msg, sizeof(msg), TEXT_ESCAPE_CONTROLS, fmt, ap);
 	emit_line(prio, msg);
 	errno = saved;
 }
@@ -55,7 +58,7 @@ static void emit_errno(int prio, int err, const char *fmt, va_list ap)
 {
 	char msg[1536], line[2048];
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	text_vformat(msg, sizeof(msg), TEXT_ESCAPE_CONTROLS, fmt, ap);
 	snprintf(line, sizeof(line), "%s: %s", msg, strerror(err));
 	emit_line(prio, line);
 	errno = err;
@@ -71,6 +74,23 @@ void log_warn(const char *fmt, ...) { int e = errno; LOG_BODY(emit_errno(4, e, f
 void log_warnx(const char *fmt, ...) { LOG_BODY(log_emit(4, fmt, ap)); }
 void log_info(const char *fmt, ...) { LOG_BODY(log_emit(6, fmt, ap)); }
 void log_debug(const char *fmt, ...) { LOG_BODY(log_emit(7, fmt, ap)); }
+
+void log_warnx_limited(struct log_limit *l, const char *fmt, ...)
+{
+	long long now = mono_usec();
+
+	if (now - l->window_start >= LOG_LIMIT_WINDOW_SEC * 1000000LL) {
+		if (l->suppressed)
+			log_warnx("(%u similar warnings suppressed in the last %d s)", l->suppressed, LOG_LIMIT_WINDOW_SEC);
+		l->window_start = now;
+		l->n = l->suppressed = 0;
+	}
+	if (l->n++ >= LOG_LIMIT_BURST) {
+		l->suppressed++;
+		return;
+	}
+	LOG_BODY(log_emit(4, fmt, ap));
+}
 
 void fatal(const char *fmt, ...)
 {

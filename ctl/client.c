@@ -59,6 +59,18 @@ uint64_t client_send(struct client *c, enum purge_op op, json_t *args)
 	int r = req ? frame_send(c->fd, req) : -ENOMEM;
 	json_decref(req);
 	if (r < 0) {
+		/* purged refuses some callers before reading a byte: its one reply says why. */
+		json_t *msg;
+		enum purge_msg_type type;
+		struct proto_error err;
+		if ((r == -EPIPE || r == -ECONNRESET) &&
+		    frame_recv(c->fd, &c->rd, PURGE_MSG_MASK(PURGE_MSG_REPLY), &type, &msg, &err) == 0) {
+			if (!json_is_true(json_object_get(msg, "ok")))
+				c->refused = print_error(json_object_get(msg, "error"));
+			json_decref(msg);
+			if (c->refused)
+				return 0;
+		}
 		fprintf(stderr, "purgectl: sending '%s' to purged failed: %s\n", purge_op_to_string(op), strerror(-r));
 		return 0;
 	}
@@ -93,7 +105,7 @@ int client_call(struct client *c, enum purge_op op, json_t *args, json_t **ret_r
 	int r;
 
 	if (!id)
-		return EXIT_PURGECTL_UNREACHABLE;
+		return c->refused ? c->refused : EXIT_PURGECTL_UNREACHABLE;
 	for (;;) {
 		r = client_recv(c, &msg);
 		if (r)

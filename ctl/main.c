@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +342,8 @@ int main(int argc, char **argv)
 	struct client c;
 	int ch, r;
 
+	/* A write to a daemon that closed on us is an error to report (EPIPE), not a silent death. */
+	signal(SIGPIPE, SIG_IGN);
 	o.socket = getenv("PURGED_SOCKET");
 	if (!o.socket || !*o.socket)
 		o.socket = PURGED_DEFAULT_SOCKET;

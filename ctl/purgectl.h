@@ -10,12 +10,17 @@ struct client {
 	const char *path;
 	uint64_t next_id;
 	struct proto_reader rd;
+	int refused;   /* exit code of a refusal read after our own write failed, else 0 */
 };
 
 /* Connect to purged; on failure print why and return the exit code to use (> 0). */
 int client_connect(struct client *c, const char *path);
 void client_close(struct client *c);
-/* Send a request; returns its id, or 0 after printing why (the daemon went away). */
+/*
+ * Send a request; returns its id, or 0 after printing why: the daemon went
+ * away, or it refused us before reading (its one reply is printed then, and
+ * c->refused holds the exit code it means).
+ */
 uint64_t client_send(struct client *c, enum purge_op op, json_t *args /* stolen */);
 /*
  * Read the next reply or event. Returns 0 with *ret_msg, or the exit code to

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "daemon/creds.h"
 #include "daemon/purged.h"
 #include "daemon/tokens.h"
 #include "purged/log.h"
@@ -23,9 +24,12 @@
 #define CTL_MAX_CONNS        128
 #define CTL_MAX_CONNS_PER_UID 32
 #define CTL_MAX_WRITE_QUEUE  (8u << 20) /* a watcher that stops reading is cut off */
+#define CTL_FRAME_DEADLINE_MS 10000     /* a frame begun must be whole by then */
 
 struct ctl_conn {
 	uv_pipe_t pipe;
+	uv_timer_t frame_timer;  /* runs while a frame is incomplete */
+	int open_handles;
 	struct proto_reader rd;
 	struct caller who;
 	struct ctl_conn *next, *prev;
@@ -41,9 +45,13 @@ static char *socket_path;
 static struct ctl_conn *conns;
 static unsigned n_conns;
 
+static struct log_limit conn_limit_log, deadline_log, token_log;
+
 static void on_conn_closed(uv_handle_t *h)
 {
 	struct ctl_conn *c = h->data;
+	if (--c->open_handles > 0)
+		return;
 	proto_reader_free(&c->rd);
 	free(c);
 }
@@ -65,6 +73,19 @@ static void conn_close(struct ctl_conn *c)
 	n_conns--;
 	outq_discard(&c->out);
 	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+	uv_close((uv_handle_t *)&c->frame_timer, on_conn_closed);
+}
+
+/* A connection never listed (accept or adoption failed). */
+static void conn_discard(struct ctl_conn *c)
+{
+	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+	uv_close((uv_handle_t *)&c->frame_timer, on_conn_closed);
+}
+
+void ctl_close(struct ctl_conn *c)
+{
+	conn_close(c);
 }
 
 /* A write failed, or a connection to end has flushed its last reply: close. */
@@ -81,7 +102,9 @@ static void conn_init(struct ctl_conn *c)
 {
 	proto_reader_init(&c->rd);
 	uv_pipe_init(purged->loop, &c->pipe, 0);
-	c->pipe.data = c;
+	uv_timer_init(purged->loop, &c->frame_timer);
+	c->pipe.data = c->frame_timer.data = c;
+	c->open_handles = 2;
 	outq_init(&c->out, (uv_stream_t *)&c->pipe, on_out);
 }
 
@@ -111,8 +134,13 @@ static void send_msg(struct ctl_conn *c, json_t *msg, bool close_after)
 	size_t len;
 	int r;
 
-	if (!msg)
-		fatalx("out of memory building a reply");
+	if (!msg) {
+		/* Fail closed: a reply that cannot be built ends the connection; it never kills purged. */
+		log_warnx("control: a reply to %s (pid %lld) could not be built (out of memory); closing the connection",
+			  c->who.name, (long long)c->who.pid);
+		conn_close(c);
+		return;
+	}
 	if (c->closing) {
 		json_decref(msg);
 		return;
@@ -149,17 +177,27 @@ static void dispatch(struct ctl_conn *c, const json_t *req)
 
 	if (c->rest) {
 		auth = json_string_value(json_object_get(req, "auth"));
+		enum purge_op op = purge_op_from_string(json_string_value(json_object_get(req, "op")));
+		/*
+		 * purged-rest's own requests, never an HTTP client's (no route maps to
+		 * them): its liveness ping and its refusal counts. The link is their
+		 * credential; they are not refusals.
+		 */
+		if (!auth && (op == PURGE_OP_STATUS || op == PURGE_OP_REST_REFUSALS)) {
+			snprintf(who.name, sizeof(who.name), "purged-rest");
+			who.allowed = true;
+			ops_dispatch(c, &who, req);
+			return;
+		}
 		name = tokens_verify(purged->conf->tokens, auth);
 		if (!name) {
 			uint64_t id = (uint64_t)json_integer_value(json_object_get(req, "id"));
-			const char *op = json_string_value(json_object_get(req, "op"));
 			if (auth)
-				log_warnx("rest: refused %s: the bearer token matches none in %s", op,
-					  purged->conf->rest_tokens_file);
-			if (purge_op_is_mutating(purge_op_from_string(op)))
-				audit_record(&who, op, json_string_value(json_object_get(json_object_get(req, "args"),
-											  "target")),
-					     NULL, "unauthorized", auth ? "invalid token" : "no token");
+				log_warnx_limited(&token_log, "rest: refused %s: the bearer token matches none in %s",
+						  json_string_value(json_object_get(req, "op")),
+						  purged->conf->rest_tokens_file);
+			/* Counted and written in batches: a token guesser costs one fdatasync a minute. */
+			audit_refusal(&who, NULL, auth ? "invalid bearer token" : "no bearer token", 1);
 			ctl_send(c, proto_reply_error(id, PURGE_ERR_UNAUTHORIZED,
 						      auth ? "invalid bearer token" : "missing bearer token"));
 			return;
@@ -168,6 +206,15 @@ static void dispatch(struct ctl_conn *c, const json_t *req)
 		who.allowed = true;
 	}
 	ops_dispatch(c, &who, req);
+}
+
+static void on_frame_deadline(uv_timer_t *h)
+{
+	struct ctl_conn *c = h->data;
+	log_warnx_limited(&deadline_log, "control: %s (pid %lld) left a frame incomplete for %d s; closing the "
+			  "connection", c->who.name, (long long)c->who.pid, CTL_FRAME_DEADLINE_MS / 1000);
+	send_msg(c, proto_reply_error(0, PURGE_ERR_BAD_REQUEST, "frame not completed within %d s",
+				      CTL_FRAME_DEADLINE_MS / 1000), true);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -196,6 +243,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			}
 			dispatch(c, req);
 			json_decref(req);
+		}
+		if (!c->closing) {
+			/* A frame begun must be complete within the deadline: no slot held by a trickle. */
+			if (!proto_reader_pending(&c->rd))
+				uv_timer_stop(&c->frame_timer);
+			else if (!uv_is_active((uv_handle_t *)&c->frame_timer))
+				uv_timer_start(&c->frame_timer, on_frame_deadline, CTL_FRAME_DEADLINE_MS, 0);
 		}
 		if (r < 0 && !c->closing) {
 			const char *why = r == -EMSGSIZE ? "frame longer than the 1 MiB limit" : "empty frame";
@@ -266,7 +320,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c = xcalloc(1, sizeof(*c));
 	conn_init(c);
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
-		uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+		conn_discard(c);
 		return;
 	}
 	identify(c);
@@ -277,9 +331,23 @@ static void on_connection(uv_stream_t *server, int status)
 		conns->prev = c;
 	conns = c;
 	n_conns++;
+	/*
+	 * Pre-authentication surface (OpenSSH's principle): a caller that may not
+	 * use purged gets one reply and the end of the connection; not one of its
+	 * bytes is read, let alone decoded.
+	 */
+	if (!c->who.allowed) {
+		char why[160];
+		snprintf(why, sizeof(why), "not root and not in control_group '%s'", purged->conf->control_group);
+		audit_refusal(&c->who, NULL, why, 1);
+		send_msg(c, proto_reply_error(0, PURGE_ERR_FORBIDDEN, "%s is not allowed to use purged: ask an "
+					      "administrator to add you to the group '%s'", c->who.name,
+					      purged->conf->control_group), true);
+		return;
+	}
 	if (n_conns > CTL_MAX_CONNS || same_uid >= CTL_MAX_CONNS_PER_UID) {
-		log_warnx("control: too many connections (%u in all, %u from %s); refusing pid %lld", n_conns,
-			  same_uid + 1, c->who.name, (long long)c->who.pid);
+		log_warnx_limited(&conn_limit_log, "control: too many connections (%u in all, %u from %s); refusing "
+				  "pid %lld", n_conns, same_uid + 1, c->who.name, (long long)c->who.pid);
 		send_msg(c, proto_reply_error(0, PURGE_ERR_BUSY, "too many connections to purged; close some and retry"),
 			 true);
 		return;
@@ -308,12 +376,11 @@ void ctl_listen(const char *path, const char *group)
 
 	char *dir = xstrdup(path);
 	dirname(dir);
-	struct stat dst;
+	char why[512];
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		fatal("cannot create the control socket directory '%s'", dir);
-	if (stat(dir, &dst) < 0 || !S_ISDIR(dst.st_mode))
-		fatalx("the control socket directory '%s' is not a directory; fix control_socket in %s", dir,
-		       purged->conf_path);
+	if (creds_check_private_dir(dir, "the control socket directory", why, sizeof(why)) < 0)
+		fatalx("%s; fix control_socket in %s", why, purged->conf_path);
 	if (access(dir, W_OK | X_OK) < 0)
 		fatal("control socket directory '%s' is not writable by the daemon; fix its owner or set control_socket",
 		      dir);
@@ -376,7 +443,7 @@ struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void))
 	r = uv_pipe_open(&c->pipe, fd);
 	if (r < 0) {
 		log_warnx("rest: cannot watch the link to purged-rest: %s", uv_strerror(r));
-		uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+		conn_discard(c);
 		return NULL;
 	}
 	c->next = conns;

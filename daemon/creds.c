@@ -16,7 +16,8 @@ int creds_load_file(const char *path, char **ret, char *err, size_t errlen)
 	size_t len = 0;
 	int fd, r = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO planted as a secret must not hang a start or a reload before the S_ISREG check. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot open secret file '%s': %s", path, strerror(errno));
@@ -77,4 +78,33 @@ finish:
 	free(buf);
 	close(fd);
 	return r;
+}
+
+int creds_check_private_dir(const char *path, const char *what, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0) {
+		snprintf(err, errlen, "cannot stat %s '%s': %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(err, errlen, "%s '%s' is a symbolic link; point the setting at the real directory", what, path);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s '%s' is not a directory", what, path);
+		return -1;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(err, errlen, "%s '%s' is owned by uid %u, neither root nor the daemon's uid %u; chown it",
+			 what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st.st_mode & 022) {
+		snprintf(err, errlen, "%s '%s' has mode %04o, writable by group or others; chmod go-w it", what, path,
+			 (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
 }

@@ -88,6 +88,9 @@ enum watch_mode {
 };
 /* Follow @task for @conn's request @reqid. 0, or -EMFILE past the per-connection limit. */
 int watch_add(struct ctl_conn *conn, uint64_t reqid, struct task *task, enum watch_mode mode);
+/* How many watches @conn may hold, and whether it may add one (check before starting what it watches). */
+unsigned watch_limit(const struct ctl_conn *conn);
+bool watch_has_room(const struct ctl_conn *conn);
 /* Tell watchers of @task about a change; @event is "progress", "state" or "end". */
 void watch_notify(struct task *task, const char *event);
 /* Forget every watch of a closing connection. */
@@ -105,12 +108,16 @@ void ctl_send(struct ctl_conn *conn, json_t *msg);
 void ctl_send_frame(struct ctl_conn *conn, uint8_t *frame, size_t len);
 /* Close every connection (shutdown). */
 void ctl_close_all(void);
+/* End one connection now (a reply that could not be built). */
+void ctl_close(struct ctl_conn *conn);
 
 /* ---------------------------------------------------------------- rest_child.c */
 /* Bind the REST listener and start purged-rest (when [rest] enabled = yes); fatal on bind errors. */
 void rest_child_start(void);
 /* Stop purged-rest for good (shutdown). */
 void rest_child_stop(void);
+/* The control link of the running purged-rest, or NULL: its watch limits are per HTTP client. */
+struct ctl_conn *rest_child_link(void);
 
 /* ---------------------------------------------------------------- ops.c */
 /* Run one decoded request from @conn and answer it (now, or later for plan/watch). */
@@ -118,9 +125,23 @@ void ops_dispatch(struct ctl_conn *conn, const struct caller *who, const json_t 
 
 /* ---------------------------------------------------------------- audit.c */
 int audit_open(const char *state_dir);
-/* Append one audit line and log it. @target and @task_id may be NULL. */
-void audit_record(const struct caller *who, const char *op, const char *target, const char *task_id,
-		  const char *outcome, const char *detail);
+/*
+ * Append one audit line (fdatasync'ed) and log it. @target, @task_id and
+ * @detail may be NULL. Returns 0, or -1 when the line could not be built or
+ * written (logged; audit_working() is false until an append succeeds again).
+ */
+int audit_record(const struct caller *who, const char *op, const char *target, const char *task_id,
+		 const char *outcome, const char *detail);
+/* Whether the audit log took its last line: requests that change something are refused otherwise. */
+bool audit_working(void);
+/*
+ * @n refused requests from one source (@address may be NULL). The first of a
+ * source in a minute is written at once; the rest are counted and written as
+ * one line per source, all in one batch with one fdatasync, each minute.
+ */
+void audit_refusal(const struct caller *who, const char *address, const char *reason, uint64_t n);
+/* Write the counted refusals now (the minute's timer, and shutdown). */
+void audit_flush_refusals(void);
 void audit_close(void);
 
 /* ---------------------------------------------------------------- supervisor.c */

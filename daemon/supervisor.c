@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "buildconf.h"
 #include "daemon/journal.h"
+#include "daemon/creds.h"
 #include "daemon/purged.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -150,13 +151,23 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void prepare_state_dir(const char *dir)
 {
-	struct stat st;
+	const char *sub[] = { "manifests" };
+	char err[512];
+
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		fatal("cannot create state_dir '%s'", dir);
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		fatalx("state_dir '%s' is not a directory", dir);
+	if (creds_check_private_dir(dir, "state_dir", err, sizeof(err)) < 0)
+		fatalx("%s; purged keeps its journal and audit log there and refuses to start", err);
 	if (access(dir, W_OK | X_OK) < 0)
 		fatal("state_dir '%s' is not writable by the daemon (uid %u)", dir, (unsigned)geteuid());
+	for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		char *p = xasprintf("%s/%s", dir, sub[i]);
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			fatal("cannot create '%s'", p);
+		if (creds_check_private_dir(p, "state_dir's folder", err, sizeof(err)) < 0)
+			fatalx("%s; purged refuses to start", err);
+		free(p);
+	}
 }
 
 static void resolve_executor_user(void)

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include "purged/proto.h"
+#include "purged/text.h"
 
 json_t *proto_request_new(uint64_t id, enum purge_op op, json_t *args)
 {
@@ -21,7 +22,8 @@ json_t *proto_reply_error(uint64_t id, enum purge_err code, const char *fmt, ...
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* Valid UTF-8 whatever the arguments quote, so only out of memory can make this NULL. */
+	text_vformat(msg, sizeof(msg), 0, fmt, ap);
 	va_end(ap);
 	return json_pack("{s:I, s:b, s:{s:s, s:s}}", "id", (json_int_t)id, "ok", 0,
 			 "error", "code", purge_err_to_string(code), "message", msg);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "proto/internal.h"
+#include "purged/text.h"
 
 int proto_fail(struct proto_error *err, enum purge_err code, const char *fmt, ...)
 {
@@ -18,7 +19,8 @@ int proto_fail(struct proto_error *err, enum purge_err code, const char *fmt, ..
 		va_list ap;
 		err->code = code;
 		va_start(ap, fmt);
-		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+		/* Messages quote what the peer sent: made safe here, once, for every reply and log line. */
+		text_vformat(err->message, sizeof(err->message), TEXT_ESCAPE_CONTROLS, fmt, ap);
 		va_end(ap);
 	}
 	return code == PURGE_ERR_TOO_LARGE ? -E2BIG : -EBADMSG;
@@ -32,39 +34,6 @@ int proto_check_string(const char *p, size_t n, const char *what, struct proto_e
 	if (memchr(p, '\0', n))
 		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "%s: string contains a NUL byte", what);
 	return 0;
-}
-
-/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF (what jansson accepts). */
-bool proto_utf8_valid(const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		size_t k;
-		unsigned cp, min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			k = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += k + 1;
-	}
-	return true;
 }
 
 int proto_check_key(const msgpack_object *key, struct proto_error *err)
@@ -368,7 +337,7 @@ int proto_encode_request(uint64_t id, enum purge_op op, const json_t *args, cons
 	msgpack_packer pk;
 
 	if (!name || (args && !json_is_object(args)) ||
-	    (auth && (strlen(auth) > PURGE_AUTH_MAX || !proto_utf8_valid(auth, strlen(auth)))))
+	    (auth && (strlen(auth) > PURGE_AUTH_MAX || !text_utf8_valid(auth, strlen(auth)))))
 		return -EINVAL;
 	int r = proto_frame_begin(&sb, &pk);
 	/* The keys and order of proto_request_new, then auth. */

@@ -13,9 +13,6 @@ int proto_fail(struct proto_error *err, enum purge_err code, const char *fmt, ..
 int proto_unpack_object(const void *payload, size_t len, msgpack_object *ret, struct proto_error *err);
 void proto_unpack_release(void);
 
-/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF (what jansson accepts). */
-bool proto_utf8_valid(const char *s, size_t n);
-
 /* Limits every decoded value obeys, whatever it is decoded into. */
 int proto_check_string(const char *p, size_t n, const char *what, struct proto_error *err);
 int proto_check_key(const msgpack_object *key, struct proto_error *err);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "proto/internal.h"
+#include "purged/text.h"
 
 struct text {
 	char *p;
@@ -48,7 +49,7 @@ static int put_string(struct text *t, const char *s, size_t n, const char *what,
 	int r = proto_check_string(s, n, what, err);
 	if (r < 0)
 		return r;
-	if (!proto_utf8_valid(s, n))
+	if (!text_utf8_valid(s, n))
 		return proto_fail(err, PURGE_ERR_BAD_REQUEST, "%s: string is not valid UTF-8", what);
 	if (put(t, "\"", 1) < 0)
 		return -ENOMEM;

@@ -1,0 +1,111 @@
+#!/bin/bash
+# Fail closed against hostile bytes: the attacks of the fail-closed issue,
+# replayed against a real purged. A refused local user, an allowed one sending
+# malformed frames, a REST token holder steering the endpoint check with a
+# long non-ASCII value, a FIFO as a secret, a reload with a key that is not
+# UTF-8, unsafe directories, a frame left incomplete, a flood of refusals.
+# After each, purged must still answer, and no log line may be forged.
+. "$(dirname "$0")/lib.sh"
+
+# /usr/bin/python3: the refused caller runs as nobody, who cannot use root's own interpreters.
+HOSTILE="/usr/bin/python3 $(cd "$(dirname "$0")" && pwd)/hostile.py"
+PORT=$(free_port)
+mint_token ci
+write_config <<EOF2
+$(rest_conf)
+
+[target demo]
+type = noop
+objects = 3
+step_ms = 1
+EOF2
+start_purged || { finish; exit 1; }
+
+# 1. Frames that made purged exit: from an allowed caller, each gets its error.
+check "allowed caller: malformed frames get one decodable error each" $HOSTILE "$SOCK" allowed
+check "purged is still running" kill -0 "$PURGED_PID"
+# 5. The forged key is quoted on one line, escaped: no line of its own.
+check "no forged log line" no_match -E '^<2>purged: audit' "$LOG"
+check "the forged key is logged escaped" grep -qF '\n<2>purged: audit: root via ctl' "$LOG"
+
+# Pre-authentication: a refused caller gets one forbidden, nothing it sends is decoded.
+if [ "$IS_ROOT" = 1 ]; then
+	chmod 0666 "$SOCK"
+	check "refused caller: one forbidden reply whatever it sends" \
+		setpriv --reuid=nobody --regid=nogroup --clear-groups $HOSTILE "$SOCK" refused
+	check "purged is still running after the refused caller" kill -0 "$PURGED_PID"
+	expect_code 4 "purgectl as a refused caller reads the refusal" \
+		setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/bin/purgectl" -s "$SOCK" purge demo --yes
+	expect_contains "…and prints why" "$ERR" "is not allowed to use purged"
+	# 9. A flood of refusals: counted, written in batches, not one fdatasync each.
+	for _ in $(seq 1 60); do
+		setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/bin/purgectl" -s "$SOCK" status >/dev/null 2>&1
+	done
+	chmod 0660 "$SOCK"
+else
+	skip_part "refused-caller attacks" "need root to act as another uid"
+fi
+
+# 3. The endpoint check: a long non-ASCII server is refused, never purged.
+BODY=$(python3 -c 'print("{\"server\":\"" + "é" * 600 + "\"}")')
+CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+	-H 'Content-Type: application/json' --data "$BODY" "http://127.0.0.1:$PORT/purge/demo")
+expect_eq "a 600 x 'é' server is refused (403)" "$CODE" 403
+check "…with a JSON body that says nothing was done" jq -e '.message | test("nothing was done")' "$T/body"
+ctl --json tasks >"$T/tasks.json"
+check "…and no purge task was created" jq -e 'type == "array" and ([.[] | select(.operation == "purge")] | length == 0)' "$T/tasks.json"
+
+# 12. A frame begun and never finished is cut after the deadline.
+check "an incomplete frame is cut after 10 s" $HOSTILE "$SOCK" deadline
+
+# 8. A reload with a key that is not UTF-8: rejected with an answer, audited.
+cp "$CONF" "$T/good.conf"
+printf '[target bad]\ntype = noop\n\xff\xfe = 1\n' >>"$CONF"
+expect_code 2 "a reload with a non-UTF-8 key gets an answer" timeout 10 "$T/bin/purgectl" -s "$SOCK" reload
+expect_contains "…saying the configuration was rejected" "$ERR" "rejected"
+check "…and the rejected reload is audited" grep -q '"op":"reload".*"outcome":"bad_request"' "$T/state/audit.jsonl"
+cp "$T/good.conf" "$CONF"
+
+stop_purged
+expect_eq "purged exits 0 after all of it" "$STOP_STATUS" 0
+if [ "$IS_ROOT" = 1 ]; then
+	# One line at once for the first refusal, the rest counted in one line at the minute or at exit.
+	N=$(grep -c '"who":"nobody".*"op":"connect"' "$T/state/audit.jsonl")
+	SUM=$(grep '"who":"nobody".*"op":"connect"' "$T/state/audit.jsonl" | jq -s 'map(.count // 1) | add')
+	check "a flood of 66 refusals takes at most 3 audit lines ($N)" test "$N" -le 3
+	expect_eq "…that count every refusal" "$SUM" 66
+fi
+
+# 6. A FIFO as a secret file: refused at once, not a hang.
+mkfifo "$T/fifo"
+cat >"$T/fifo.conf" <<EOF2
+[daemon]
+control_socket = $T/fifo.sock
+state_dir = $T/state
+executor_user = nobody
+[target demo]
+type = noop
+password_file = $T/fifo
+EOF2
+expect_code 1 "a FIFO as password_file is refused by purged -t, without hanging" timeout 10 "$T/bin/purged" -c "$T/fifo.conf" -t
+expect_contains "…naming it" "$OUT$ERR" "is not a regular file"
+
+# 10. Directories an unprivileged user could change.
+mkdir -p "$T/ww" "$T/real"
+chmod 0777 "$T/ww"
+ln -s "$T/real" "$T/link"
+for case in "state_dir = $T/ww|writable by group or others" "state_dir = $T/link|symbolic link" \
+	"control_socket = $T/ww/c.sock|writable by group or others"; do
+	setting=${case%%|*}
+	want=${case#*|}
+	{
+		echo "[daemon]"
+		contains "$setting" control_socket || echo "control_socket = $T/d.sock"
+		contains "$setting" state_dir || echo "state_dir = $T/state"
+		echo "executor_user = nobody"
+		echo "$setting"
+	} >"$T/dir.conf"
+	expect_code 1 "refuses to start with $setting" timeout 10 "$T/bin/purged" -c "$T/dir.conf"
+	expect_contains "…saying it is $want" "$ERR" "$want"
+done
+finish
