@@ -39,7 +39,7 @@ expect_contains "--wait shows progress on stderr" "$ERR" "progress: 20/20 object
 
 expect_code 0 "purge --detach" ctl --json purge demo --yes --detach
 ID=$(jf "$OUT" .id)
-check "detach returns a queued or started task" test "$(jf "$OUT" .status)" != finished
+expect_one_of "detach returns a queued or started task" "$(jf "$OUT" .status)" queued started
 expect_code 0 "wait ID" ctl --json wait "$ID"
 expect_eq "waited task finished" "$(jf "$OUT" .status)" "finished"
 expect_code 0 "task ID" ctl task "$ID"
