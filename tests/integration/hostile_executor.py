@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+# A compromised executor, for truth.sh: installed as purged-executor, it
+# reads its job from fd 3 and sends what the attack named in the file
+# argv[0].attack says: bytes no honest executor sends. The supervisor must
+# kill it (or, for a legitimate but unusual result, record it exactly), fail
+# the task with a precise reason, journal it, and stay up.
+import os
+import struct
+import sys
+import time
+
+
+def pk(o):
+    """The msgpack encoding of o (bytes are sent as str: their bytes unchecked)."""
+    if o is True:
+        return b"\xc3"
+    if o is False:
+        return b"\xc2"
+    if isinstance(o, int):
+        if 0 <= o < 128:
+            return bytes([o])
+        if 0 <= o < 1 << 64:
+            return b"\xcf" + struct.pack(">Q", o)
+        return b"\xd3" + struct.pack(">q", o)
+    if isinstance(o, str):
+        o = o.encode()
+    if isinstance(o, bytes):
+        n = len(o)
+        if n < 32:
+            return bytes([0xA0 | n]) + o
+        if n < 1 << 16:
+            return b"\xda" + struct.pack(">H", n) + o
+        return b"\xdb" + struct.pack(">I", n) + o
+    if isinstance(o, list):
+        return b"\xdd" + struct.pack(">I", len(o)) + b"".join(pk(x) for x in o)
+    if isinstance(o, dict):
+        return b"\xdf" + struct.pack(">I", len(o)) + b"".join(pk(k) + pk(v) for k, v in o.items())
+    raise TypeError(type(o))
+
+
+def frame(o):
+    p = pk(o)
+    return struct.pack(">I", len(p)) + p
+
+
+def send(*msgs):
+    data = b"".join(frame(m) for m in msgs)
+    while data:
+        data = data[os.write(3, data):]
+
+
+def result(ok=False, **kw):
+    return {"outcome": dict(ok=ok, **kw)}
+
+
+def progress(done, total=10):
+    return {"progress": {"step": "objects", "done": done, "total": total}}
+
+
+def entry(i):
+    return {"kind": "objects", "id": i, "name": "object %d" % i}
+
+
+ATTACKS = {
+    # The fail-closed issue's exact attack: a map key that is not UTF-8.
+    "badkey": lambda: send({b"\xff": 1}),
+    # Legitimate but long: 600 x "é" (1 200 bytes) must be recorded exactly.
+    "error600": lambda: send(result(error="é" * 600)),
+    # 60 000 bytes of "é": kept, cut on a character boundary.
+    "error60k": lambda: send(result(error="é" * 30000)),
+    # Over the protocol's string limit (64 KiB).
+    "error80k": lambda: send(result(error="é" * 40000)),
+    # A manifest name that is not UTF-8, after two good deletions.
+    "badname": lambda: send({"manifest": [entry(1), entry(2)]},
+                            {"manifest": [{"kind": "objects", "id": 3, "name": b"\xff\xfeobject"}]}),
+    # A kind that is not a name.
+    "badkind": lambda: send({"manifest": [{"kind": "no such kind!", "id": 1}]}),
+    # A result count that is negative.
+    "countkind": lambda: send(result(ok=True, counts={"objects": -5})),
+    # Counts that would pass 2^53 once summed.
+    "overflow": lambda: send({"manifest": [], "deleted": {"objects": 1 << 53}},
+                             {"manifest": [], "deleted": {"objects": 1}}),
+    # A flood of progress frames.
+    "flood": lambda: send(*[progress(i % 10) for i in range(30000)]),
+    # A message after the result.
+    "after": lambda: send(result(ok=True), progress(1)),
+    # A deletion reported by a plan.
+    "plandelete": lambda: send({"manifest": [entry(1)]}),
+    # Three confirmed deletions, then gone without a result.
+    "vanish": lambda: send({"manifest": [entry(1), entry(2), entry(3)]}),
+}
+
+if __name__ == "__main__":
+    attack = open(sys.argv[0] + ".attack").read().strip()
+    try:
+        os.read(3, 65536)  # the job (its content does not matter here)
+    except OSError:
+        pass
+    ATTACKS[attack]()
+    if attack in ("error600", "error60k", "vanish"):
+        sys.exit(0)
+    time.sleep(10)  # the supervisor kills us long before this
