@@ -91,7 +91,7 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
 			-Db_lundef=false >/dev/null
 	fi
 	if ninja -C build-fuzz; then
-		for target in proto config http tokens backends; do
+		for target in proto errors config http tokens backends; do
 			step "fuzz $target for ${FUZZ_SECONDS}s"
 			work=$(mktemp -d)
 			cp tests/fuzz/corpus/$target/* "$work/"
