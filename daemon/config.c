@@ -123,6 +123,7 @@ static const struct key_def itop_keys[] = {
 	{ "password_file", KEY_SECRET_FILE, NULL, .required = true },
 	{ "api_version", KEY_API_VERSION, "1.3" },
 	{ "classes", KEY_CLASSES, NULL },          /* the backend's documented default when absent */
+	{ "chunk", KEY_UINT, "200", 1, 5000 },     /* objects per delete request */
 	{ "accept_request_credentials", KEY_BOOL, "no", 0, 1 },
 	HTTP_KEYS,
 	{ NULL },

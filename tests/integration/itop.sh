@@ -68,13 +68,14 @@ EOF2
 start_purged || { finish; exit 1; }
 
 expect_code 0 "plan itop" ctl --json plan itop
-expect_eq "30 user requests" "$(jf "$OUT" .counts.UserRequest)" "30"
-expect_eq "3 persons (the REST user's contact kept)" "$(jf "$OUT" .counts.Person)" "3"
+expect_eq "30 user requests and 3 incidents, counted once under Ticket" "$(jf "$OUT" .counts.Ticket)" "33"
+expect_eq "3 persons and 3 teams (the REST user's contact kept)" "$(jf "$OUT" .counts.Contact)" "6"
 expect_eq "3 organizations (the admin's kept)" "$(jf "$OUT" .counts.Organization)" "3"
 expect_eq "the plan deleted nothing" "$(icount UserRequest)" "30"
 
 expect_code 7 "a wrong class order" ctl --json purge itop-wrongorder --yes --wait
-expect_contains "…is refused by the simulation (code 12)" "$(jf "$OUT" .error)" "iTop code 12"
+expect_contains "…is refused by the simulation, the blockers named" "$(jf "$OUT" .error)" "blocked by 15 objects outside the purge's classes: Location 1 'Site 0', Team"
+expect_contains "…and the remedy said" "$(jf "$OUT" .error)" "add their classes to classes, or remove the classes override"
 expect_eq "…and nothing was deleted" "$(icount Organization)" "4"
 expect_code 7 "a user without the REST profile" ctl --json purge itop-norest --yes --wait
 expect_contains "…code 1, explained" "$(jf "$OUT" .error)" "REST Services User"
@@ -101,7 +102,7 @@ expect_eq "POST /purge/itop with the matching endpoint: 200" "$(printf '%s' "$R"
 expect_eq "…Lucid Chain's message" "$(printf '%s' "$R" | head -n1 | jq -r .message)" "Database from iTop successfully purged"
 ID=$(ctl --json tasks --target itop --limit 1 | jq -r '.[0].id')
 expect_code 0 "the task" ctl --json task "$ID"
-expect_eq "30 user requests deleted" "$(jf "$OUT" .counts.UserRequest)" "30"
+expect_eq "33 tickets deleted" "$(jf "$OUT" .counts.Ticket)" "33"
 expect_eq "3 organizations deleted" "$(jf "$OUT" .counts.Organization)" "3"
 for cls in UserRequest Incident ServiceSubcategory Service CustomerContract SLA SLT Team Location ServiceFamily; do
 	expect_eq "iTop has no $cls left" "$(icount "$cls")" "0"
@@ -114,7 +115,7 @@ expect_eq "one entry per deleted object" "$(jf "$OUT" length)" "$(ctl --json tas
 expect_contains "…with iTop's friendly names" "$OUT" '"name": "Customer 0"'
 check "fewer requests than objects: $REQS for the purge of 70 objects in 12 classes" test "$REQS" -lt 70
 expect_code 0 "a second purge finds nothing to do" ctl --json purge itop --yes --wait
-expect_eq "…0 user requests" "$(jf "$OUT" .counts.UserRequest)" "0"
+expect_eq "…nothing deleted" "$(jf "$OUT" '.counts | length')" "0"
 # O(classes), not O(objects): the same purge with 1 and with 150 user requests (one chunk either way).
 add_requests() { # N: create N UserRequests through the REST API
 	python3 - "$IURL" "$1" <<'PY'
@@ -129,7 +130,7 @@ PY
 purge_requests() { # N: the requests of one purge of N user requests
 	local before
 	add_requests "$1" && before=$(ireqs) && ctl --json purge itop --yes --wait >"$T/purge-$1.json" &&
-		[ "$(jq .counts.UserRequest "$T/purge-$1.json")" = "$1" ] && echo $(($(ireqs) - before))
+		[ "$(jq .counts.Ticket "$T/purge-$1.json")" = "$1" ] && echo $(($(ireqs) - before))
 }
 R1=$(purge_requests 1)
 R150=$(purge_requests 150)

@@ -53,7 +53,9 @@ MODEL = {
                  "service_id": ("Service", "null")},
     "User": {"contactid": ("Person", "null")},
 }
-ABSTRACT = {"Contact": ["Person", "Team"], "Ticket": ["UserRequest", "Incident"]}
+ABSTRACT = {"Contact": ["Person", "Team"], "Ticket": ["UserRequest", "Incident"], "Contract": ["CustomerContract"]}
+# Ids are unique per root class (one table per hierarchy): Person 1 and Team 1 cannot both exist.
+ROOT = {leaf: root for root, leaves in ABSTRACT.items() for leaf in leaves}
 
 
 class ITopError(Exception):
@@ -73,8 +75,9 @@ class Store:
     def create(self, cls, fields):
         if cls not in MODEL:
             raise ITopError(100, f"Error: Unknown class '{cls}'")
-        oid = self.next_id.get(cls, 1)
-        self.next_id[cls] = oid + 1
+        root = ROOT.get(cls, cls)
+        oid = self.next_id.get(root, 1)
+        self.next_id[root] = oid + 1
         f = {k: v for k, v in fields.items()}
         f["id"] = str(oid)
         f.setdefault("name", f.get("login", f"{cls} {oid}"))
@@ -193,7 +196,7 @@ def handle(store, login, op, version):
     if cls is None:
         raise ITopError(100, "Error: missing parameter 'class'")
     if cls not in MODEL and cls not in ABSTRACT:
-        raise ITopError(100, f"Error: '{cls}' is not a valid class")
+        raise ITopError(100, f"Error: class: '{cls}' is not a valid class'")  # sic, as iTop 3.2 writes it
     if "key" not in op:
         raise ITopError(100, "Error: missing parameter 'key'")
     matched = store.select(cls, op["key"])
@@ -208,7 +211,8 @@ def handle(store, login, op, version):
     if name == "core/delete":
         if "comment" not in op:
             raise ITopError(100, "Error: missing parameter 'comment'")
-        if cls in store.users.get(login, {}).get("no_delete", set()):
+        no_delete = store.users.get(login, {}).get("no_delete", set())
+        if cls in no_delete or any(leaf in no_delete for leaf in ABSTRACT.get(cls, [])):
             raise ITopError(1, f"Error: the user is not allowed to delete objects of class {cls}")
         simulate = truthy(op.get("simulate", False))
         deleted, resets, blockers = store.plan(matched)

@@ -1,14 +1,26 @@
 /*
- * itop: delete iTop's service-management data through its REST/JSON API,
- * one class at a time in the configured order (dependents first).
+ * itop: delete an iTop's data through its REST/JSON API.
+ *
+ * The scope is every object of the configured classes (default: the whole
+ * database through iTop's root classes, see default_classes), except what
+ * keeps access: the User accounts, the Persons linked to one, and the
+ * Organizations those Persons belong to. It is enumerated first, whatever
+ * each object's leaf class, and every object is counted once, under the
+ * first class that reached it.
  *
  * A real iTop delete is not atomic: objects go one by one and the first
- * blocked one stops the call, leaving those before it deleted. So, per class:
- * count (core/get), simulate the delete of the whole class (core/delete,
- * simulate: true), and delete for real, in one request, only when the
- * simulation said code 0. The Persons linked to a User account (the REST
- * user's own contact among them) and the Organizations that still hold them
- * are kept. iTop answers HTTP 200 to everything: its JSON code tells.
+ * blocked one stops the call, leaving those before it deleted. So objects go
+ * in chunks by id (`chunk` per request, well under the timeout), each chunk
+ * simulated first and deleted for real only when the simulation said code 0.
+ * Objects of the scope that block a chunk (per-object codes 1, 3, 4) are
+ * deleted first; objects outside the scope that block it fail the task, named.
+ * Only a real delete's per-object code 0 is a confirmed deletion; objects that
+ * come back without having been asked for went in cascade. After an uncertain
+ * outcome (no answer in time, connection dropped) the chunk is enumerated
+ * again: what is absent is confirmed deleted. Every purge ends by enumerating
+ * the scope again (the post-condition). A plan enumerates the scope and
+ * simulates every chunk, so it shows the cascades too.
+ * iTop answers HTTP 200 to everything: its JSON code tells.
  * Executor only: runs inside the sandbox, TCP to iTop's port only.
  */
 #include <stdio.h>
@@ -17,18 +29,56 @@
 #include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
 #include "daemon/executor/parse.h"
+#include "purged/log.h"
 #include "purged/util.h"
 
-/* Service-management data, dependents first: an order that deletes everything with every step code 0. */
-static const char default_classes[] = "UserRequest,Incident,ServiceSubcategory,Service,CustomerContract,SLA,SLT,"
-				      "Team,Location,Person,ServiceFamily,Organization";
+/*
+ * The whole database, dependents first (the order only saves round trips: blockers
+ * of the scope are deleted first whatever the order). Root classes reach every leaf
+ * class, extensions' ones included. Typologies: Brand, OSFamily and OSVersion are the
+ * reference lists iTop's installer ships, and are kept.
+ */
+static const char default_classes[] =
+	"Ticket,WorkOrder,KnownError,FAQ,FAQCategory,Document,NetworkInterface,LogicalVolume,NASFileSystem,Tape,"
+	"FunctionalCI,Patch,Licence,Software,Group,Subnet,VLAN,Contract,ServiceSubcategory,SLA,SLT,Service,"
+	"ServiceFamily,Contact,DeliveryModel,Location,Model,IOSVersion,NetworkDeviceType,ContractType,DocumentType,"
+	"ContactType,Organization";
+
+#define PAGE 1000        /* objects per enumeration request */
+#define MAX_DEPTH 8      /* blockers of blockers of ... */
+#define NAMED 10         /* blocking objects named in an error */
+
+struct obj {
+	char *cls;       /* leaf class */
+	char *name;
+	json_int_t id;
+	unsigned kind;   /* index into it->classes */
+	bool gone;       /* confirmed deleted (or planned, in a dry run) */
+};
+
+struct scope {
+	struct obj *v;
+	size_t n, cap;
+	json_t *index;   /* "Leaf::id" -> position in v */
+};
 
 struct itop {
 	struct backend_ctx *ctx;
-	char *auth;        /* "auth_user=..&auth_pwd=..", encoded; wiped at the end */
+	char *auth;         /* "auth_user=..&auth_pwd=..", encoded; wiped at the end */
 	const char *version;
+	const char *url;    /* as sent, for messages */
 	char *keep_persons; /* "1,5" or "" */
 	char *keep_orgs;
+	json_t *kept;       /* "Leaf::id" of the User accounts, kept Persons and Organizations */
+	char **classes;
+	size_t n_classes;
+	bool custom;        /* `classes` is set */
+	bool *absent;       /* classes[k] is not a class of this iTop (default scope only) */
+	unsigned chunk;
+	long timeout;
+	struct scope scope;
+	json_t *cascades;   /* "Leaf::id" of objects outside the scope counted or reported already */
+	json_t *plan;       /* dry run: kind -> n */
 	uint64_t done, total;
 };
 
@@ -39,14 +89,58 @@ static const char *code_hint(json_int_t code)
 	case 2: case 3: case 4: return "the request was malformed (a purged bug: please report it)";
 	case 10: return "this iTop does not offer that api_version";
 	case 11: return "this iTop does not know the operation";
-	case 12: return "objects depend on these ones and must be deleted first (check the classes order)";
+	case 12: return "other objects must be deleted first";
 	case 13: return "bad page";
 	default: return "iTop's own error";
 	}
 }
 
-/* One call. 0 with @out (clear it), or -1 after failing the task (transport, not iTop's JSON). */
-static int call(struct itop *it, const json_t *op, const char *field, const char *step, struct itop_reply *out)
+static char *key_of(const char *cls, json_int_t id)
+{
+	return xasprintf("%s::%lld", cls, (long long)id);
+}
+
+static bool in_set(const json_t *set, const char *cls, json_int_t id)
+{
+	char *k = key_of(cls, id);
+	bool r = json_object_get(set, k) != NULL;
+	free(k);
+	return r;
+}
+
+static void set_add(json_t *set, const char *cls, json_int_t id)
+{
+	char *k = key_of(cls, id);
+	json_object_set_new(set, k, json_true());
+	free(k);
+}
+
+/* Position in the scope of @cls::@id, or -1. */
+static long scope_find(const struct scope *s, const char *cls, json_int_t id)
+{
+	char *k = key_of(cls, id);
+	json_t *v = json_object_get(s->index, k);
+	free(k);
+	return v ? (long)json_integer_value(v) : -1;
+}
+
+static void scope_clear(struct scope *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].cls);
+		free(s->v[i].name);
+	}
+	free(s->v);
+	json_decref(s->index);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * One call. 0 with @out (clear it), or -1 after failing the task: no answer (@resp_out,
+ * when given, keeps the transport outcome for the caller to reconcile) or not iTop's JSON.
+ */
+static int call(struct itop *it, const json_t *op, const char *field, const char *step, struct itop_reply *out,
+		struct http_response *resp_out)
 {
 	struct http_client *h = it->ctx->http;
 	char *js = json_dumps(op, JSON_COMPACT), *ejs = http_escape(h, js);
@@ -54,19 +148,34 @@ static int call(struct itop *it, const json_t *op, const char *field, const char
 	struct http_response r;
 	int ret = -1;
 
+	memset(out, 0, sizeof(*out));
 	free(js);
 	free(ejs);
-	if (http_request(h, "POST", "", "application/x-www-form-urlencoded", body, strlen(body), &r) < 0)
-		backend_fail(it->ctx, "itop '%s': %s: cannot reach %s: %s", it->ctx->target, step, http_client_where(h),
-			     r.error);
-	else if (r.status != 200)
-		backend_fail(it->ctx, "itop '%s': %s: HTTP %ld from %s (is url the rest.php endpoint?)", it->ctx->target,
-			     step, r.status, http_client_where(h));
-	else if (itop_parse_reply(r.body, r.len, field, out) < 0)
-		backend_fail(it->ctx, "itop '%s': %s: the answer is not iTop's JSON", it->ctx->target, step);
-	else
+	if (http_request(h, "POST", "", "application/x-www-form-urlencoded", body, strlen(body), &r) < 0) {
+		if (r.timed_out)
+			backend_fail(it->ctx, "itop '%s': %s: no answer within %ld s from %s (%s); raise timeout, or lower chunk",
+				     it->ctx->target, step, it->timeout, it->url, r.error);
+		else if (r.maybe_sent)
+			backend_fail(it->ctx, "itop '%s': %s: the connection to %s was lost before the answer (%s); "
+				     "check the web server's and PHP's logs", it->ctx->target, step, it->url, r.error);
+		else
+			backend_fail(it->ctx, "itop '%s': %s: cannot reach %s: %s; check url and that iTop's web server runs",
+				     it->ctx->target, step, it->url, r.error);
+	} else if (r.status != 200) {
+		backend_fail(it->ctx, "itop '%s': %s: HTTP %ld from %s (is url iTop's webservices/rest.php?)",
+			     it->ctx->target, step, r.status, it->url);
+	} else if (itop_parse_reply(r.body, r.len, field, out) < 0) {
+		backend_fail(it->ctx, "itop '%s': %s: the answer from %s is not iTop's JSON (is url iTop's "
+			     "webservices/rest.php?)", it->ctx->target, step, it->url);
+	} else {
 		ret = 0;
+	}
 	freezero_str(body);
+	if (resp_out) {
+		*resp_out = r;
+		resp_out->body = NULL;
+		resp_out->len = 0;
+	}
 	http_response_clear(&r);
 	return ret;
 }
@@ -77,7 +186,7 @@ static int fail_code(struct itop *it, const char *step, const struct itop_reply 
 			    (long long)rep->code, code_hint(rep->code), rep->message);
 }
 
-/* Ids of @field over every object of @oql, comma-separated; NULL after failing the task. */
+/* Ids of @field over every object of @oql, comma-separated, each leaf::id added to @kept; NULL after failing. */
 static char *collect(struct itop *it, const char *cls, const char *oql, const char *field)
 {
 	json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", cls, "key", oql,
@@ -85,13 +194,14 @@ static char *collect(struct itop *it, const char *cls, const char *oql, const ch
 	struct itop_reply rep;
 	char *out = NULL;
 
-	if (call(it, op, field, "finding what to keep", &rep) == 0) {
+	if (call(it, op, field, "finding what to keep", &rep, NULL) == 0) {
 		if (rep.code != 0) {
 			fail_code(it, "finding what to keep", &rep);
 		} else {
 			out = xstrdup("");
 			for (size_t i = 0; i < rep.n_objects; i++) {
 				const char *v = rep.objects[i].field;
+				set_add(it->kept, rep.objects[i].cls, rep.objects[i].key);
 				/* Only ids: these go into an OQL "IN (...)". */
 				if (!v || !*v || !strcmp(v, "0") || strspn(v, "0123456789") != strlen(v))
 					continue;
@@ -106,98 +216,497 @@ static char *collect(struct itop *it, const char *cls, const char *oql, const ch
 	return out;
 }
 
+static bool is_contact(const char *cls)
+{
+	return !strcmp(cls, "Person") || !strcmp(cls, "Contact");
+}
+
 static char *oql_for(const struct itop *it, const char *cls)
 {
-	/* Keep the REST users' own contacts, and the organizations that hold them. */
-	if (!strcmp(cls, "Person") && *it->keep_persons)
-		return xasprintf("SELECT Person WHERE id NOT IN (%s)", it->keep_persons);
+	/* Keep the Persons linked to a User account, and the Organizations that hold them. */
+	if (is_contact(cls) && *it->keep_persons)
+		return xasprintf("SELECT %s WHERE id NOT IN (%s)", cls, it->keep_persons);
 	if (!strcmp(cls, "Organization") && *it->keep_orgs)
 		return xasprintf("SELECT Organization WHERE id NOT IN (%s)", it->keep_orgs);
 	return xasprintf("SELECT %s", cls);
 }
 
-static long count_class(struct itop *it, const char *cls, const char *oql)
+static bool unknown_class(const struct itop_reply *rep)
 {
-	json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:i}", "operation", "core/get", "class", cls, "key", oql,
-			       "output_fields", "id", "limit", 1);
-	struct itop_reply rep;
-	char step[96];
-	long n = -1;
-
-	snprintf(step, sizeof(step), "counting %s", cls);
-	if (call(it, op, NULL, step, &rep) == 0) {
-		if (rep.code == 0 && rep.number >= 0)
-			n = rep.number; /* "Found: N" counts the whole set, whatever the limit */
-		else if (rep.code == 0)
-			backend_fail(it->ctx, "itop '%s': %s: no count in '%s'", it->ctx->target, step, rep.message);
-		else
-			fail_code(it, step, &rep);
-		itop_reply_clear(&rep);
-	}
-	json_decref(op);
-	return n;
+	return rep->code == 100 && strstr(rep->message, "is not a valid class");
 }
 
-static int purge_class(struct itop *it, const char *cls)
+/*
+ * Every object of class @k into @s (those already there, reached by an earlier class, are
+ * not added again). 0, 1 when this iTop has no such class, -1 after failing the task.
+ */
+static int enumerate(struct itop *it, unsigned k, struct scope *s)
 {
-	char *oql = oql_for(it, cls), step[128];
-	long n = count_class(it, cls, oql);
-	struct itop_reply rep = { 0 };
-	json_t *op = NULL;
+	const char *cls = it->classes[k];
+	char *oql = oql_for(it, cls), step[160];
 	int r = -1;
 
-	if (n < 0)
-		goto finish;
-	/*
-	 * A plan counts: simulating class after class would be blocked by the
-	 * objects of the earlier classes, which a dry run leaves in place.
-	 */
-	if (n == 0 || it->ctx->dry_run) {
-		backend_count(it->ctx, cls, (uint64_t)n);
+	snprintf(step, sizeof(step), "listing %s", cls);
+	for (long page = 1;; page++) {
+		json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "operation", "core/get", "class", cls, "key", oql,
+				       "output_fields", "id,friendlyname", "limit", PAGE, "page", (json_int_t)page);
+		struct itop_reply rep;
+		int c = call(it, op, NULL, step, &rep, NULL);
+		json_decref(op);
+		if (c < 0)
+			break;
+		if (unknown_class(&rep)) {
+			itop_reply_clear(&rep);
+			r = 1;
+			break;
+		}
+		if (rep.code != 0) {
+			fail_code(it, step, &rep);
+			itop_reply_clear(&rep);
+			break;
+		}
+		for (size_t i = 0; i < rep.n_objects; i++) {
+			const struct itop_object *o = &rep.objects[i];
+			char *key = key_of(o->cls, o->key);
+			if (!json_object_get(s->index, key)) {
+				if (s->n == s->cap) {
+					s->cap = s->cap ? 2 * s->cap : 256;
+					s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+				}
+				s->v[s->n] = (struct obj){ .cls = xstrdup(o->cls), .name = xstrdup(o->name ? o->name : ""),
+							   .id = o->key, .kind = k };
+				json_object_set_new(s->index, key, json_integer((json_int_t)s->n));
+				s->n++;
+			}
+			free(key);
+		}
+		bool last = rep.n_objects < PAGE || (rep.number >= 0 && page * PAGE >= rep.number);
+		itop_reply_clear(&rep);
+		if (last) {
+			r = 0;
+			break;
+		}
+	}
+	free(oql);
+	return r;
+}
+
+/* The whole scope into @s. 0 or -1 after failing the task. */
+static int enumerate_scope(struct itop *it, struct scope *s, bool say_skipped)
+{
+	char skipped[512] = "";
+
+	s->index = json_object();
+	for (unsigned k = 0; k < it->n_classes; k++) {
+		if (it->absent[k])
+			continue;
+		int r = enumerate(it, k, s);
+		if (r < 0)
+			return -1;
+		if (r == 1 && it->custom)
+			return backend_fail(it->ctx, "itop '%s': classes: '%s' is not a class of this iTop; correct "
+					    "classes in the target's configuration (purged.conf(5))",
+					    it->ctx->target, it->classes[k]);
+		it->absent[k] = r == 1;
+		if (r == 1 && strlen(skipped) + strlen(it->classes[k]) + 3 < sizeof(skipped))
+			snprintf(skipped + strlen(skipped), sizeof(skipped) - strlen(skipped), "%s%s",
+				 *skipped ? ", " : "", it->classes[k]);
+	}
+	if (say_skipped && *skipped)
+		log_info("itop '%s': this iTop has no class %s (not installed): skipped", it->ctx->target, skipped);
+	return 0;
+}
+
+/* "SELECT C WHERE id IN (1,2,3)" for @n objects of the scope, all of kind @k. */
+static char *oql_ids(const struct itop *it, unsigned k, const size_t *pos, size_t n)
+{
+	size_t cap = 64 + n * 21, o;
+	char *q = xmalloc(cap);
+	o = (size_t)snprintf(q, cap, "SELECT %s WHERE id IN (", it->classes[k]);
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(q + o, cap - o, "%s%lld", i ? "," : "", (long long)it->scope.v[pos[i]].id);
+	snprintf(q + o, cap - o, ")");
+	return q;
+}
+
+static void progress(struct itop *it, const char *step)
+{
+	backend_progress(it->ctx, step, it->done < it->total ? it->done : it->total, it->total);
+}
+
+/* A deletion iTop confirmed (code 0 of a real delete, or absence after an uncertain outcome). */
+static void confirmed(struct itop *it, const char *cls, json_int_t id, const char *name, bool requested)
+{
+	long p = scope_find(&it->scope, cls, id);
+	if (p >= 0) {
+		struct obj *o = &it->scope.v[p];
+		if (o->gone)
+			return;
+		o->gone = true;
+		it->done++;
+		backend_deleted(it->ctx, it->classes[o->kind], id, name ? name : o->name, !requested);
+	} else if (!in_set(it->cascades, cls, id)) {
+		set_add(it->cascades, cls, id);
+		backend_deleted(it->ctx, cls, id, name, true);
+	}
+}
+
+/* Names of up to NAMED blockers outside the scope, for the error; "" when none. */
+static void name_objects(const struct itop_reply *rep, const bool *foreign, char *out, size_t len, size_t *n)
+{
+	size_t o = 0;
+	*out = '\0';
+	*n = 0;
+	for (size_t i = 0; i < rep->n_objects; i++) {
+		if (!foreign[i])
+			continue;
+		if (++*n > NAMED)
+			continue;
+		const struct itop_object *x = &rep->objects[i];
+		int w = snprintf(out + o, len - o, "%s%s %lld '%s'", o ? ", " : "", x->cls, (long long)x->key,
+				 x->name ? x->name : "");
+		if (w < 0 || (size_t)w >= len - o)
+			break;
+		o += (size_t)w;
+	}
+}
+
+/* Append @id to the list of @cls in @by (class -> [ids]). */
+static void by_class_add(json_t *by, const char *cls, json_int_t id)
+{
+	json_t *a = json_object_get(by, cls);
+	if (!a) {
+		a = json_array();
+		json_object_set_new(by, cls, a);
+	}
+	json_array_append_new(a, json_integer(id));
+}
+
+/*
+ * After an uncertain delete of @pos[0..n) (and of the cascades its simulation @planned):
+ * enumerate them again, one request per class; what is absent is confirmed deleted.
+ * Writes what was found to @msg.
+ */
+static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, const struct itop_reply *planned,
+		      char *msg, size_t len)
+{
+	json_t *by = json_object(), *present = json_object(), *ids;
+	const char *cls;
+	uint64_t before = it->done;
+	size_t n_casc = 0, casc = 0;
+	bool failed = false;
+
+	for (size_t i = 0; i < n; i++)
+		by_class_add(by, it->classes[k], it->scope.v[pos[i]].id);
+	for (size_t i = 0; planned && i < planned->n_objects; i++) {
+		const struct itop_object *x = &planned->objects[i];
+		long p = scope_find(&it->scope, x->cls, x->key);
+		bool asked = false;
+		for (size_t j = 0; p >= 0 && j < n; j++)
+			asked |= pos[j] == (size_t)p;
+		if ((x->code == 0 || x->code == 2) && !asked && !in_set(it->cascades, x->cls, x->key) &&
+		    !(p >= 0 && it->scope.v[p].gone)) {
+			by_class_add(by, x->cls, x->key);
+			n_casc++;
+		}
+	}
+	json_object_foreach(by, cls, ids) {
+		size_t cap = 64 + json_array_size(ids) * 21, o, i;
+		char *q = xmalloc(cap);
+		json_t *v;
+		o = (size_t)snprintf(q, cap, "SELECT %s WHERE id IN (", cls);
+		json_array_foreach(ids, i, v)
+			o += (size_t)snprintf(q + o, cap - o, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
+		snprintf(q + o, cap - o, ")");
+		json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", cls, "key", q,
+				       "output_fields", "id");
+		struct itop_reply rep;
+		free(q);
+		if (call(it, op, NULL, "re-listing after an uncertain delete", &rep, NULL) < 0 || rep.code != 0)
+			failed = true;
+		for (size_t j = 0; !failed && j < rep.n_objects; j++)
+			set_add(present, rep.objects[j].cls, rep.objects[j].key);
+		itop_reply_clear(&rep);
+		json_decref(op);
+		if (failed)
+			break;
+	}
+	if (failed) {
+		snprintf(msg, len, "; re-listing to reconcile failed too, so what that request deleted is not recorded: "
+			 "run a plan to see what is left");
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			const struct obj *o = &it->scope.v[pos[i]];
+			if (!in_set(present, o->cls, o->id))
+				confirmed(it, o->cls, o->id, o->name, true);
+		}
+		size_t asked_gone = (size_t)(it->done - before);
+		for (size_t i = 0; planned && i < planned->n_objects; i++) {
+			const struct itop_object *x = &planned->objects[i];
+			json_t *a = json_object_get(by, x->cls);
+			bool listed = false;
+			size_t j;
+			json_t *v;
+			json_array_foreach(a, j, v)
+				listed |= json_integer_value(v) == x->key;
+			long p = scope_find(&it->scope, x->cls, x->key);
+			if (listed && (p < 0 || !it->scope.v[p].gone) && !in_set(present, x->cls, x->key) &&
+			    !in_set(it->cascades, x->cls, x->key)) {
+				confirmed(it, x->cls, x->key, x->name, false);
+				casc++;
+			}
+		}
+		snprintf(msg, len, "; re-listed to reconcile: %zu of %zu confirmed deleted and recorded (and %zu of %zu "
+			 "planned cascades), %zu still there (iTop may still be deleting them): run the purge again",
+			 asked_gone, n, casc, n_casc, n - asked_gone);
+	}
+	json_decref(by);
+	json_decref(present);
+}
+
+static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int depth);
+
+/*
+ * Delete first the objects of the scope that block: group them by kind. 1 when some were
+ * deleted, 0 when none was in @rep, -1 after failing the task.
+ */
+static int delete_blockers(struct itop *it, const struct itop_reply *rep, int depth)
+{
+	size_t *pos = xcalloc(rep->n_objects + 1, sizeof(*pos));
+	int r = 0;
+
+	for (unsigned k = 0; k < it->n_classes && r >= 0; k++) {
+		size_t n = 0;
+		for (size_t i = 0; i < rep->n_objects; i++) {
+			const struct itop_object *x = &rep->objects[i];
+			long p = x->code == 1 || x->code == 3 || x->code == 4 ? scope_find(&it->scope, x->cls, x->key) : -1;
+			if (p >= 0 && !it->scope.v[p].gone && it->scope.v[p].kind == k)
+				pos[n++] = (size_t)p;
+		}
+		if (n > 0)
+			r = delete_set(it, k, pos, n, depth + 1) < 0 ? -1 : 1;
+	}
+	free(pos);
+	return r;
+}
+
+/*
+ * Delete the objects @pos[0..n) of kind @k (a chunk): simulate; delete first the scope's
+ * objects that block; fail naming blockers outside the scope; delete for real. In a dry
+ * run, only simulate and count the cascades. 0, or -1 after failing the task.
+ */
+static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int depth)
+{
+	const char *cls = it->classes[k];
+	char step[160], *comment = xasprintf("purged task %s", it->ctx->task_id);
+	struct itop_reply sim = { 0 }, rep = { 0 };
+	int r = -1;
+
+	for (int attempt = 0;; attempt++) {
+		/* What is left of the set: blockers deleted first may have been in it, or gone in cascade. */
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!it->scope.v[pos[i]].gone)
+				pos[m++] = pos[i];
+		n = m;
+		if (n == 0) {
+			r = 0;
+			goto finish;
+		}
+		if (backend_stopping(it->ctx)) {
+			backend_fail(it->ctx, "itop '%s': stopped on request before deleting %s; nothing is in flight: "
+				     "counts and manifest hold what was deleted", it->ctx->target, cls);
+			goto finish;
+		}
+		char *oql = oql_ids(it, k, pos, n);
+		json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:b}", "operation", "core/delete", "class", cls, "key", oql,
+				       "comment", comment, "simulate", 1);
+		free(oql);
+		snprintf(step, sizeof(step), "simulating the delete of %zu %s (ids from %lld)", n, cls,
+			 (long long)it->scope.v[pos[0]].id);
+		itop_reply_clear(&sim);
+		int c = call(it, op, NULL, step, &sim, NULL);
+		if (c < 0) {
+			json_decref(op);
+			goto finish;
+		}
+		/* Sort the answer: blockers in the scope, blockers outside it, and never what is kept. */
+		bool *foreign = xcalloc(sim.n_objects + 1, sizeof(*foreign));
+		bool scope_blockers = false, kept = false;
+		for (size_t i = 0; i < sim.n_objects; i++) {
+			const struct itop_object *x = &sim.objects[i];
+			bool issue = x->code == 1 || x->code == 3 || x->code == 4 || x->code == 6;
+			long p = scope_find(&it->scope, x->cls, x->key);
+			/* In a plan, objects of the scope stay: they block the later classes' simulations. */
+			if (issue && p >= 0 && (it->ctx->dry_run || !it->scope.v[p].gone) && x->code != 6)
+				scope_blockers = true;
+			else if (issue)
+				foreign[i] = true;
+			if ((x->code == 0 || x->code == 2) && in_set(it->kept, x->cls, x->key))
+				kept = foreign[i] = true;
+		}
+		char names[900];
+		size_t n_foreign;
+		name_objects(&sim, foreign, names, sizeof(names), &n_foreign);
+		free(foreign);
+		if (kept) {
+			backend_fail(it->ctx, "itop '%s': %s: iTop would also delete what the purge keeps (a User account, its "
+				     "Person or their Organization): %s; nothing was deleted by this request: list the classes "
+				     "to purge in classes", it->ctx->target, step, names);
+			json_decref(op);
+			goto finish;
+		}
+		if (n_foreign > 0) {
+			if (it->custom)
+				backend_fail(it->ctx, "itop '%s': %s: blocked by %zu object%s outside the purge's classes: %s%s; "
+					     "nothing was deleted by this request: add their classes to classes, or remove "
+					     "the classes override to purge the whole database", it->ctx->target, step,
+					     n_foreign, n_foreign == 1 ? "" : "s", names, n_foreign > NAMED ? ", ..." : "");
+			else
+				backend_fail(it->ctx, "itop '%s': %s: blocked by %zu object%s of classes the default scope does "
+					     "not reach: %s%s; nothing was deleted by this request: delete them in iTop, or "
+					     "set classes to the default list plus their classes (purged.conf(5))",
+					     it->ctx->target, step, n_foreign, n_foreign == 1 ? "" : "s", names,
+					     n_foreign > NAMED ? ", ..." : "");
+			json_decref(op);
+			goto finish;
+		}
+		if (sim.code != 0 && (!scope_blockers || sim.code == 1)) {
+			fail_code(it, step, &sim);
+			json_decref(op);
+			goto finish;
+		}
+		if (it->ctx->dry_run) {
+			/* The plan: what goes in cascade, outside the scope, counted once. */
+			for (size_t i = 0; i < sim.n_objects; i++) {
+				const struct itop_object *x = &sim.objects[i];
+				if ((x->code != 0 && x->code != 2) || scope_find(&it->scope, x->cls, x->key) >= 0 ||
+				    in_set(it->cascades, x->cls, x->key))
+					continue;
+				set_add(it->cascades, x->cls, x->key);
+				json_t *v = json_object_get(it->plan, x->cls);
+				json_object_set_new(it->plan, x->cls, json_integer(v ? json_integer_value(v) + 1 : 1));
+			}
+			for (size_t i = 0; i < n; i++)
+				it->scope.v[pos[i]].gone = true;
+			json_decref(op);
+			r = 0;
+			goto finish;
+		}
+		if (scope_blockers) {
+			json_decref(op);
+			if (depth >= MAX_DEPTH || attempt >= MAX_DEPTH) {
+				backend_fail(it->ctx, "itop '%s': %s: iTop code %lld: objects of the scope block each other "
+					     "beyond %d levels; delete them in iTop first", it->ctx->target, step,
+					     (long long)sim.code, MAX_DEPTH);
+				goto finish;
+			}
+			if (delete_blockers(it, &sim, depth) < 0)
+				goto finish;
+			continue; /* simulate again what is left */
+		}
+		/* The simulation said code 0: delete for real, a JSON boolean (iTop reads "false" as true). */
+		json_object_set_new(op, "simulate", json_false());
+		snprintf(step, sizeof(step), "deleting %zu %s (ids from %lld)", n, cls, (long long)it->scope.v[pos[0]].id);
+		struct http_response t;
+		c = call(it, op, NULL, step, &rep, &t);
+		json_decref(op);
+		if (c < 0) {
+			if (t.maybe_sent) {
+				char err[sizeof(it->ctx->error)], more[300];
+				snprintf(err, sizeof(err), "%s", it->ctx->error);
+				reconcile(it, k, pos, n, &sim, more, sizeof(more));
+				backend_fail(it->ctx, "%s%s", err, more);
+			}
+			goto finish;
+		}
+		if (rep.code != 0) {
+			/* Something changed since the simulation; what went before the blocker is gone. */
+			char err[sizeof(it->ctx->error)], more[300];
+			fail_code(it, step, &rep);
+			snprintf(err, sizeof(err), "%s", it->ctx->error);
+			reconcile(it, k, pos, n, &sim, more, sizeof(more));
+			backend_fail(it->ctx, "%s (it changed since the simulation)%s", err, more);
+			goto finish;
+		}
+		bool *asked = xcalloc(rep.n_objects + 1, sizeof(*asked));
+		for (size_t i = 0; i < rep.n_objects; i++) {
+			const struct itop_object *x = &rep.objects[i];
+			long p = scope_find(&it->scope, x->cls, x->key);
+			for (size_t j = 0; p >= 0 && j < n; j++)
+				if (pos[j] == (size_t)p)
+					asked[i] = true;
+		}
+		for (size_t i = 0; i < rep.n_objects; i++) {
+			const struct itop_object *x = &rep.objects[i];
+			if (x->code == 0 || x->code == 2) /* 5: a referencing object updated, not deleted */
+				confirmed(it, x->cls, x->key, x->name, asked[i]);
+		}
+		free(asked);
 		r = 0;
 		goto finish;
 	}
-	char *comment = xasprintf("purged task %s", it->ctx->task_id);
-	op = json_pack("{s:s, s:s, s:s, s:s, s:b}", "operation", "core/delete", "class", cls, "key", oql, "comment",
-		       comment, "simulate", 1);
-	free(comment);
-	snprintf(step, sizeof(step), "simulating the delete of %s", cls);
-	if (call(it, op, NULL, step, &rep) < 0)
-		goto finish;
-	if (rep.code != 0) {
-		/* Nothing was deleted: a real iTop delete is not atomic, so we never start one that would stop half way. */
-		fail_code(it, step, &rep);
-		goto finish;
-	}
-	itop_reply_clear(&rep);
-	json_object_set_new(op, "simulate", json_false()); /* a JSON boolean: iTop reads "false" as true */
-	snprintf(step, sizeof(step), "deleting %s", cls);
-	if (call(it, op, NULL, step, &rep) < 0)
-		goto finish;
-	if (rep.code != 0) {
-		fail_code(it, step, &rep);
-		/* What went before the blocker is gone: say how much, so a second run can finish. */
-		long left = count_class(it, cls, oql);
-		if (left >= 0)
-			backend_count(it->ctx, cls, (uint64_t)(n > left ? n - left : 0));
-		goto finish;
-	}
-	uint64_t deleted = 0;
-	for (size_t i = 0; i < rep.n_objects; i++) {
-		const struct itop_object *o = &rep.objects[i];
-		if (o->code != 0)
-			continue; /* 5: a referencing object updated, not deleted */
-		backend_manifest(it->ctx, o->cls, o->key, o->name);
-		deleted += !strcmp(o->cls, cls);
-	}
-	backend_count(it->ctx, cls, deleted);
-	it->done += deleted;
-	r = 0;
 finish:
+	itop_reply_clear(&sim);
 	itop_reply_clear(&rep);
-	free(oql);
-	json_decref(op);
+	free(comment);
 	return r;
+}
+
+static int purge_kind(struct itop *it, unsigned k)
+{
+	size_t *pos = xcalloc(it->chunk, sizeof(*pos));
+	size_t i = 0;
+	int r = 0;
+
+	while (r == 0) {
+		size_t n = 0;
+		for (; i < it->scope.n && n < it->chunk; i++)
+			if (it->scope.v[i].kind == k && !it->scope.v[i].gone)
+				pos[n++] = i;
+		if (n == 0)
+			break;
+		r = delete_set(it, k, pos, n, 0);
+		if (!it->ctx->dry_run)
+			progress(it, it->classes[k]);
+	}
+	free(pos);
+	return r;
+}
+
+/* The post-condition: the scope enumerated again, anything found fails the task. */
+static int check_left(struct itop *it)
+{
+	struct scope again = { 0 };
+	int r = enumerate_scope(it, &again, false);
+	if (r == 0) {
+		for (size_t i = 0; i < again.n; i++)
+			backend_remaining(it->ctx, it->classes[again.v[i].kind], again.v[i].id, again.v[i].name);
+		r = backend_check_remaining(it->ctx, "they were created or changed in iTop during the purge, or iTop kept "
+					    "them: run the purge again, and find out what writes to iTop meanwhile");
+	}
+	scope_clear(&again);
+	return r;
+}
+
+static int split_classes(struct itop *it, const char *list)
+{
+	char *copy = xstrdup(list);
+	for (char *save = NULL, *c = strtok_r(copy, ", ", &save); c; c = strtok_r(NULL, ", ", &save)) {
+		bool dup = false;
+		for (size_t i = 0; i < it->n_classes; i++)
+			dup |= !strcmp(it->classes[i], c);
+		if (dup)
+			continue; /* a class is counted once */
+		it->classes = xrealloc(it->classes, (it->n_classes + 1) * sizeof(*it->classes));
+		it->classes[it->n_classes++] = xstrdup(c);
+	}
+	free(copy);
+	it->absent = xcalloc(it->n_classes + 1, sizeof(*it->absent));
+	if (it->n_classes == 0)
+		return backend_fail(it->ctx, "itop '%s': classes names no class; remove it to purge the whole database",
+				    it->ctx->target);
+	return 0;
 }
 
 static int itop_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
@@ -209,6 +718,7 @@ static int itop_run(struct backend_ctx *ctx)
 {
 	struct itop it = { .ctx = ctx };
 	const char *classes = json_string_value(json_object_get(ctx->settings, "classes"));
+	json_t *chunk = json_object_get(ctx->settings, "chunk"), *timeout = json_object_get(ctx->settings, "timeout");
 	/* A REST body's credentials, when the target accepts them, replace the configured ones. */
 	const char *user = json_string_value(json_object_get(ctx->secrets, "request_username"));
 	const char *pw = json_string_value(json_object_get(ctx->secrets, "request_password"));
@@ -217,7 +727,6 @@ static int itop_run(struct backend_ctx *ctx)
 		pw = json_string_value(json_object_get(ctx->secrets, "password"));
 	}
 	char *eu = http_escape(ctx->http, user ? user : ""), *ep = http_escape(ctx->http, pw ? pw : "");
-	char *list = xstrdup(classes ? classes : default_classes);
 	int r = -1;
 
 	it.auth = xasprintf("auth_user=%s&auth_pwd=%s", eu, ep);
@@ -226,6 +735,15 @@ static int itop_run(struct backend_ctx *ctx)
 	it.version = json_string_value(json_object_get(ctx->settings, "api_version"));
 	if (!it.version)
 		it.version = "1.3";
+	it.url = http_client_url(ctx->http);
+	it.chunk = json_is_integer(chunk) && json_integer_value(chunk) > 0 ? (unsigned)json_integer_value(chunk) : 200;
+	it.timeout = json_is_integer(timeout) ? (long)json_integer_value(timeout) : 60;
+	it.custom = classes != NULL;
+	it.kept = json_object();
+	it.cascades = json_object();
+	it.plan = json_object();
+	if (split_classes(&it, classes ? classes : default_classes) < 0)
+		goto finish;
 
 	it.keep_persons = collect(&it, "User", "SELECT User", "contactid");
 	if (!it.keep_persons)
@@ -235,32 +753,55 @@ static int itop_run(struct backend_ctx *ctx)
 	free(oql);
 	if (!it.keep_orgs)
 		goto finish;
+	if (*it.keep_orgs) {
+		char *save = NULL, *copy = xstrdup(it.keep_orgs);
+		for (char *id = strtok_r(copy, ",", &save); id; id = strtok_r(NULL, ",", &save))
+			set_add(it.kept, "Organization", strtoll(id, NULL, 10));
+		free(copy);
+	}
 
-	/* Progress counts objects: size the work first. */
-	for (char *save = NULL, *c = strtok_r(list, ", ", &save); c && !ctx->dry_run; c = strtok_r(NULL, ", ", &save)) {
-		char *q = oql_for(&it, c);
-		long n = count_class(&it, c, q);
-		free(q);
-		if (n < 0)
-			goto finish;
-		it.total += (uint64_t)n;
+	/* The scope, enumerated: progress counts its objects, the plan counts them per kind. */
+	if (enumerate_scope(&it, &it.scope, true) < 0)
+		goto finish;
+	it.total = it.scope.n;
+	if (ctx->dry_run) {
+		for (size_t i = 0; i < it.scope.n; i++) {
+			const char *kind = it.classes[it.scope.v[i].kind];
+			json_t *v = json_object_get(it.plan, kind);
+			json_object_set_new(it.plan, kind, json_integer(v ? json_integer_value(v) + 1 : 1));
+		}
+	} else {
+		progress(&it, "objects");
 	}
-	free(list);
-	list = xstrdup(classes ? classes : default_classes);
-	if (!ctx->dry_run)
-		backend_progress(ctx, "objects", 0, it.total);
-	for (char *save = NULL, *c = strtok_r(list, ", ", &save); c; c = strtok_r(NULL, ", ", &save)) {
-		if (purge_class(&it, c) < 0)
+	for (unsigned k = 0; k < it.n_classes; k++)
+		if (purge_kind(&it, k) < 0)
 			goto finish;
-		if (!ctx->dry_run)
-			backend_progress(ctx, c, it.done < it.total ? it.done : it.total, it.total);
+	if (ctx->dry_run) {
+		const char *kind;
+		json_t *v;
+		json_object_foreach(it.plan, kind, v)
+			backend_count(ctx, kind, (uint64_t)json_integer_value(v));
+		r = 0;
+	} else {
+		backend_flush(ctx);
+		r = check_left(&it);
 	}
-	r = 0;
-finish:
-	free(list);
+finish:;
+	unsigned long requests = 0, connections = 0;
+	http_client_stats(ctx->http, &requests, &connections);
+	log_info("itop '%s': %s of %llu objects in scope: %lu requests over %lu connections", ctx->target,
+		 ctx->dry_run ? "plan" : "purge", (unsigned long long)it.total, requests, connections);
 	freezero_str(it.auth);
 	free(it.keep_persons);
 	free(it.keep_orgs);
+	json_decref(it.kept);
+	json_decref(it.cascades);
+	json_decref(it.plan);
+	scope_clear(&it.scope);
+	for (size_t i = 0; i < it.n_classes; i++)
+		free(it.classes[i]);
+	free(it.classes);
+	free(it.absent);
 	return r;
 }
 
