@@ -179,6 +179,50 @@ START_TEST(test_state_names)
 }
 END_TEST
 
+/* Whatever an executor sent, the task's texts are valid UTF-8 that jansson and the journal take. */
+START_TEST(test_safe_text)
+{
+	char out[16];
+
+	ck_assert_str_eq(task_safe_text(out, sizeof(out), "plain"), "plain");
+	ck_assert_str_eq(task_safe_text(out, sizeof(out), "a\xff" "b\xc3"), "a?b?");
+	/* Overlong, surrogate, past U+10FFFF: each byte replaced. */
+	ck_assert_str_eq(task_safe_text(out, sizeof(out), "\xc0\xaf"), "??");
+	ck_assert_str_eq(task_safe_text(out, sizeof(out), "\xed\xa0\x80"), "???");
+	ck_assert_str_eq(task_safe_text(out, sizeof(out), "\xf4\x90\x80\x80"), "????");
+	/* 8 x "é" is 16 bytes: 7 fit in 16 with the NUL, never half of the 8th. */
+	ck_assert_str_eq(task_safe_text(out, sizeof(out), "éééééééé"), "ééééééé");
+	ck_assert_str_eq(task_safe_text(out, 4, "aé€"), "aé");
+	ck_assert_str_eq(task_safe_text(out, 4, "€"), "€");
+	ck_assert_str_eq(task_safe_text(out, 3, "€"), "");
+}
+END_TEST
+
+START_TEST(test_error_from_executor)
+{
+	struct task_table t;
+	task_table_init(&t);
+	struct task *task = task_table_add(&t, "demo", "purge", "root", 0, "ctl", 1700000000000000LL);
+	char big[10000];
+
+	task_set_error(task, "protocol violation by the executor: map key '%s' is not valid UTF-8", "\xff");
+	ck_assert_str_eq(task->error, "protocol violation by the executor: map key '?' is not valid UTF-8");
+	for (size_t i = 0; i + 2 < sizeof(big); i += 2)
+		memcpy(big + i, "é", 2);
+	big[sizeof(big) - 2] = '\0';
+	task_set_error(task, "%s", big);
+	ck_assert_uint_le(strlen(task->error), 4095);
+	ck_assert_uint_ge(strlen(task->error), 4000);
+	ck_assert_uint_eq(strlen(task->error) % 2, 0); /* whole characters only */
+	task_warn(task, "name \xfe");
+	json_t *j = task_to_json(task);
+	ck_assert_ptr_nonnull(j); /* the journal's record builds */
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "warnings"), 0)), "name ?");
+	json_decref(j);
+	task_table_free(&t);
+}
+END_TEST
+
 static Suite *task_suite(void)
 {
 	Suite *s = suite_create("task");
@@ -188,6 +232,8 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, test_packed_reply);
 	tcase_add_test(tc, test_put_and_prune);
 	tcase_add_test(tc, test_state_names);
+	tcase_add_test(tc, test_safe_text);
+	tcase_add_test(tc, test_error_from_executor);
 	suite_add_tcase(s, tc);
 	return s;
 }
