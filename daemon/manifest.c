@@ -87,6 +87,32 @@ json_t *manifest_read(const char *state_dir, const char *task_id, size_t offset,
 	return json_pack("{s:o, s:I, s:b}", "entries", entries, "offset", (json_int_t)offset, "more", more);
 }
 
+json_t *manifest_count(const char *state_dir, const char *task_id)
+{
+	char *p = path_of(state_dir, task_id), *line = NULL;
+	size_t cap = 0;
+	json_t *counts = json_object();
+	FILE *f = fopen(p, "re");
+
+	free(p);
+	while (f && getline(&line, &cap, f) > 0) {
+		json_t *e = json_loads(line, 0, NULL);
+		const char *kind = json_string_value(json_object_get(e, "kind"));
+		if (kind) {
+			json_t *c = json_object_get(counts, kind);
+			if (c)
+				json_integer_set(c, json_integer_value(c) + 1);
+			else
+				json_object_set_new(counts, kind, json_integer(1));
+		}
+		json_decref(e);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return counts;
+}
+
 void manifest_remove(const char *state_dir, const char *task_id)
 {
 	char *p = path_of(state_dir, task_id);

@@ -17,5 +17,10 @@ void manifest_close(int *fd);
  * object; an absent manifest is an empty one. NULL on I/O errors.
  */
 json_t *manifest_read(const char *state_dir, const char *task_id, size_t offset, size_t limit);
+/*
+ * Entries per kind in @task_id's manifest ({kind: n}), for a task whose
+ * supervisor died while it ran. New reference; an absent manifest is {}.
+ */
+json_t *manifest_count(const char *state_dir, const char *task_id);
 /* Remove the manifest of a pruned task. */
 void manifest_remove(const char *state_dir, const char *task_id);

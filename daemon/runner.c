@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "daemon/journal.h"
+#include "daemon/manifest.h"
 #include "daemon/purged.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -266,6 +267,19 @@ void runner_restore(void)
 		t->state = TASK_FAILED;
 		t->ended = now_usec();
 		task_set_error(t, "interrupted by daemon restart");
+		if (strcmp(t->operation, "plan") != 0) {
+			/* Counts were journaled up to a second before; the manifest has every entry received. */
+			json_t *listed = manifest_count(purged->conf->state_dir, t->id), *n;
+			const char *kind;
+			json_object_foreach(listed, kind, n) {
+				json_t *c = json_object_get(t->counts, kind);
+				if (!c || json_integer_value(c) < json_integer_value(n))
+					json_object_set(t->counts, kind, n);
+			}
+			json_decref(listed);
+			task_warn(t, "purged stopped while this purge ran: its counts and manifest hold the deletions "
+				  "confirmed until then; the executor may have deleted more: plan the target again");
+		}
 		runner_persist(t);
 		interrupted++;
 	}

@@ -44,6 +44,7 @@ struct executor {
 	bool stop_sent;           /* SIGTERM sent: the executor is stopping and reconciling */
 	bool stop_killed;         /* ... and SIGKILL followed when the grace ran out */
 	unsigned stop_grace;
+	int64_t persisted;        /* mono usec the running counts were last journaled */
 	int64_t window_start;     /* flood check: frames in the current second */
 	unsigned window_frames;
 };
@@ -317,6 +318,11 @@ static const char *record_deleted(struct executor *e, const json_t *msg)
 			json_object_set(counts, kind, v);
 	}
 	e->entries += json_array_size(entries);
+	/* Journaled as they grow (unsynced, at most once a second): a supervisor crash keeps them too. */
+	if (mono_usec() - e->persisted >= 1000000) {
+		e->persisted = mono_usec();
+		runner_persist(e->task);
+	}
 	if (json_array_size(entries) && !e->manifest_err) {
 		int r = manifest_append(purged->conf->state_dir, e->task->id, &e->manifest_fd, entries);
 		if (r < 0) {

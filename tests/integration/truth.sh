@@ -120,6 +120,23 @@ manifest_ids "$ID" >"$T/ids"
 expect_eq "…and its manifest" "$(wc -l <"$T/ids")" "$N"
 check "…objects 1..$N" contiguous "$T/ids"
 
+# --- kill -9 of purged itself mid-purge: the restart keeps what had been confirmed
+expect_code 0 "purge slow once more" ctl --json purge slow --yes --detach
+ID=$(jf "$OUT" .id)
+check "…deletes for over a second" wait_until 5 sh -c "[ \"\$(ctl --json task $ID | jq -r '.counts.objects // 0')\" -ge 60 ]"
+EPID=$(executor_pid "$ID")
+stop_purged KILL
+check "the orphaned executor ends with its link" wait_until 5 sh -c "! kill -0 $EPID 2>/dev/null"
+start_purged || { finish; exit 1; }
+OUT=$(ctl --json task "$ID")
+expect_eq "the task failed" "$(jf "$OUT" .error)" "interrupted by daemon restart"
+N=$(jf "$OUT" .counts.objects)
+check "…keeping its counts ($N)" test "$N" -ge 60
+manifest_ids "$ID" >"$T/ids"
+expect_eq "…equal to its manifest's entries" "$(wc -l <"$T/ids")" "$N"
+check "…objects 1..$N" contiguous "$T/ids"
+expect_contains "…and warning that more may have gone" "$(jf "$OUT" '.warnings[0]')" "the executor may have deleted more: plan the target again"
+
 # --- the post-condition
 expect_code 7 "a purge that leaves objects behind fails" ctl --json purge leaky --yes --wait
 ID=$(jf "$OUT" .id)
