@@ -351,36 +351,48 @@ void http_client_stats(const struct http_client *c, unsigned long *ret_requests,
 
 struct slot {
 	CURL *h;
-	size_t index;
-	int attempt;
+	size_t tag;
 	struct buf out;
 	struct curl_slist *hdrs;
 	char errbuf[CURL_ERROR_SIZE];
-	char *url;
+	char *url, *path;
 };
 
-void http_parallel(struct http_client *c, const char *method, char *const *paths, size_t n, unsigned parallel,
-		   void (*done)(size_t i, const struct http_response *resp, void *userdata), void *userdata)
+void http_drive(struct http_client *c, const char *method, unsigned max, const unsigned *window,
+		int (*next)(void *userdata, char **ret_path, size_t *ret_tag),
+		void (*done)(void *userdata, size_t tag, const char *path, const struct http_response *resp),
+		void *userdata)
 {
 	CURLM *m = curl_multi_init();
-	struct slot *slots = xcalloc(parallel ? parallel : 1, sizeof(*slots));
-	size_t next = 0, active = 0;
+	struct slot *slots;
+	unsigned active = 0;
 
-	if (parallel == 0)
-		parallel = 1;
-	/* Never more connections than the configured parallelism. */
-	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)parallel);
-	for (unsigned s = 0; s < parallel; s++)
+	if (max == 0)
+		max = 1;
+	slots = xcalloc(max, sizeof(*slots));
+	/* Never more connections than the largest window. */
+	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)max);
+	for (unsigned s = 0; s < max; s++)
 		slots[s].h = curl_easy_init();
 
 	for (;;) {
-		for (unsigned s = 0; s < parallel && next < n; s++) {
+		bool later = false;
+		unsigned limit = *window < 1 ? 1 : *window > max ? max : *window;
+		for (unsigned s = 0; s < max && active < limit; s++) {
 			struct slot *sl = &slots[s];
+			char *path;
+			size_t tag;
+			int k;
 			if (sl->url)
 				continue;
-			sl->index = next++;
-			sl->attempt = 1;
-			sl->url = xasprintf("%s/%s", c->base, paths[sl->index]);
+			k = next(userdata, &path, &tag);
+			if (k <= 0) {
+				later = k == 0;
+				break;
+			}
+			sl->tag = tag;
+			sl->path = path;
+			sl->url = xasprintf("%s/%s", c->base, path);
 			sl->out = (struct buf){ 0 };
 			sl->errbuf[0] = '\0';
 			setup(c, sl->h, method, sl->url, NULL, NULL, 0, &sl->out, sl->errbuf, &sl->hdrs);
@@ -388,8 +400,12 @@ void http_parallel(struct http_client *c, const char *method, char *const *paths
 			curl_multi_add_handle(m, sl->h);
 			active++;
 		}
-		if (active == 0)
-			break;
+		if (active == 0) {
+			if (!later)
+				break;
+			pause_ms(20);
+			continue;
+		}
 		int running = 0, numfds = 0, left = 0;
 		curl_multi_perform(m, &running);
 		CURLMsg *msg;
@@ -404,36 +420,29 @@ void http_parallel(struct http_client *c, const char *method, char *const *paths
 			free_headers(sl->hdrs);
 			sl->hdrs = NULL;
 			count_connects(c, sl->h);
-			if (rc == CURLE_OK)
+			if (rc == CURLE_OK) {
 				curl_easy_getinfo(sl->h, CURLINFO_RESPONSE_CODE, &resp.status);
-			else
+			} else {
+				long sent = 0;
 				snprintf(resp.error, sizeof(resp.error), "%s",
 					 sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(rc));
-			if (retryable(method, resp.status, rc) && sl->attempt < TRIES) {
-				log_info("%s %s: %s; retrying (%d of %d)", method, paths[sl->index],
-					 rc != CURLE_OK ? resp.error : "server error", sl->attempt + 1, TRIES);
-				pause_ms(500L * sl->attempt);
-				sl->attempt++;
-				free(sl->out.p);
-				sl->out = (struct buf){ 0 };
-				sl->errbuf[0] = '\0';
-				setup(c, sl->h, method, sl->url, NULL, NULL, 0, &sl->out, sl->errbuf, &sl->hdrs);
-				curl_easy_setopt(sl->h, CURLOPT_PRIVATE, sl);
-				curl_multi_add_handle(m, sl->h);
-				continue;
+				resp.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+				curl_easy_getinfo(sl->h, CURLINFO_REQUEST_SIZE, &sent);
+				resp.maybe_sent = sent > 0;
 			}
 			resp.body = sl->out.p ? sl->out.p : xstrdup("");
 			resp.len = sl->out.len;
-			done(sl->index, &resp, userdata);
+			active--;
+			done(userdata, sl->tag, sl->path, &resp);
 			free(resp.body);
 			free(sl->url);
-			sl->url = NULL;
-			active--;
+			free(sl->path);
+			sl->url = sl->path = NULL;
 		}
 		if (running)
-			curl_multi_poll(m, NULL, 0, 1000, &numfds);
+			curl_multi_poll(m, NULL, 0, later ? 20 : 1000, &numfds);
 	}
-	for (unsigned s = 0; s < parallel; s++)
+	for (unsigned s = 0; s < max; s++)
 		curl_easy_cleanup(slots[s].h);
 	free(slots);
 	curl_multi_cleanup(m);

@@ -21,7 +21,7 @@ struct http_response {
 	char error[256];    /* transport error, when status is 0 */
 	bool timed_out;     /* status 0 because no complete answer came within the timeout */
 	bool maybe_sent;    /* status 0 after the request went out (timeout, connection dropped): its
-			     * outcome on the server is unknown. http_request only. */
+			     * outcome on the server is unknown. */
 };
 
 /*
@@ -53,12 +53,18 @@ int http_request(struct http_client *c, const char *method, const char *path, co
 void http_response_clear(struct http_response *r);
 
 /*
- * @n requests of @method to @paths, at most @parallel at once over reused
- * connections (curl multi); each answer goes to @done(i, resp, userdata) as
- * it completes. A request that fails in transport is retried like http_request.
+ * Requests of @method (no body) driven by the caller, for adaptive concurrency, over
+ * reused connections (curl multi, at most @max). While fewer than *@window (read at each
+ * turn, clamped to 1..@max) are in flight, @next is asked for one more: it returns 1 with
+ * a path (malloc'd; freed here) and a tag, 0 for "none now, ask again in 20 ms" (a back
+ * off), or -1 for "none now" (the drive ends once nothing is in flight). Every answer goes
+ * to @done exactly once, as it completes, NOT retried: status 0 is a transport error
+ * (with timed_out and maybe_sent set as http_request does); the caller decides.
  */
-void http_parallel(struct http_client *c, const char *method, char *const *paths, size_t n, unsigned parallel,
-		   void (*done)(size_t i, const struct http_response *resp, void *userdata), void *userdata);
+void http_drive(struct http_client *c, const char *method, unsigned max, const unsigned *window,
+		int (*next)(void *userdata, char **ret_path, size_t *ret_tag),
+		void (*done)(void *userdata, size_t tag, const char *path, const struct http_response *resp),
+		void *userdata);
 
 /* Authenticate every request with HTTP Basic (copies are wiped at free). */
 void http_client_basic_auth(struct http_client *c, const char *user, const char *password);

@@ -32,10 +32,13 @@ int redmine_parse_page(const char *body, size_t len, const char *key, struct red
 		json_t *id = json_object_get(e, "id");
 		json_t *name = json_object_get(e, "name");
 		json_t *parent = json_object_get(json_object_get(e, "parent"), "id");
+		json_t *project = json_object_get(json_object_get(e, "project"), "id");
 		if (!name)
 			name = json_object_get(e, "login");
+		if (!name)
+			name = json_object_get(e, "subject");
 		if (!json_is_integer(id) || json_integer_value(id) <= 0 || (name && !json_is_string(name)) ||
-		    (parent && !json_is_integer(parent))) {
+		    (parent && !json_is_integer(parent)) || (project && !json_is_integer(project))) {
 			json_decref(doc);
 			return -EBADMSG;
 		}
@@ -44,6 +47,7 @@ int redmine_parse_page(const char *body, size_t len, const char *key, struct red
 			.id = json_integer_value(id),
 			.name = xstrdup(name ? json_string_value(name) : ""),
 			.parent = parent ? json_integer_value(parent) : 0,
+			.project = project ? json_integer_value(project) : 0,
 			.admin = json_is_true(json_object_get(e, "admin")),
 			.builtin = json_is_true(json_object_get(e, "builtin")),
 		};
@@ -54,13 +58,22 @@ int redmine_parse_page(const char *body, size_t len, const char *key, struct red
 	return 0;
 }
 
-int redmine_parse_current_user(const char *body, size_t len, json_int_t *ret_id)
+int redmine_parse_current_user(const char *body, size_t len, struct redmine_item *ret, bool *ret_admin_known)
 {
 	json_t *doc = load_object(body, len);
-	json_t *id = json_object_get(json_object_get(doc, "user"), "id");
-	int r = json_is_integer(id) && json_integer_value(id) > 0 ? 0 : -EBADMSG;
-	if (r == 0)
-		*ret_id = json_integer_value(id);
+	json_t *user = json_object_get(doc, "user");
+	json_t *id = json_object_get(user, "id"), *login = json_object_get(user, "login");
+	json_t *admin = json_object_get(user, "admin");
+	int r = json_is_integer(id) && json_integer_value(id) > 0 && (!login || json_is_string(login)) &&
+			(!admin || json_is_boolean(admin)) ? 0 : -EBADMSG;
+	if (r == 0) {
+		*ret = (struct redmine_item){
+			.id = json_integer_value(id),
+			.name = xstrdup(login ? json_string_value(login) : ""),
+			.admin = json_is_true(admin),
+		};
+		*ret_admin_known = admin != NULL;
+	}
 	json_decref(doc);
 	return r;
 }

@@ -11,8 +11,9 @@
 /* ---------------------------------------------------------------- Redmine lists */
 struct redmine_item {
 	json_int_t id;        /* > 0 */
-	char *name;           /* name, or login for users */
+	char *name;           /* name, login for users, subject for issues */
 	json_int_t parent;    /* projects: parent project id, 0 for none */
+	json_int_t project;   /* issues: their project's id, 0 when not given */
 	bool admin, builtin;  /* users: admin flag; groups: builtin flag */
 	bool top;             /* set by the caller: a project whose parent is not listed */
 };
@@ -26,8 +27,12 @@ struct redmine_page {
 
 /* Append the entries of one page ({KEY: [...], total_count}) to @page. 0 or -EBADMSG. */
 int redmine_parse_page(const char *body, size_t len, const char *key, struct redmine_page *page);
-/* {"user": {"id": N}} of /users/current.json: the id, or -EBADMSG. */
-int redmine_parse_current_user(const char *body, size_t len, json_int_t *ret_id);
+/*
+ * {"user": {"id": N, "login": "...", "admin": true|false}} of /users/current.json: id, name
+ * (the login, allocated; clear with free) and admin in @ret; @ret_admin_known false when
+ * the answer has no "admin" (it cannot tell). 0 or -EBADMSG.
+ */
+int redmine_parse_current_user(const char *body, size_t len, struct redmine_item *ret, bool *ret_admin_known);
 /* {"total_count": N} of a counting request. */
 int redmine_parse_total(const char *body, size_t len, long *ret_total);
 void redmine_page_clear(struct redmine_page *page);

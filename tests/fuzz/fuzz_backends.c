@@ -30,8 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 2: {
-		json_int_t id;
-		redmine_parse_current_user(body, len, &id);
+		struct redmine_item u;
+		bool known;
+		if (redmine_parse_current_user(body, len, &u, &known) == 0)
+			free(u.name);
 		break;
 	}
 	default: {

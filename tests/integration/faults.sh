@@ -89,8 +89,20 @@ if [ "$IS_ROOT" = 1 ]; then # redmine-up.sh installs Redmine when it is missing
 		fault "mode=500&count=2&method=DELETE" "$RPPORT"
 		expect_code 0 "DELETEs answered 500 twice are retried and succeed" ctl --json purge redmine --yes --wait
 		expect_eq "…3 projects deleted" "$(jf "$OUT" .counts.projects)" "3"
-		check "…the retries are logged" grep -q "DELETE projects/.*server error; retrying" "$LOG"
+		check "…the retries are logged, with the smaller window" grep -q "DELETE projects/.*HTTP 500 (server error); retrying (2 of 5), at most 1 at once now" "$LOG"
 		expect_eq "Redmine has no project left" "$(curl -s -H "X-Redmine-API-Key: $RKEY" "$RURL/projects.json" | jq .total_count)" "0"
+		# DELETEs answered 500 every time after the first: the record is what is gone, nothing more.
+		for n in 4 5 6; do
+			curl -s -X POST -H "X-Redmine-API-Key: $RKEY" -H 'Content-Type: application/json' \
+				-d "{\"project\":{\"name\":\"P$n\",\"identifier\":\"p$n\"}}" "$RURL/projects.json" >/dev/null
+		done
+		fault "mode=500&count=1000&method=DELETE&after=1" "$RPPORT"
+		expect_code 7 "DELETEs answered 500 after their retries: the task fails" ctl --json purge redmine --yes --wait
+		expect_contains "…naming the DELETE and the status" "$(jf "$OUT" .error)" "2 DELETE(s) of projects failed (first: DELETE projects/"
+		MAN=$(ctl --json task "$(jf "$OUT" .id)" --manifest | jq -r '[.[] | select(.kind == "projects") | .id] | join(" ")')
+		expect_eq "…one project in the manifest and the counts" "$(printf '%s' "$MAN" | wc -w)/$(jf "$OUT" '.counts.projects // 0')" "1/1"
+		expect_eq "…that one is gone from Redmine, the two others are there" \
+			"$(curl -s -o /dev/null -w '%{http_code}' -H "X-Redmine-API-Key: $RKEY" "$RURL/projects/$MAN.json")/$(curl -s -H "X-Redmine-API-Key: $RKEY" "$RURL/projects.json" | jq .total_count)" "404/2"
 		fault "mode=none" "$RPPORT"
 	else
 		not_ok "Redmine did not start for the retry case"

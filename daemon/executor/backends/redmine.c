@@ -1,13 +1,32 @@
 /*
  * redmine: delete a Redmine's projects (with their issues, versions, wiki,
  * time entries, files), and with scope users/groups its users (but admins
- * and the API key's own user) and groups, through its REST API.
+ * and the API key's own user) and groups, through its REST API. The key must
+ * be an administrator's: only an administrator sees private projects and may
+ * delete archived ones, users and groups.
  *
- * Only top-level projects need a DELETE: children go with their parent and
- * are counted with it. Listing is paginated (limit 100); DELETEs run
- * `parallel` at a time over reused connections. A DELETE answered 404 is
- * "already gone". Redmine 5.1+ deletes projects in the background (204 at
- * once): remaining projects are polled until they answer 404.
+ * Scope. Redmine lists active and closed projects (private ones too, to an
+ * administrator) but never archived ones (status 9): GET /projects/ID.json
+ * answers 403 for those and 404 for an id that does not exist. So project
+ * ids are probed from 1 up to PROBE_MARGIN past the highest id known (from
+ * the lists, their parents, the issues' projects, and every id found by
+ * probing); an archived project with a higher id cannot be seen through the
+ * API, and the plan's log says up to where it looked.
+ *
+ * Deletion. Archived projects first, one at a time from the highest id down
+ * (children before parents, each confirmed by its own answer), then the
+ * listed top-level projects, whose subprojects go with them. A DELETE
+ * answered 204 or 404 confirms the project gone; on Redmine 5.0 a 204 means
+ * the whole tree is gone (synchronous, one transaction): the first 204 is
+ * checked with a GET, and only when the project still answers (5.1+ deletes
+ * in the background) are deleted projects polled until they are 404. Only
+ * confirmed deletions enter the manifest and the counts (backend_deleted).
+ * DELETEs run with an adaptive window (AIMD, at most `parallel`): answers
+ * 5xx or 429 (SQLite's "database is locked") halve it and back off; every
+ * success widens it by 1/window. Transport failures in a row stop the purge
+ * (the server is gone); a DELETE that may have reached the server unanswered
+ * is checked again before the task ends. Finally the whole scope is
+ * enumerated again as the plan does: what is left fails the task.
  * Executor only: runs inside the sandbox, TCP to Redmine's port only.
  */
 #include <stdio.h>
@@ -17,30 +36,51 @@
 #include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
 #include "daemon/executor/parse.h"
+#include "purged/log.h"
 #include "purged/util.h"
 
 #define PAGE 100
-#define ASYNC_WAIT_SEC 120
+#define PROBE_MARGIN 50     /* project ids probed past the highest one known */
+#define ASYNC_WAIT_SEC 120  /* Redmine 5.1+: how long a deleted project may still answer */
+#define TRIES 5             /* per request, for 5xx, 429 and transport errors */
+#define CONN_FAILS_STOP 3   /* transport failures in a row: Redmine is gone, stop */
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 4000
+
+/* One enumeration of the scope: the plan's, and the post-condition's. */
+struct scope {
+	struct redmine_page projects; /* listed: active and closed, public and private */
+	json_int_t *root;             /* per listed project: its top-level listed ancestor (itself if top) */
+	json_int_t *hidden;           /* found only by probing: archived (403) or not listed (200) */
+	size_t n_hidden;
+	json_int_t probed_to;         /* project ids 1..probed_to were probed */
+	struct redmine_page issues;   /* visible issues (not those of archived projects) */
+	struct redmine_page users, groups;
+};
+
+enum deletion_mode { DELETION_UNKNOWN, DELETION_SYNC, DELETION_ASYNC };
 
 struct redmine {
 	struct backend_ctx *ctx;
 	struct http_client *http;
-	json_int_t self_id;
-	struct redmine_page projects, users, groups;
-	long issues;
+	struct redmine_item self;
 	unsigned parallel;
-	/* deletion progress */
-	const char *step;
-	uint64_t done, total;
-	const struct redmine_page *deleting;
-	char *const *paths;
-	size_t failed;
-	char first_error[400];
+	bool projects, users, groups; /* the scope */
+	struct scope plan;
+	enum deletion_mode deletion;
+	json_int_t *awaiting;         /* 5.1+: answered 204, still present: poll until 404 */
+	size_t n_awaiting;
+	uint64_t done, total;         /* progress */
 };
+
+/* ---------------------------------------------------------------- messages */
 
 static int fail_status(struct redmine *rm, const char *step, const struct http_response *r)
 {
 	const char *where = http_client_where(rm->http);
+	if (r->status == 0 && r->timed_out)
+		return backend_fail(rm->ctx, "redmine '%s': %s: no answer from %s within the timeout (%s); raise "
+				    "timeout or check the server", rm->ctx->target, step, where, r->error);
 	if (r->status == 0)
 		return backend_fail(rm->ctx, "redmine '%s': %s: cannot reach %s: %s", rm->ctx->target, step, where,
 				    r->error);
@@ -54,9 +94,11 @@ static int fail_status(struct redmine *rm, const char *step, const struct http_r
 	if (r->status == 200)
 		return backend_fail(rm->ctx, "redmine '%s': %s: the answer from %s is not the JSON expected",
 				    rm->ctx->target, step, where);
-	return backend_fail(rm->ctx, "redmine '%s': %s: HTTP %ld from %s: %.120s", rm->ctx->target, step, r->status,
+	return backend_fail(rm->ctx, "redmine '%s': %s: HTTP %ld from %s: %.200s", rm->ctx->target, step, r->status,
 			    where, r->body ? r->body : "");
 }
+
+/* ---------------------------------------------------------------- lists */
 
 /* GET @path; 0 with @r holding a 200 answer (clear it), or -1 after failing the task. */
 static int get_ok(struct redmine *rm, const char *step, const char *path, struct http_response *r)
@@ -110,7 +152,7 @@ static void filter(struct redmine_page *pg, bool (*keep)(const struct redmine *,
 static bool keep_user(const struct redmine *rm, const struct redmine_item *u)
 {
 	/* Never the administrators, and never the key's own user. */
-	return !u->admin && u->id != rm->self_id;
+	return !u->admin && u->id != rm->self.id;
 }
 
 static bool keep_group(const struct redmine *rm, const struct redmine_item *g)
@@ -133,116 +175,438 @@ static bool scope_has(const struct backend_ctx *ctx, const char *what)
 	return strstr(buf, needle) != NULL;
 }
 
-static int inventory(struct redmine *rm)
+static const struct redmine_item *find_item(const struct redmine_page *pg, json_int_t id)
 {
-	struct http_response r;
-	int e;
+	for (size_t i = 0; i < pg->n; i++)
+		if (pg->v[i].id == id)
+			return &pg->v[i];
+	return NULL;
+}
 
-	if (get_ok(rm, "checking the API key (GET /users/current.json)", "users/current.json", &r) < 0)
-		return -1;
-	e = redmine_parse_current_user(r.body, r.len, &rm->self_id);
-	if (e < 0)
-		fail_status(rm, "checking the API key (GET /users/current.json)", &r);
-	http_response_clear(&r);
-	if (e < 0)
-		return -1;
+static int cmp_id(const void *a, const void *b)
+{
+	json_int_t x = *(const json_int_t *)a, y = *(const json_int_t *)b;
+	return x < y ? -1 : x > y;
+}
 
-	/* Active and closed projects; archived ones are invisible to REST. */
-	if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &rm->projects) < 0)
-		return -1;
-	for (size_t i = 0; i < rm->projects.n; i++) {
-		bool parent_listed = false;
-		for (size_t j = 0; j < rm->projects.n && rm->projects.v[i].parent; j++)
-			parent_listed |= rm->projects.v[j].id == rm->projects.v[i].parent;
-		rm->projects.v[i].top = !parent_listed;
+static void scope_clear(struct scope *s)
+{
+	redmine_page_clear(&s->projects);
+	redmine_page_clear(&s->issues);
+	redmine_page_clear(&s->users);
+	redmine_page_clear(&s->groups);
+	free(s->root);
+	free(s->hidden);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---------------------------------------------------------------- adaptive requests */
+
+enum item_state { ITEM_PENDING, ITEM_DONE, ITEM_FAILED };
+
+/*
+ * A batch of GETs or DELETEs of RESOURCE/ID.json through http_drive(), with
+ * retries, back off and an AIMD window. @answered classifies each answer that
+ * is neither a 5xx/429 nor a transport error.
+ */
+struct batch {
+	struct redmine *rm;
+	const char *method;
+	const char *resource;       /* projects, users, groups */
+	json_int_t *ids;            /* in the order to send; may grow while running (probes) */
+	unsigned char *state, *tries;
+	bool *unsure;               /* a DELETE went out and got no answer: its outcome is unknown */
+	size_t n, cap, next;
+	size_t *retry;              /* indexes waiting for another try, FIFO */
+	size_t n_retry;
+	int64_t resume_at;          /* mono usec: back off until then */
+	double window;
+	unsigned max, cur;          /* cur: the window handed to http_drive */
+	unsigned conn_fails;        /* transport failures in a row */
+	bool stop, stopped_conn, stopped_request;
+	size_t failed;
+	char first_error[300];
+	char last_conn_error[300];
+	void (*answered)(struct batch *b, size_t i, const struct http_response *r);
+	void *ud;                   /* for @answered */
+};
+
+static void batch_add(struct batch *b, json_int_t id)
+{
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 64;
+		b->ids = xrealloc(b->ids, b->cap * sizeof(*b->ids));
+		b->state = xrealloc(b->state, b->cap);
+		b->tries = xrealloc(b->tries, b->cap);
+		b->unsure = xrealloc(b->unsure, b->cap * sizeof(*b->unsure));
+		b->retry = xrealloc(b->retry, b->cap * sizeof(*b->retry));
 	}
-	if (get_ok(rm, "counting issues", "issues.json?status_id=*&limit=1", &r) < 0)
-		return -1;
-	e = redmine_parse_total(r.body, r.len, &rm->issues);
-	if (e < 0)
-		fail_status(rm, "counting issues", &r);
-	http_response_clear(&r);
-	if (e < 0)
-		return -1;
-	if (scope_has(rm->ctx, "users")) {
-		if (get_all(rm, "listing users", "users.json?status=", "users", &rm->users) < 0)
-			return -1;
-		filter(&rm->users, keep_user, rm);
+	b->ids[b->n] = id;
+	b->state[b->n] = ITEM_PENDING;
+	b->tries[b->n] = 0;
+	b->unsure[b->n] = false;
+	b->n++;
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->ids);
+	free(b->state);
+	free(b->tries);
+	free(b->unsure);
+	free(b->retry);
+}
+
+static void item_failed(struct batch *b, size_t i, const char *path, const struct http_response *r)
+{
+	b->state[i] = ITEM_FAILED;
+	b->failed++;
+	if (b->first_error[0])
+		return;
+	if (r->status)
+		snprintf(b->first_error, sizeof(b->first_error), "%s %s: HTTP %ld %.120s", b->method, path, r->status,
+			 r->body ? r->body : "");
+	else
+		snprintf(b->first_error, sizeof(b->first_error), "%s %s: %s", b->method, path, r->error);
+}
+
+static int batch_next(void *ud, char **ret_path, size_t *ret_tag)
+{
+	struct batch *b = ud;
+	size_t i;
+
+	if (!b->stop && !strcmp(b->method, "DELETE") && backend_stopping(b->rm->ctx)) {
+		log_info("stop requested: no more DELETEs are sent; waiting for those in flight");
+		b->stop = b->stopped_request = true;
 	}
-	if (scope_has(rm->ctx, "groups")) {
-		if (get_all(rm, "listing groups", "groups.json", "groups", &rm->groups) < 0)
+	if (b->stop || (b->n_retry == 0 && b->next >= b->n))
+		return -1;
+	if (mono_usec() < b->resume_at)
+		return 0;
+	if (b->n_retry) {
+		i = b->retry[0];
+		memmove(b->retry, b->retry + 1, --b->n_retry * sizeof(*b->retry));
+	} else {
+		i = b->next++;
+	}
+	*ret_path = xasprintf("%s/%lld.json", b->resource, (long long)b->ids[i]);
+	*ret_tag = i;
+	return 1;
+}
+
+static void back_off(struct batch *b, size_t i)
+{
+	long ms = BACKOFF_MIN_MS << (b->tries[i] > 5 ? 4 : b->tries[i] - 1);
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	int64_t until = mono_usec() + ms * 1000;
+	if (until > b->resume_at)
+		b->resume_at = until;
+}
+
+static void batch_done(void *ud, size_t i, const char *path, const struct http_response *r)
+{
+	struct batch *b = ud;
+
+	b->tries[i]++;
+	if (r->status == 0) {
+		if (r->maybe_sent && !strcmp(b->method, "DELETE"))
+			b->unsure[i] = true;
+		snprintf(b->last_conn_error, sizeof(b->last_conn_error), "%s %s: %s", b->method, path, r->error);
+		if (++b->conn_fails >= CONN_FAILS_STOP && !b->stop) {
+			log_warnx("%u requests in a row got no answer (last: %s): Redmine is gone; stopping",
+				  b->conn_fails, b->last_conn_error);
+			b->stop = b->stopped_conn = true;
+		}
+		if (b->stop || b->tries[i] >= TRIES) {
+			if (!b->unsure[i])
+				item_failed(b, i, path, r);
+			return;
+		}
+		log_info("%s %s: %s; retrying (%d of %d)", b->method, path, r->error, b->tries[i] + 1, TRIES);
+		back_off(b, i);
+		b->retry[b->n_retry++] = i;
+		return;
+	}
+	b->conn_fails = 0;
+	if (r->status >= 500 || r->status == 429) {
+		/* Overloaded (SQLite's "database is locked" is a 500): fewer at once, and wait. */
+		b->window = b->window / 2 < 1 ? 1 : b->window / 2;
+		b->cur = (unsigned)b->window;
+		back_off(b, i);
+		if (b->tries[i] >= TRIES || b->stop) {
+			item_failed(b, i, path, r);
+			return;
+		}
+		log_info("%s %s: HTTP %ld (server error); retrying (%d of %d), at most %u at once now", b->method, path,
+			 r->status, b->tries[i] + 1, TRIES, b->cur);
+		b->retry[b->n_retry++] = i;
+		return;
+	}
+	b->window += 1.0 / b->window;
+	if (b->window > b->max)
+		b->window = b->max;
+	b->cur = (unsigned)b->window;
+	b->answered(b, i, r);
+	if (b->state[i] == ITEM_FAILED)
+		item_failed(b, i, path, r);
+}
+
+/* @window: at most that many at once; the window starts there and adapts below it. */
+static void batch_run(struct batch *b, unsigned window)
+{
+	b->max = window;
+	b->window = window;
+	b->cur = window;
+	http_drive(b->rm->http, b->method, b->max, &b->cur, batch_next, batch_done, b);
+}
+
+/* ---------------------------------------------------------------- enumeration */
+
+struct probe {
+	struct scope *s;
+	json_int_t hi;              /* probe up to here; grows with every id found */
+	json_int_t *listed;         /* sorted listed ids: not probed */
+	size_t n_listed;
+};
+
+static void probe_answered(struct batch *b, size_t i, const struct http_response *r)
+{
+	struct probe *pr = b->ud;
+	json_int_t id = b->ids[i];
+
+	if (r->status == 404) {
+		b->state[i] = ITEM_DONE;
+		return;
+	}
+	if (r->status != 403 && r->status != 200) {
+		b->state[i] = ITEM_FAILED;
+		return;
+	}
+	/* 403: archived (or scheduled for deletion); 200: there, though not listed. */
+	b->state[i] = ITEM_DONE;
+	pr->s->hidden = xrealloc(pr->s->hidden, (pr->s->n_hidden + 1) * sizeof(*pr->s->hidden));
+	pr->s->hidden[pr->s->n_hidden++] = id;
+	for (json_int_t k = pr->hi + 1; k <= id + PROBE_MARGIN; k++)
+		if (!bsearch(&k, pr->listed, pr->n_listed, sizeof(*pr->listed), cmp_id))
+			batch_add(b, k);
+	if (id + PROBE_MARGIN > pr->hi)
+		pr->hi = id + PROBE_MARGIN;
+}
+
+/* Find the projects no list shows: probe ids 1 .. PROBE_MARGIN past the highest known. */
+static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known)
+{
+	struct probe pr = { .s = s };
+	struct batch b = { .rm = rm, .method = "GET", .resource = "projects", .answered = probe_answered, .ud = &pr };
+	int r = 0;
+
+	pr.listed = xcalloc(s->projects.n + 1, sizeof(*pr.listed));
+	for (size_t i = 0; i < s->projects.n; i++) {
+		pr.listed[pr.n_listed++] = s->projects.v[i].id;
+		if (s->projects.v[i].id > known)
+			known = s->projects.v[i].id;
+		if (s->projects.v[i].parent > known)
+			known = s->projects.v[i].parent;
+	}
+	for (size_t i = 0; i < s->issues.n; i++)
+		if (s->issues.v[i].project > known)
+			known = s->issues.v[i].project;
+	qsort(pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id);
+	pr.hi = known + PROBE_MARGIN;
+	for (json_int_t k = 1; k <= pr.hi; k++)
+		if (!bsearch(&k, pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id))
+			batch_add(&b, k);
+	batch_run(&b, rm->parallel);
+	s->probed_to = pr.hi;
+	if (b.failed || b.stop) {
+		r = backend_fail(rm->ctx, "redmine '%s': looking for archived projects (GET /projects/ID.json for "
+				 "ids 1 to %lld): cannot tell whether %zu project id(s) exist (first: %s); nothing can "
+				 "be said about them: check Redmine and run again", rm->ctx->target,
+				 (long long)pr.hi, b.failed ? b.failed : b.n - b.next + b.n_retry,
+				 b.first_error[0] ? b.first_error : b.last_conn_error);
+	}
+	qsort(s->hidden, s->n_hidden, sizeof(*s->hidden), cmp_id);
+	batch_free(&b);
+	free(pr.listed);
+	return r;
+}
+
+/* The whole scope, as a plan sees it; @known: the highest project id known before (0 if none). */
+static int enumerate(struct redmine *rm, struct scope *s, json_int_t known)
+{
+	if (rm->projects) {
+		/* Active and closed (private ones too, for an administrator); never archived. */
+		if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &s->projects) < 0)
 			return -1;
-		filter(&rm->groups, keep_group, rm);
+		s->root = xcalloc(s->projects.n + 1, sizeof(*s->root));
+		for (size_t i = 0; i < s->projects.n; i++) {
+			const struct redmine_item *p = &s->projects.v[i], *up;
+			/* Bounded: a parent loop in a broken answer cannot hang the walk. */
+			for (size_t depth = 0; depth < s->projects.n && p->parent && (up = find_item(&s->projects, p->parent));
+			     depth++)
+				p = up;
+			s->root[i] = p->id;
+			s->projects.v[i].top = p == &s->projects.v[i];
+		}
+		if (get_all(rm, "listing issues", "issues.json?status_id=*&sort=id", "issues", &s->issues) < 0)
+			return -1;
+		if (probe_projects(rm, s, known) < 0)
+			return -1;
+	}
+	if (rm->users) {
+		if (get_all(rm, "listing users", "users.json?status=", "users", &s->users) < 0)
+			return -1;
+		filter(&s->users, keep_user, rm);
+	}
+	if (rm->groups) {
+		if (get_all(rm, "listing groups", "groups.json", "groups", &s->groups) < 0)
+			return -1;
+		filter(&s->groups, keep_group, rm);
 	}
 	return 0;
 }
 
-static void on_deleted(size_t i, const struct http_response *r, void *ud)
+static int check_admin(struct redmine *rm)
 {
-	struct redmine *rm = ud;
-	const struct redmine_item *it = NULL;
-	size_t k = 0;
+	const char *step = "checking the API key (GET /users/current.json)";
+	struct http_response r;
+	bool known = false;
+	int e;
 
-	/* paths[i] is the i-th item marked for deletion in the list being deleted. */
-	for (size_t j = 0; j < rm->deleting->n; j++) {
-		if (rm->deleting == &rm->projects && !rm->deleting->v[j].top)
-			continue;
-		if (k++ == i) {
-			it = &rm->deleting->v[j];
-			break;
+	if (get_ok(rm, step, "users/current.json", &r) < 0)
+		return -1;
+	/* The answer holds the user's API key: never shown. */
+	e = redmine_parse_current_user(r.body, r.len, &rm->self, &known);
+	http_response_clear(&r);
+	if (e < 0)
+		return backend_fail(rm->ctx, "redmine '%s': %s: the answer from %s is not the JSON expected",
+				    rm->ctx->target, step, http_client_where(rm->http));
+	if (!known)
+		return backend_fail(rm->ctx, "redmine '%s': %s: Redmine does not say whether '%s' is an administrator "
+				    "(no \"admin\" in the answer; Redmine older than 4.1?); purged needs Redmine 4.1 or "
+				    "later and an administrator's API key", rm->ctx->target, step, rm->self.name);
+	if (!rm->self.admin)
+		return backend_fail(rm->ctx, "redmine '%s': the API key is the one of '%s' (user %lld), who is not a "
+				    "Redmine administrator; only an administrator sees private and archived projects and "
+				    "may delete them, users and groups: put an administrator's API key in api_key_file",
+				    rm->ctx->target, rm->self.name, (long long)rm->self.id);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- confirmed deletions */
+
+static void progress(struct redmine *rm, const char *kind)
+{
+	rm->done++;
+	backend_progress(rm->ctx, kind, rm->done, rm->total);
+}
+
+/* Project @id is confirmed gone (@cascade: it was gone before its own DELETE came). */
+static void project_gone(struct redmine *rm, json_int_t id, bool cascade)
+{
+	const struct scope *s = &rm->plan;
+	const struct redmine_item *p = find_item(&s->projects, id);
+
+	if (!p) {
+		/* Found by probing: no name can be seen. */
+		backend_deleted(rm->ctx, "projects", id, NULL, cascade);
+		return;
+	}
+	/* A listed top-level project: its listed subtree and their issues went with it. */
+	uint64_t issues = 0;
+	backend_deleted(rm->ctx, "projects", id, p->name, cascade);
+	for (size_t i = 0; i < s->projects.n; i++)
+		if (s->root[i] == id && s->projects.v[i].id != id)
+			backend_deleted(rm->ctx, "projects", s->projects.v[i].id, s->projects.v[i].name, true);
+	for (size_t i = 0; i < s->issues.n; i++) {
+		for (size_t j = 0; j < s->projects.n; j++) {
+			if (s->projects.v[j].id == s->issues.v[i].project) {
+				issues += s->root[j] == id;
+				break;
+			}
 		}
 	}
-	if (r->status == 204 || r->status == 200 || r->status == 404) {
-		if (it)
-			backend_manifest(rm->ctx, rm->step, it->id, it->name);
-	} else {
-		rm->failed++;
-		if (!rm->first_error[0] && r->status)
-			snprintf(rm->first_error, sizeof(rm->first_error), "DELETE %.60s: HTTP %ld %.80s", rm->paths[i],
-				 r->status, r->body ? r->body : "");
-		else if (!rm->first_error[0])
-			snprintf(rm->first_error, sizeof(rm->first_error), "DELETE %.60s: %.200s", rm->paths[i], r->error);
-	}
-	rm->done++;
-	backend_progress(rm->ctx, rm->step, rm->done, rm->total);
+	backend_deleted_n(rm->ctx, "issues", issues);
 }
 
-/* DELETE the items of @l (projects: the top-level ones), @parallel at a time. */
-static void delete_all(struct redmine *rm, const char *kind, const char *resource, const struct redmine_page *l)
+/* After the first 204: is Redmine's deletion synchronous (5.0: the project is 404 now)? */
+static void detect_deletion_mode(struct redmine *rm, json_int_t id)
 {
-	char **paths = xcalloc(l->n + 1, sizeof(char *));
-	size_t n = 0;
-
-	for (size_t i = 0; i < l->n; i++)
-		if (l != &rm->projects || l->v[i].top)
-			paths[n++] = xasprintf("%s/%lld.json", resource, (long long)l->v[i].id);
-	rm->step = kind;
-	rm->deleting = l;
-	rm->paths = paths;
-	http_parallel(rm->http, "DELETE", paths, n, rm->parallel, on_deleted, rm);
-	for (size_t i = 0; i < n; i++)
-		free(paths[i]);
-	free(paths);
+	struct http_response r;
+	char *p = xasprintf("projects/%lld.json", (long long)id);
+	http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
+	free(p);
+	if (r.status == 404) {
+		rm->deletion = DELETION_SYNC;
+	} else if (r.status == 200 || r.status == 403) {
+		rm->deletion = DELETION_ASYNC;
+		log_info("project %lld still answers (HTTP %ld) after its DELETE was answered 204: this Redmine deletes "
+			 "in the background (5.1+); deleted projects are confirmed when they answer 404", (long long)id,
+			 r.status);
+	}
+	/* Anything else: unknown still; this project waits to be confirmed like in the background case. */
+	http_response_clear(&r);
 }
 
-/* Redmine 5.1+ answers 204 and deletes in the background: wait until every project is gone. */
-static int wait_projects_gone(struct redmine *rm)
+static void project_answered(struct batch *b, size_t i, const struct http_response *r)
+{
+	struct redmine *rm = b->rm;
+	json_int_t id = b->ids[i];
+
+	if (r->status != 204 && r->status != 200 && r->status != 404) {
+		b->state[i] = ITEM_FAILED;
+		return;
+	}
+	b->state[i] = ITEM_DONE;
+	if (r->status != 404 && rm->deletion == DELETION_UNKNOWN)
+		detect_deletion_mode(rm, id);
+	if (r->status != 404 && rm->deletion != DELETION_SYNC) {
+		rm->awaiting = xrealloc(rm->awaiting, (rm->n_awaiting + 1) * sizeof(*rm->awaiting));
+		rm->awaiting[rm->n_awaiting++] = id;
+	} else {
+		/* A hidden project already gone went with an ancestor deleted before it. */
+		project_gone(rm, id, r->status == 404 && !find_item(&rm->plan.projects, id));
+	}
+	progress(rm, "projects");
+}
+
+static void principal_answered(struct batch *b, size_t i, const struct http_response *r)
+{
+	const struct redmine_page *pg = b->ud;
+	const struct redmine_item *it;
+
+	if (r->status != 204 && r->status != 200 && r->status != 404) {
+		b->state[i] = ITEM_FAILED;
+		return;
+	}
+	b->state[i] = ITEM_DONE;
+	it = find_item(pg, b->ids[i]);
+	backend_deleted(b->rm->ctx, b->resource, b->ids[i], it ? it->name : NULL, false);
+	progress(b->rm, b->resource);
+}
+
+/* Redmine 5.1+: wait until every project answered 204 is really gone, and record it then. */
+static int wait_awaiting(struct redmine *rm)
 {
 	time_t deadline = time(NULL) + ASYNC_WAIT_SEC;
-	for (size_t i = 0; i < rm->projects.n; i++) {
-		char *p = xasprintf("projects/%lld.json", (long long)rm->projects.v[i].id);
+	for (size_t i = 0; i < rm->n_awaiting; i++) {
+		char *p = xasprintf("projects/%lld.json", (long long)rm->awaiting[i]);
 		for (;;) {
 			struct http_response r;
 			http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
 			long st = r.status;
 			http_response_clear(&r);
-			if (st == 404)
+			if (st == 404) {
+				project_gone(rm, rm->awaiting[i], false);
 				break;
-			if (time(NULL) > deadline) {
+			}
+			if (time(NULL) > deadline || backend_stopping(rm->ctx)) {
 				free(p);
-				return backend_fail(rm->ctx, "redmine '%s': project %lld still exists %d s after its "
-						    "DELETE; run the purge again", rm->ctx->target,
-						    (long long)rm->projects.v[i].id, ASYNC_WAIT_SEC);
+				return backend_fail(rm->ctx, "redmine '%s': project %lld still answers (HTTP %ld) %d s after "
+						    "its DELETE was answered 204 (this Redmine deletes in the background); "
+						    "what was confirmed gone is in the manifest; run the purge again later",
+						    rm->ctx->target, (long long)rm->awaiting[i], st, ASYNC_WAIT_SEC);
 			}
 			struct timespec ts = { 0, 250000000L };
 			nanosleep(&ts, NULL);
@@ -251,6 +615,116 @@ static int wait_projects_gone(struct redmine *rm)
 	}
 	return 0;
 }
+
+/*
+ * DELETEs whose outcome is unknown (sent, never answered): ask again whether they
+ * exist. Returns how many are still unknown, and names them in @out.
+ */
+static size_t reconcile(struct redmine *rm, struct batch *d, char *out, size_t outlen)
+{
+	size_t unknown = 0, o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->state[i] != ITEM_PENDING || !d->unsure[i])
+			continue;
+		struct http_response r;
+		char *p = xasprintf("%s/%lld.json", d->resource, (long long)d->ids[i]);
+		http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
+		if (r.status == 404) {
+			log_info("reconciled: %s (its DELETE got no answer) is gone", p);
+			if (!strcmp(d->resource, "projects"))
+				project_gone(rm, d->ids[i], false);
+			else
+				principal_answered(d, i, &(struct http_response){ .status = 404 });
+			d->state[i] = ITEM_DONE;
+		} else {
+			if (r.status)
+				log_info("reconciled: %s (its DELETE got no answer) is still there (HTTP %ld)", p, r.status);
+			unknown += r.status == 0;
+			if (r.status == 0 && o < outlen)
+				o += (size_t)snprintf(out + o, outlen - o, "%s%s", unknown > 1 ? ", " : "", p);
+		}
+		http_response_clear(&r);
+		free(p);
+	}
+	return unknown;
+}
+
+/*
+ * DELETE @ids of @resource; 0, or -1 with the task failed. @window: 1 for one at a time.
+ * @answered records what is confirmed.
+ */
+static int delete_batch(struct redmine *rm, const char *resource, const json_int_t *ids, size_t n, unsigned window,
+			void (*answered)(struct batch *, size_t, const struct http_response *), void *ud)
+{
+	struct batch b = { .rm = rm, .method = "DELETE", .resource = resource, .answered = answered, .ud = ud };
+	char unknown[300];
+	size_t left = 0, n_unknown;
+	int r = 0;
+
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		batch_add(&b, ids[i]);
+	batch_run(&b, window);
+	n_unknown = reconcile(rm, &b, unknown, sizeof(unknown));
+	for (size_t i = 0; i < b.n; i++)
+		left += b.state[i] == ITEM_PENDING;
+	left -= n_unknown;
+	if (b.stopped_conn)
+		r = backend_fail(rm->ctx, "redmine '%s': Redmine stopped answering (%d requests in a row failed; last: "
+				 "%s); %s: %zu not deleted%s%s%s; what was deleted is in the manifest and counts; run the "
+				 "purge again once Redmine answers", rm->ctx->target, CONN_FAILS_STOP, b.last_conn_error,
+				 resource, left, n_unknown ? ", outcome unknown (no answer, could not check): " : "",
+				 n_unknown ? unknown : "", b.failed ? ", failed before" : "");
+	else if (b.stopped_request)
+		r = backend_fail(rm->ctx, "redmine '%s': stopped on request; %s: %zu not deleted%s%s; what was deleted is "
+				 "in the manifest and counts; run the purge again to finish", rm->ctx->target, resource,
+				 left, n_unknown ? ", outcome unknown: " : "", n_unknown ? unknown : "");
+	else if (b.failed || n_unknown)
+		r = backend_fail(rm->ctx, "redmine '%s': %zu DELETE(s) of %s failed (first: %s)%s%s; what was deleted is "
+				 "in the manifest and counts; run the purge again to finish", rm->ctx->target,
+				 b.failed + n_unknown, resource, b.first_error[0] ? b.first_error : b.last_conn_error,
+				 n_unknown ? "; outcome unknown (no answer, could not check): " : "",
+				 n_unknown ? unknown : "");
+	batch_free(&b);
+	return r;
+}
+
+/* ---------------------------------------------------------------- the post-condition */
+
+static int post_condition(struct redmine *rm)
+{
+	struct scope after = { 0 };
+	json_int_t known = rm->plan.probed_to > PROBE_MARGIN ? rm->plan.probed_to - PROBE_MARGIN : 0;
+	int r;
+
+	if (enumerate(rm, &after, known) < 0) {
+		char why[sizeof(rm->ctx->error)];
+		snprintf(why, sizeof(why), "%s", rm->ctx->error);
+		scope_clear(&after);
+		return backend_fail(rm->ctx, "redmine '%s': everything asked was deleted (see the manifest), but "
+				    "checking that nothing is left failed: %s", rm->ctx->target, why);
+	}
+	for (size_t i = 0; i < after.projects.n; i++)
+		backend_remaining(rm->ctx, "projects", after.projects.v[i].id, after.projects.v[i].name);
+	for (size_t i = 0; i < after.n_hidden; i++)
+		backend_remaining(rm->ctx, "projects", after.hidden[i], "(archived: not visible)");
+	for (size_t i = 0; i < after.issues.n; i++)
+		backend_remaining(rm->ctx, "issues", after.issues.v[i].id, after.issues.v[i].name);
+	for (size_t i = 0; i < after.users.n; i++)
+		backend_remaining(rm->ctx, "users", after.users.v[i].id, after.users.v[i].name);
+	for (size_t i = 0; i < after.groups.n; i++)
+		backend_remaining(rm->ctx, "groups", after.groups.v[i].id, after.groups.v[i].name);
+	log_info("post-condition: listed and probed project ids 1 to %lld again", (long long)after.probed_to);
+	r = backend_check_remaining(rm->ctx, "they appeared during the purge or could not be deleted: run the "
+				    "purge again, and check what creates them");
+	scope_clear(&after);
+	return r;
+}
+
+/* ---------------------------------------------------------------- the driver */
 
 static int redmine_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
 {
@@ -272,60 +746,97 @@ static int redmine_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
 	return r;
 }
 
+static json_int_t *page_ids(const struct redmine_page *pg, bool tops_only, size_t *ret_n)
+{
+	json_int_t *ids = xcalloc(pg->n + 1, sizeof(*ids));
+	size_t n = 0;
+	for (size_t i = 0; i < pg->n; i++)
+		if (!tops_only || pg->v[i].top)
+			ids[n++] = pg->v[i].id;
+	*ret_n = n;
+	return ids;
+}
+
+static int purge(struct redmine *rm)
+{
+	struct scope *s = &rm->plan;
+	size_t n_tops, n;
+	json_int_t *tops = page_ids(&s->projects, true, &n_tops), *ids;
+	int r = -1;
+
+	rm->total = s->n_hidden + n_tops + s->users.n + s->groups.n;
+	backend_progress(rm->ctx, rm->projects ? "projects" : rm->users ? "users" : "groups", 0, rm->total);
+	if (rm->projects) {
+		/* Archived ones first, highest id first: children before their parents, each by its own 204. */
+		json_int_t *hidden = xcalloc(s->n_hidden + 1, sizeof(*hidden));
+		for (size_t i = 0; i < s->n_hidden; i++)
+			hidden[i] = s->hidden[s->n_hidden - 1 - i];
+		r = delete_batch(rm, "projects", hidden, s->n_hidden, 1, project_answered, NULL);
+		free(hidden);
+		if (r == 0)
+			r = delete_batch(rm, "projects", tops, n_tops, rm->parallel, project_answered, NULL);
+		if (r == 0)
+			r = wait_awaiting(rm);
+		if (r < 0)
+			goto out;
+	}
+	if (rm->users) {
+		ids = page_ids(&s->users, false, &n);
+		r = delete_batch(rm, "users", ids, n, rm->parallel, principal_answered, &s->users);
+		free(ids);
+		if (r < 0)
+			goto out;
+	}
+	if (rm->groups) {
+		ids = page_ids(&s->groups, false, &n);
+		r = delete_batch(rm, "groups", ids, n, rm->parallel, principal_answered, &s->groups);
+		free(ids);
+		if (r < 0)
+			goto out;
+	}
+	backend_flush(rm->ctx);
+	r = post_condition(rm);
+out:
+	free(tops);
+	return r;
+}
+
 static int redmine_run(struct backend_ctx *ctx)
 {
 	struct redmine rm = { .ctx = ctx };
-	size_t top = 0;
 	int r = -1;
 
 	rm.http = ctx->http;
 	rm.parallel = (unsigned)json_integer_value(json_object_get(ctx->settings, "parallel"));
 	if (rm.parallel == 0)
 		rm.parallel = 4;
-	if (inventory(&rm) < 0)
+	rm.projects = scope_has(ctx, "projects");
+	rm.users = scope_has(ctx, "users");
+	rm.groups = scope_has(ctx, "groups");
+	if (check_admin(&rm) < 0 || enumerate(&rm, &rm.plan, 0) < 0)
 		goto finish;
-	for (size_t i = 0; i < rm.projects.n; i++)
-		top += rm.projects.v[i].top;
+	if (rm.projects)
+		log_info("scope: %zu listed project(s), %zu archived or unlisted found by probing ids 1 to %lld (Redmine's "
+			 "API cannot list archived projects: one with a higher id would not be seen), %zu visible "
+			 "issue(s)%s", rm.plan.projects.n, rm.plan.n_hidden, (long long)rm.plan.probed_to,
+			 rm.plan.issues.n, rm.plan.n_hidden ? " (the issues of archived projects cannot be counted)" : "");
 	if (ctx->dry_run) {
-		backend_count(ctx, "projects", rm.projects.n);
-		backend_count(ctx, "issues", (uint64_t)rm.issues);
-		if (scope_has(ctx, "users"))
-			backend_count(ctx, "users", rm.users.n);
-		if (scope_has(ctx, "groups"))
-			backend_count(ctx, "groups", rm.groups.n);
+		if (rm.projects) {
+			backend_count(ctx, "projects", rm.plan.projects.n + rm.plan.n_hidden);
+			backend_count(ctx, "issues", rm.plan.issues.n);
+		}
+		if (rm.users)
+			backend_count(ctx, "users", rm.plan.users.n);
+		if (rm.groups)
+			backend_count(ctx, "groups", rm.plan.groups.n);
 		r = 0;
 		goto finish;
 	}
-
-	rm.total = top + rm.users.n + rm.groups.n;
-	backend_progress(ctx, "projects", 0, rm.total);
-	delete_all(&rm, "projects", "projects", &rm.projects);
-	if (!rm.failed && wait_projects_gone(&rm) < 0)
-		goto finish;
-	/* Children went with their parents: they are deleted too, and in the manifest. */
-	for (size_t i = 0; i < rm.projects.n; i++)
-		if (!rm.projects.v[i].top)
-			backend_manifest(ctx, "projects", rm.projects.v[i].id, rm.projects.v[i].name);
-	backend_count(ctx, "projects", rm.failed ? 0 : rm.projects.n);
-	backend_count(ctx, "issues", rm.failed ? 0 : (uint64_t)rm.issues);
-	if (!rm.failed && scope_has(ctx, "users")) {
-		delete_all(&rm, "users", "users", &rm.users);
-		backend_count(ctx, "users", rm.users.n);
-	}
-	if (!rm.failed && scope_has(ctx, "groups")) {
-		delete_all(&rm, "groups", "groups", &rm.groups);
-		backend_count(ctx, "groups", rm.groups.n);
-	}
-	if (rm.failed) {
-		backend_fail(ctx, "redmine '%s': %zu DELETE(s) failed (first: %s); what was deleted is in the "
-			     "manifest; run the purge again to finish", ctx->target, rm.failed, rm.first_error);
-		goto finish;
-	}
-	r = 0;
+	r = purge(&rm);
 finish:
-	redmine_page_clear(&rm.projects);
-	redmine_page_clear(&rm.users);
-	redmine_page_clear(&rm.groups);
+	scope_clear(&rm.plan);
+	free(rm.awaiting);
+	free(rm.self.name);
 	return r;
 }
 
