@@ -1,7 +1,9 @@
 #!/bin/bash
 # purged's benchmarks, with references measured in the same run. Prints its
 # figures and writes bench/RESULTS.md (date, machine, commands, figures,
-# targets). Not a test: CI runs it with BENCH_QUICK=1 only to see that it works.
+# targets). Not a test: CI runs it with BENCH_QUICK=1 only to see that it works:
+# it exits 1 when a command of a benchmark failed or a figure is missing from
+# its output, and prints "SKIP: WHAT: WHY" for a part it could not run.
 #
 #   bench/run.sh [BUILD_DIR]      (as root: executors run as nobody)
 #   BENCH_QUICK=1                 short runs (2 s wrk, 100 iterations)
@@ -26,6 +28,9 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# Every failed command of the run (outside conditions) is remembered, and fails the run at the end.
+BENCH_FAILS=()
+trap 'BENCH_FAILS+=("line $LINENO: $BASH_COMMAND (exit $?)")' ERR
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SOCK=$T/control.sock
 CTL="$T/bin/purgectl -s $SOCK"
@@ -105,6 +110,8 @@ if command -v hyperfine >/dev/null; then
 	hyperfine -N --warmup 20 --runs "$([ "$QUICK" = 1 ] && echo 50 || echo 300)" --export-json "$T/hf.json" \
 		"$T/bin/purgectl -s $SOCK --json status" >/dev/null 2>&1
 	say "purgectl --json status, whole process: p50 $(jq '.results[0].median * 1e6 | floor' "$T/hf.json") us, mean $(jq '.results[0].mean * 1e6 | floor' "$T/hf.json") us (target p50 <= 3000 us)"
+else
+	echo "SKIP: bench: purgectl's whole-process time: hyperfine not installed"
 fi
 
 # -------------------------------------------------------------- executor start
@@ -245,6 +252,8 @@ if command -v redis-server >/dev/null; then
 	$CTL reload >/dev/null
 	$CTL crdb purge 1d7741cc-1110-4e2f-bc6c-935292783d24 --instances 1 --yes --wait >/dev/null 2>&1
 	say "crdb (100 000 keys): $(grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
+else
+	echo "SKIP: bench: crdb executor peak RSS: redis-server not installed"
 fi
 IP=$(free_port)
 python3 "$SRC/tests/peers/fake_itop.py" "$IP" --seed >/dev/null 2>&1 &
@@ -284,7 +293,11 @@ if [ "$(id -u)" = 0 ] && [ -d /usr/share/redmine ]; then
 		say "Redmine, $NP projects, parallel = 4: $(printf '%s' "$PS" | jq .requests) requests over $(printf '%s' "$PS" | jq .connections) connection(s)"
 		say "redmine executor peak RSS: $(grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*') KiB"
 		"$SRC/tests/peers/redmine-down.sh" "$RMP" >/dev/null 2>&1
+	else
+		BENCH_FAILS+=("Redmine did not start (tests/peers/redmine-up.sh)")
 	fi
+else
+	echo "SKIP: bench: Redmine efficiency: needs root and Redmine (tests/peers/redmine-up.sh installs it)"
 fi
 
 # -------------------------------------------------------------- 100 vs 10 000 tasks
@@ -334,3 +347,13 @@ stop_purged
 if [ "$QUICK" != 1 ]; then cp "$T/RESULTS.md" "$SRC/bench/RESULTS.md"; fi
 echo
 echo "written: $([ "$QUICK" != 1 ] && echo "$SRC/bench/RESULTS.md" || echo "(quick mode: not written)")"
+
+# A figure that could not be measured shows as a double space (an empty
+# substitution), a unit with no number before it, a line ending in ':',
+# nan/inf/null, or wrk's error mark: each fails the run.
+trap - ERR
+while IFS= read -r line; do BENCH_FAILS+=("no figure: $line"); done < <(grep -P '  |: *$|(?<![0-9] )\b(KiB|us|requests over)\b|\b(nan|inf|null)\b|ERRORS' "$OUT")
+if [ ${#BENCH_FAILS[@]} -gt 0 ]; then
+	printf 'bench: FAILED: %s\n' "${BENCH_FAILS[@]}" >&2
+	exit 1
+fi
