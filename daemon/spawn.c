@@ -47,6 +47,9 @@ struct executor {
 	int64_t persisted;        /* mono usec the running counts were last journaled */
 	int64_t window_start;     /* flood check: frames in the current second */
 	unsigned window_frames;
+	int64_t log_window;       /* log relay budget: lines in the current second, and dropped */
+	unsigned log_lines;
+	uint64_t log_dropped;
 };
 
 /* What an executor may report before it is called hostile and killed. */
@@ -56,6 +59,7 @@ struct executor {
 #define FRAMES_PER_SEC_MAX 20000     /* messages in one second */
 #define ERROR_TEXT_MAX 4096          /* bytes of the backend's error kept in the task */
 #define ERRORS_MAX 256               /* entries of the result's errors list */
+#define LOG_LINES_PER_SEC 200        /* executor log lines relayed; more are counted, not logged */
 
 char *exec_find_helper(const char *name)
 {
@@ -430,10 +434,30 @@ static void on_msg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-/* Relay the executor's stderr line by line, keeping its "<N>" priority. */
+static void log_dropped(struct executor *e)
+{
+	if (!e->log_dropped)
+		return;
+	log_warnx("[executor %d task %.8s] %llu log lines not relayed (more than %d a second)", e->pid,
+		  e->task ? e->task->id : "-", (unsigned long long)e->log_dropped, LOG_LINES_PER_SEC);
+	e->log_dropped = 0;
+}
+
+/* Relay the executor's stderr line by line, keeping its "<N>" priority; a flood is counted, not relayed. */
 static void relay_line(struct executor *e, char *line)
 {
 	int prio = 6;
+	int64_t now = mono_usec();
+
+	if (now - e->log_window >= 1000000) {
+		log_dropped(e);
+		e->log_window = now;
+		e->log_lines = 0;
+	}
+	if (++e->log_lines > LOG_LINES_PER_SEC) {
+		e->log_dropped++;
+		return;
+	}
 	if (line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>') {
 		prio = line[1] - '0';
 		line += 3;
@@ -469,6 +493,8 @@ static void flush_log(struct executor *e, bool all)
 		relay_line(e, e->logbuf);
 		e->loglen = 0;
 	}
+	if (all)
+		log_dropped(e);
 }
 
 static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

@@ -86,6 +86,9 @@ ATTACKS = {
     "after": lambda: send(result(ok=True), progress(1)),
     # A deletion reported by a plan.
     "plandelete": lambda: send({"manifest": [entry(1)]}),
+    # 100 000 log lines, then an honest failure.
+    "logflood": lambda: (os.write(2, b"".join(b"<3>flooding the log %d\n" % i for i in range(100000))),
+                         send(result(error="logged a lot"))),
     # Three confirmed deletions, then gone without a result.
     "vanish": lambda: send({"manifest": [entry(1), entry(2), entry(3)]}),
 }
@@ -97,6 +100,6 @@ if __name__ == "__main__":
     except OSError:
         pass
     ATTACKS[attack]()
-    if attack in ("error600", "error60k", "vanish"):
+    if attack in ("error600", "error60k", "vanish", "logflood"):
         sys.exit(0)
     time.sleep(10)  # the supervisor kills us long before this

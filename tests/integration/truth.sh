@@ -257,6 +257,10 @@ killed plandelete plan "protocol violation by the executor: a plan reported a de
 killed error80k purge "protocol violation by the executor: "
 killed vanish purge "executor exited without sending a result"
 expect_eq "vanish: …keeping its 3 confirmed deletions" "$(jf "$OUT" .counts.objects)" "3"
+attack logflood purge
+expect_eq "a log flood: the task ends as the executor said" "$(jf "$OUT" .error)" "logged a lot"
+check "…its log lines beyond 200 a second are counted, not relayed" grep -qE "[0-9]+ log lines not relayed \(more than 200 a second\)" "$LOG"
+check "…so that at most a few hundred reach the log ($(grep -c 'flooding the log' "$LOG"))" test "$(grep -c 'flooding the log' "$LOG")" -le 1000
 attack error600 purge
 expect_eq "600 x é: the task failed" "$(jf "$OUT" .status)" "failed"
 expect_eq "…with exactly that text" "$(jf "$OUT" .error)" "$(python3 -c 'print("é" * 600)')"
