@@ -537,7 +537,11 @@ static void detect_deletion_mode(struct redmine *rm, json_int_t id)
 	char *p = xasprintf("projects/%lld.json", (long long)id);
 	http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
 	free(p);
-	if (r.status == 404) {
+	const struct redmine_item *was = find_item(&rm->plan.projects, id);
+	json_t *doc = r.status == 200 && was ? http_json(&r) : NULL;
+	const char *name = json_string_value(json_object_get(json_object_get(doc, "project"), "name"));
+	/* SQLite may give a new project the id just freed: another name is another project. */
+	if (r.status == 404 || (name && strcmp(name, was->name) != 0)) {
 		rm->deletion = DELETION_SYNC;
 	} else if (r.status == 200 || r.status == 403) {
 		rm->deletion = DELETION_ASYNC;
@@ -546,6 +550,7 @@ static void detect_deletion_mode(struct redmine *rm, json_int_t id)
 			 r.status);
 	}
 	/* Anything else: unknown still; this project waits to be confirmed like in the background case. */
+	json_decref(doc);
 	http_response_clear(&r);
 }
 
