@@ -52,13 +52,9 @@ struct executor {
 	uint64_t log_dropped;
 };
 
-/* What an executor may report before it is called hostile and killed. */
-#define COUNT_MAX (1LL << 53)        /* one kind's confirmed count */
-#define KINDS_MAX 256                /* kinds in counts */
-#define ENTRIES_MAX 10000000ULL      /* manifest entries of one task */
+/* What an executor may send before it is called hostile and killed (more in task.h). */
 #define FRAMES_PER_SEC_MAX 20000     /* messages in one second */
 #define ERROR_TEXT_MAX 4096          /* bytes of the backend's error kept in the task */
-#define ERRORS_MAX 256               /* entries of the result's errors list */
 #define LOG_LINES_PER_SEC 200        /* executor log lines relayed; more are counted, not logged */
 
 char *exec_find_helper(const char *name)
@@ -267,60 +263,16 @@ static void violation(struct executor *e, const char *what)
 
 /*
  * Confirmed deletions: add them to the task's counts (live, shown by
- * `purgectl task`) and append the entries to the manifest. Checked whole
- * before anything is applied. NULL, or why the message is refused.
+ * `purgectl task`), journal those now and then, and append the entries to
+ * the manifest. NULL, or why the message is refused (nothing applied then).
  */
 static const char *record_deleted(struct executor *e, const json_t *msg)
 {
-	json_t *entries = json_object_get(msg, "manifest"), *bulk = json_object_get(msg, "deleted");
-	json_t *add = json_object(), *v, *counts = e->task->counts;
-	const char *kind, *bad = NULL;
-	size_t i, fresh = 0;
+	json_t *entries = json_object_get(msg, "manifest");
+	const char *bad = task_add_confirmed(e->task, msg, e->entries);
 
-	json_array_foreach(entries, i, v) {
-		const char *k = json_string_value(json_object_get(v, "kind"));
-		json_t *c = json_object_get(add, k);
-		if (c)
-			json_integer_set(c, json_integer_value(c) + 1);
-		else
-			json_object_set_new(add, k, json_integer(1));
-	}
-	json_object_foreach(bulk, kind, v) {
-		json_t *c = json_object_get(add, kind);
-		json_int_t n = json_integer_value(v), have = c ? json_integer_value(c) : 0;
-		if (n > COUNT_MAX - have) {
-			bad = "a confirmed count over 2^53";
-			goto out;
-		}
-		if (c)
-			json_integer_set(c, have + n);
-		else
-			json_object_set_new(add, kind, json_integer(n));
-	}
-	json_object_foreach(add, kind, v) {
-		json_t *c = json_object_get(counts, kind);
-		if (!c)
-			fresh++;
-		if (json_integer_value(v) > COUNT_MAX - (c ? json_integer_value(c) : 0)) {
-			bad = "a confirmed count over 2^53";
-			goto out;
-		}
-	}
-	if (json_object_size(counts) + fresh > KINDS_MAX) {
-		bad = "more than 256 kinds of objects";
-		goto out;
-	}
-	if (e->entries + json_array_size(entries) > ENTRIES_MAX) {
-		bad = "more than 10000000 manifest entries";
-		goto out;
-	}
-	json_object_foreach(add, kind, v) {
-		json_t *c = json_object_get(counts, kind);
-		if (c)
-			json_integer_set(c, json_integer_value(c) + json_integer_value(v));
-		else
-			json_object_set(counts, kind, v);
-	}
+	if (bad)
+		return bad;
 	e->entries += json_array_size(entries);
 	/* Journaled as they grow (unsynced, at most once a second): a supervisor crash keeps them too. */
 	if (mono_usec() - e->persisted >= 1000000) {
@@ -334,36 +286,6 @@ static const char *record_deleted(struct executor *e, const json_t *msg)
 			log_warnx("task %s: cannot write its manifest under %s/manifests: %s; the task will say that "
 				  "its manifest is incomplete", e->task->id, purged->conf->state_dir, strerror(-r));
 		}
-	}
-out:
-	json_decref(add);
-	return bad;
-}
-
-/* A result's counts (plan) and errors: bounded and shaped as the task shows them. NULL or why not. */
-static const char *check_result(const json_t *res)
-{
-	const json_t *counts = json_object_get(res, "counts"), *errors = json_object_get(res, "errors");
-	const char *kind;
-	json_t *v;
-	size_t i;
-
-	if (json_object_size(counts) > KINDS_MAX)
-		return "a result with more than 256 kinds of objects";
-	json_object_foreach((json_t *)counts, kind, v)
-		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > COUNT_MAX ||
-		    strlen(kind) == 0 || strlen(kind) > PURGE_NAME_MAX)
-			return "a result count that is not a kind (at most 64 bytes) with an integer from 0 to 2^53";
-	if (json_array_size(errors) > ERRORS_MAX)
-		return "a result with more than 256 errors";
-	json_array_foreach(errors, i, v) {
-		const char *key;
-		json_t *x;
-		if (!json_is_object(v) || json_object_size(v) > 4)
-			return "a result error that is not a map of at most 4 strings";
-		json_object_foreach(v, key, x)
-			if (!json_is_string(x) || json_string_length(x) > ERROR_TEXT_MAX)
-				return "a result error that is not a map of strings of at most 4096 bytes";
 	}
 	return NULL;
 }
@@ -395,7 +317,7 @@ static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 	} else if (!e->task) {
 		/* Settled already (cannot happen before EOF): nothing to record. */
 	} else if (type == PURGE_MSG_RESULT) {
-		bad = check_result(json_object_get(msg, "outcome"));
+		bad = task_check_result(json_object_get(msg, "outcome"));
 		if (!bad)
 			e->result = json_incref(msg);
 	} else if (type == PURGE_MSG_MANIFEST) {

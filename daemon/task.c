@@ -236,13 +236,14 @@ char *task_safe_text(char *dst, size_t cap, const char *src)
 	return dst;
 }
 
-#define TEXT_MAX 4096
+
+static char *safe_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 static char *safe_vformat(const char *fmt, va_list ap)
 {
-	char raw[TEXT_MAX * 2], *out = xmalloc(TEXT_MAX);
+	char raw[TASK_TEXT_MAX * 2], *out = xmalloc(TASK_TEXT_MAX);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
-	return task_safe_text(out, TEXT_MAX, raw);
+	return task_safe_text(out, TASK_TEXT_MAX, raw);
 }
 
 void task_set_error(struct task *task, const char *fmt, ...)
@@ -265,6 +266,89 @@ void task_warn(struct task *task, const char *fmt, ...)
 		task->warnings = json_array();
 	json_array_append_new(task->warnings, json_string(s));
 	free(s);
+}
+
+const char *task_add_confirmed(struct task *task, const json_t *msg, uint64_t entries_before)
+{
+	json_t *entries = json_object_get(msg, "manifest"), *bulk = json_object_get(msg, "deleted");
+	json_t *add = json_object(), *v, *counts = task->counts;
+	const char *kind, *bad = NULL;
+	size_t i, fresh = 0;
+
+	json_array_foreach(entries, i, v) {
+		const char *k = json_string_value(json_object_get(v, "kind"));
+		json_t *c = json_object_get(add, k);
+		if (c)
+			json_integer_set(c, json_integer_value(c) + 1);
+		else
+			json_object_set_new(add, k, json_integer(1));
+	}
+	json_object_foreach(bulk, kind, v) {
+		json_t *c = json_object_get(add, kind);
+		json_int_t n = json_integer_value(v), have = c ? json_integer_value(c) : 0;
+		if (n < 0 || n > TASK_COUNT_MAX - have) {
+			bad = "a confirmed count over 2^53";
+			goto out;
+		}
+		if (c)
+			json_integer_set(c, have + n);
+		else
+			json_object_set_new(add, kind, json_integer(n));
+	}
+	json_object_foreach(add, kind, v) {
+		json_t *c = json_object_get(counts, kind);
+		if (!c)
+			fresh++;
+		if (json_integer_value(v) > TASK_COUNT_MAX - (c ? json_integer_value(c) : 0)) {
+			bad = "a confirmed count over 2^53";
+			goto out;
+		}
+	}
+	if (json_object_size(counts) + fresh > TASK_KINDS_MAX) {
+		bad = "more than 256 kinds of objects";
+		goto out;
+	}
+	if (entries_before + json_array_size(entries) > TASK_ENTRIES_MAX) {
+		bad = "more than 10000000 manifest entries";
+		goto out;
+	}
+	json_object_foreach(add, kind, v) {
+		json_t *c = json_object_get(counts, kind);
+		if (c)
+			json_integer_set(c, json_integer_value(c) + json_integer_value(v));
+		else
+			json_object_set(counts, kind, v);
+	}
+out:
+	json_decref(add);
+	return bad;
+}
+
+const char *task_check_result(const json_t *res)
+{
+	const json_t *counts = json_object_get(res, "counts"), *errors = json_object_get(res, "errors");
+	const char *kind;
+	json_t *v;
+	size_t i;
+
+	if (json_object_size(counts) > TASK_KINDS_MAX)
+		return "a result with more than 256 kinds of objects";
+	json_object_foreach((json_t *)counts, kind, v)
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > TASK_COUNT_MAX ||
+		    strlen(kind) == 0 || strlen(kind) > PURGE_NAME_MAX)
+			return "a result count that is not a kind (at most 64 bytes) with an integer from 0 to 2^53";
+	if (json_array_size(errors) > TASK_ERRORS_MAX)
+		return "a result with more than 256 errors";
+	json_array_foreach(errors, i, v) {
+		const char *key;
+		json_t *x;
+		if (!json_is_object(v) || json_object_size(v) > 4)
+			return "a result error that is not a map of at most 4 strings";
+		json_object_foreach(v, key, x)
+			if (!json_is_string(x) || json_string_length(x) > TASK_TEXT_MAX)
+				return "a result error that is not a map of strings of at most 4096 bytes";
+	}
+	return NULL;
 }
 
 struct task *task_free(struct task *task)

@@ -78,6 +78,22 @@ void task_table_put(struct task_table *t, struct task *task);
 /* Drop the oldest final tasks until at most @keep final tasks remain. Returns how many went. */
 size_t task_table_prune(struct task_table *t, size_t keep);
 
+/* What an executor may report to a task; more, and it is killed as hostile. */
+#define TASK_COUNT_MAX (1LL << 53)   /* one kind's count */
+#define TASK_KINDS_MAX 256           /* kinds in counts */
+#define TASK_ENTRIES_MAX 10000000ULL /* manifest entries of one task */
+#define TASK_ERRORS_MAX 256          /* entries of a result's errors list */
+#define TASK_TEXT_MAX 4096           /* bytes of an error or warning text (with its NUL) */
+
+/*
+ * Add a decoded manifest message's confirmed deletions ({manifest: [{kind..}],
+ * deleted: {kind: n}}) to task->counts: all of them, or none when a limit
+ * above would be passed. @entries_before: manifest entries the task already
+ * had. Returns NULL, or why the message is refused (a static string).
+ */
+const char *task_add_confirmed(struct task *task, const json_t *msg, uint64_t entries_before);
+/* NULL, or why a decoded result's outcome is refused (counts and errors out of bounds or shape). */
+const char *task_check_result(const json_t *outcome);
 /* Set the task's error; the text is made safe (valid UTF-8, no NUL, at most 4 KiB). */
 void task_set_error(struct task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Add a warning (what the administrator should know), made safe the same way. */

@@ -128,7 +128,7 @@ else
 	fail "openapi: spectral lint"
 fi
 
-FUZZ_TARGETS="proto errors config http tokens backends"
+FUZZ_TARGETS="proto errors config http tokens backends executor"
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
 	if [ ! -f build-fuzz/build.ninja ]; then
 		CC=clang meson setup build-fuzz -Dfuzzing=true -Dtests=false -Db_sanitize=address,undefined \

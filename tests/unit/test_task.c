@@ -1,5 +1,6 @@
 /* Unit tests for daemon/task.c: ids, lookups, transitions' JSON, retention. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/task.h"
@@ -223,6 +224,70 @@ START_TEST(test_error_from_executor)
 }
 END_TEST
 
+/* A purge's counts are the sum of what its executor confirmed; a message past a limit changes nothing. */
+START_TEST(test_confirmed_counts)
+{
+	struct task_table t;
+	task_table_init(&t);
+	struct task *task = task_table_add(&t, "demo", "purge", "root", 0, "ctl", 1700000000000000LL);
+	json_t *m;
+
+	m = json_pack("{s:[{s:s, s:i}, {s:s, s:i, s:b}], s:{s:i}}", "manifest", "kind", "Person", "id", 1, "kind",
+		      "Organization", "id", 2, "cascade", 1, "deleted", "instance 1", 1000);
+	ck_assert_ptr_null(task_add_confirmed(task, m, 0));
+	ck_assert_ptr_null(task_add_confirmed(task, m, 2));
+	json_decref(m);
+	ck_assert_int_eq(json_integer_value(json_object_get(task->counts, "Person")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(task->counts, "Organization")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(task->counts, "instance 1")), 2000);
+
+	/* 2^53 in all: accepted; one more: refused, and nothing of the message applied. */
+	json_t *before = json_deep_copy(task->counts);
+	m = json_pack("{s:[{s:s, s:i}], s:{s:I}}", "manifest", "kind", "Person", "id", 3, "deleted", "instance 1",
+		      (json_int_t)(TASK_COUNT_MAX - 2000 + 1));
+	ck_assert_str_eq(task_add_confirmed(task, m, 4), "a confirmed count over 2^53");
+	ck_assert(json_equal(task->counts, before));
+	json_decref(m);
+	m = json_pack("{s:[], s:{s:I}}", "manifest", "deleted", "instance 1", (json_int_t)(TASK_COUNT_MAX - 2000));
+	ck_assert_ptr_null(task_add_confirmed(task, m, 4));
+	json_decref(m);
+	m = json_pack("{s:[], s:{s:i}}", "manifest", "deleted", "instance 1", 1);
+	ck_assert_ptr_nonnull(task_add_confirmed(task, m, 4));
+	json_decref(m);
+
+	/* The manifest's size and the number of kinds are bounded. */
+	m = json_pack("{s:[{s:s, s:i}]}", "manifest", "kind", "Person", "id", 9);
+	ck_assert_ptr_nonnull(task_add_confirmed(task, m, TASK_ENTRIES_MAX));
+	json_decref(m);
+	json_t *many = json_object();
+	for (int i = 0; i < TASK_KINDS_MAX; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%d", i);
+		json_object_set_new(many, k, json_integer(1));
+	}
+	json_decref(before);
+	before = json_deep_copy(task->counts);
+	m = json_pack("{s:[], s:o}", "manifest", "deleted", many);
+	ck_assert_str_eq(task_add_confirmed(task, m, 4), "more than 256 kinds of objects");
+	ck_assert(json_equal(task->counts, before));
+	json_decref(m);
+	json_decref(before);
+
+	/* Results: plan counts and errors in shape and bounds. */
+	m = json_pack("{s:b, s:{s:i}, s:[{s:s, s:s}]}", "ok", 1, "counts", "objects", 3, "errors", "target", "x",
+		      "description", "y");
+	ck_assert_ptr_null(task_check_result(m));
+	json_decref(m);
+	m = json_pack("{s:b, s:{s:i}}", "ok", 1, "counts", "objects", -1);
+	ck_assert_ptr_nonnull(task_check_result(m));
+	json_decref(m);
+	m = json_pack("{s:b, s:[{s:{}}]}", "ok", 0, "errors", "description");
+	ck_assert_ptr_nonnull(task_check_result(m));
+	json_decref(m);
+	task_table_free(&t);
+}
+END_TEST
+
 static Suite *task_suite(void)
 {
 	Suite *s = suite_create("task");
@@ -234,6 +299,7 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, test_state_names);
 	tcase_add_test(tc, test_safe_text);
 	tcase_add_test(tc, test_error_from_executor);
+	tcase_add_test(tc, test_confirmed_counts);
 	suite_add_tcase(s, tc);
 	return s;
 }
