@@ -70,6 +70,7 @@ static const struct key_def rest_keys[] = {
 	RKEY(tokens_file, KEY_PATH, "/etc/purged/tokens", 0, 0),
 	RKEY(allow_remote, KEY_BOOL, "no", 0, 1),
 	RKEY(idle_timeout, KEY_UINT, "30", 1, 3600),
+	RKEY(upstream_timeout, KEY_UINT, "30", 1, 3600),
 	{ NULL },
 };
 

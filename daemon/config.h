@@ -35,6 +35,7 @@ struct daemon_conf {
 	char *rest_tokens_file;
 	unsigned rest_allow_remote;
 	unsigned rest_idle_timeout; /* seconds */
+	unsigned rest_upstream_timeout; /* seconds purged-rest waits for the supervisor's answer (504 after) */
 	struct tokens *tokens;      /* loaded from rest_tokens_file when enabled */
 
 	struct target_conf *targets;

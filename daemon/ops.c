@@ -72,10 +72,16 @@ static json_t *submit(struct ctl_conn *c, const struct caller *who, uint64_t id,
 static json_t *op_plan(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
 	struct task *t = NULL;
+	/* Checked before the task exists: every plan gets exactly one answer, now or when it ends. */
+	if (!watch_has_room(c))
+		return proto_reply_error(id, PURGE_ERR_BUSY, "too many plans and watches waiting on this connection "
+					 "(%u); wait for one to end, or use another connection", watch_limit(c));
 	json_t *err = submit(c, who, id, json_string_value(json_object_get(args, "target")), "plan", NULL, &t);
 	if (err)
 		return err;
-	watch_add(c, id, t, WATCH_REPLY_END); /* a fresh connection's first watch cannot hit the limit */
+	if (watch_add(c, id, t, WATCH_REPLY_END) < 0) /* cannot happen: room was checked above */
+		return proto_reply_error(id, PURGE_ERR_BUSY, "plan task %s started, but its answer cannot be waited "
+					 "for here: follow it with purgectl task %s", t->id, t->id);
 	runner_schedule();
 	return NULL;
 }
@@ -244,14 +250,16 @@ static json_t *op_tasks_watch(struct ctl_conn *c, const struct caller *who, uint
 
 	if (!t)
 		return err;
-	/* The reply carries the current state; events follow until "end". */
+	/* One answer: a refusal, or the reply (the current state) and events until "end". */
+	if (!task_state_is_final(t->state) && !watch_has_room(c))
+		return proto_reply_error(id, PURGE_ERR_BUSY, "too many plans and watches waiting on this connection "
+					 "(%u); wait for one to end, or use another connection", watch_limit(c));
 	ctl_send(c, proto_reply_ok(id, task_to_json(t)));
 	if (task_state_is_final(t->state)) {
 		ctl_send(c, proto_event_new(id, "end", task_to_json(t)));
 		return NULL;
 	}
-	if (watch_add(c, id, t, WATCH_STREAM) < 0)
-		ctl_send(c, proto_reply_error(id, PURGE_ERR_BUSY, "too many watches on one connection (16)"));
+	watch_add(c, id, t, WATCH_STREAM); /* room was checked above */
 	return NULL;
 }
 
@@ -340,6 +348,35 @@ static json_t *op_metrics(struct ctl_conn *c, const struct caller *who, uint64_t
 					    purged->queued, "max_executors", purged->conf->max_executors));
 }
 
+/*
+ * purged-rest's own refusals (401s for a missing or malformed token), counted
+ * per client address and reported every few seconds: audited in aggregate.
+ * Only purged-rest's link may report them.
+ */
+static json_t *op_rest_refusals(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	static const struct {
+		const char *code, *text;
+	} reasons[] = {
+		{ "missing_token", "HTTP requests without a bearer token" },
+		{ "malformed_token", "HTTP requests with a malformed bearer token" },
+	};
+	const char *reason = json_string_value(json_object_get(args, "reason"));
+	const char *text = NULL;
+
+	if (c != rest_child_link())
+		return proto_reply_error(id, PURGE_ERR_FORBIDDEN, "rest.refusals comes from purged-rest only");
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]) && !text; i++)
+		if (strcmp(reason, reasons[i].code) == 0)
+			text = reasons[i].text;
+	if (!text)
+		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "unknown refusal reason '%s' (known: missing_token, "
+					 "malformed_token)", reason);
+	audit_refusal(who, json_string_value(json_object_get(args, "address")), text,
+		      (uint64_t)json_integer_value(json_object_get(args, "count")));
+	return proto_reply_ok(id, NULL);
+}
+
 static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_STATUS] = op_status,
 	[PURGE_OP_TARGETS_LIST] = op_targets_list,
@@ -353,6 +390,7 @@ static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_METRICS] = op_metrics,
 	[PURGE_OP_CRDB_PURGE] = op_crdb_purge,
 	[PURGE_OP_TASKS_MANIFEST] = op_tasks_manifest,
+	[PURGE_OP_REST_REFUSALS] = op_rest_refusals,
 };
 
 static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)

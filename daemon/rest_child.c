@@ -3,6 +3,12 @@
  * child needs no right to bind), spawn the child with fd 3 = control link
  * and fd 4 = the listener, watch it, and respawn it with backoff when it
  * dies. The supervisor never parses HTTP. Supervisor only.
+ *
+ * Nobody accepts on the listening socket while no child runs: it is shut
+ * down then (queued clients are reset, new ones refused, none left
+ * hanging), and listens again just before the next child starts. A child
+ * whose link closed (the supervisor cut it, or it broke) is told to stop,
+ * and killed if it has not within LINK_GRACE_MS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +24,7 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define STABLE_USEC (60 * 1000000LL) /* up this long: the next crash starts the backoff over */
+#define LINK_GRACE_MS 2000
 
 static struct {
 	int listen_fd;
@@ -25,9 +32,12 @@ static struct {
 	uv_process_t proc;
 	bool running, stopping;
 	uv_timer_t retry;
+	uv_timer_t reaper;  /* SIGKILL for a child that outlives its link */
+	struct ctl_conn *link;
 	unsigned backoff_ms;
 	int64_t started;
 	char idle[16];
+	char upstream_timeout[48];
 	char *probe;  /* --test-probes: files purged-rest must fail to read */
 } rc = { .listen_fd = -1 };
 
@@ -39,12 +49,21 @@ static void on_retry(uv_timer_t *t)
 	spawn_child();
 }
 
+struct ctl_conn *rest_child_link(void)
+{
+	return rc.link;
+}
+
 static void on_child_exit(uv_process_t *p, int64_t status, int sig)
 {
 	rc.running = false;
 	uv_close((uv_handle_t *)p, NULL);
+	uv_timer_stop(&rc.reaper);
 	if (rc.stopping)
 		return;
+	/* Refuse clients until the next child listens: connect() fails at once instead of hanging. */
+	if (shutdown(rc.listen_fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+		log_warn("rest: cannot stop listening on %s while purged-rest is down", purged->conf->rest_listen);
 	if (mono_usec() - rc.started > STABLE_USEC)
 		rc.backoff_ms = BACKOFF_MIN_MS;
 	if (sig)
@@ -57,9 +76,27 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
 	rc.backoff_ms = rc.backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rc.backoff_ms * 2;
 }
 
+static void on_reaper(uv_timer_t *t)
+{
+	(void)t;
+	if (!rc.running)
+		return;
+	log_warnx("rest: purged-rest (pid %d) did not exit %d ms after its link closed; killing it", rc.proc.pid,
+		  LINK_GRACE_MS);
+	uv_process_kill(&rc.proc, SIGKILL);
+}
+
+/*
+ * The link closed: the child is dying or dead, or the supervisor cut it. A
+ * child without a link serves nobody: stop it; on_child_exit respawns it.
+ */
 static void on_link_closed(void)
 {
-	/* The child's end closed: it is dying or dead; on_child_exit respawns it. */
+	rc.link = NULL;
+	if (!rc.running || rc.stopping)
+		return;
+	uv_process_kill(&rc.proc, SIGTERM);
+	uv_timer_start(&rc.reaper, on_reaper, LINK_GRACE_MS, 0);
 }
 
 static void spawn_child(void)
@@ -67,9 +104,14 @@ static void spawn_child(void)
 	uv_process_options_t opt = { 0 };
 	uv_stdio_container_t stdio[5];
 	char *empty_env[] = { NULL };
-	char *args[] = { rc.path, rc.idle, rc.probe, NULL };
+	char *args[] = { rc.path, rc.idle, rc.upstream_timeout, rc.probe, NULL };
 	int sv[2], r;
 
+	if (listen(rc.listen_fd, 511) < 0) {
+		log_warn("rest: cannot listen on %s again; retrying in %u ms", purged->conf->rest_listen, rc.backoff_ms);
+		uv_timer_start(&rc.retry, on_retry, rc.backoff_ms, 0);
+		return;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_warn("rest: socketpair for purged-rest failed; retrying in %u ms", rc.backoff_ms);
 		uv_timer_start(&rc.retry, on_retry, rc.backoff_ms, 0);
@@ -106,7 +148,8 @@ static void spawn_child(void)
 	}
 	rc.running = true;
 	rc.started = mono_usec();
-	if (!ctl_adopt_rest(sv[0], on_link_closed))
+	rc.link = ctl_adopt_rest(sv[0], on_link_closed);
+	if (!rc.link)
 		uv_process_kill(&rc.proc, SIGKILL);
 	log_info("rest: purged-rest (pid %d) serving http://%s", rc.proc.pid, purged->conf->rest_listen);
 }
@@ -134,12 +177,15 @@ void rest_child_start(void)
 	rc.path = exec_find_helper("purged-rest");
 	rc.backoff_ms = BACKOFF_MIN_MS;
 	snprintf(rc.idle, sizeof(rc.idle), "%u", purged->conf->rest_idle_timeout);
+	snprintf(rc.upstream_timeout, sizeof(rc.upstream_timeout), "--upstream-timeout=%u",
+		 purged->conf->rest_upstream_timeout);
 	if (access(rc.path, X_OK) < 0)
 		fatal("rest: cannot run '%s'; reinstall purged or set enabled = no in [rest]", rc.path);
 	if (purged->test_probes)
 		rc.probe = xasprintf("--probe=%s:%s/journal:%s:/etc/shadow", purged->conf->rest_tokens_file,
 				     purged->conf->state_dir, purged->conf_path);
 	uv_timer_init(purged->loop, &rc.retry);
+	uv_timer_init(purged->loop, &rc.reaper);
 	spawn_child();
 }
 
@@ -149,6 +195,7 @@ void rest_child_stop(void)
 		return;
 	rc.stopping = true;
 	uv_timer_stop(&rc.retry);
+	uv_timer_stop(&rc.reaper);
 	if (rc.running)
 		uv_process_kill(&rc.proc, SIGTERM);
 	close(rc.listen_fd);

@@ -8,7 +8,14 @@
 #include "daemon/purged.h"
 #include "purged/util.h"
 
+/*
+ * A purgectl connection may have 16 plans and watches waiting. purged-rest's
+ * link carries every HTTP client's: purged-rest limits each client itself
+ * (REST_WATCHES_PER_CLIENT, and one request at a time per HTTP connection
+ * among at most 1024), so its link gets room for all of them.
+ */
 #define WATCHES_PER_CONN 16
+#define WATCHES_REST_LINK 2048
 
 struct watch {
 	struct ctl_conn *conn;
@@ -20,12 +27,22 @@ struct watch {
 static struct watch *watches;
 static size_t n_watches, cap_watches;
 
-int watch_add(struct ctl_conn *conn, uint64_t reqid, struct task *task, enum watch_mode mode)
+unsigned watch_limit(const struct ctl_conn *conn)
+{
+	return conn == rest_child_link() ? WATCHES_REST_LINK : WATCHES_PER_CONN;
+}
+
+bool watch_has_room(const struct ctl_conn *conn)
 {
 	size_t mine = 0;
 	for (size_t i = 0; i < n_watches; i++)
 		mine += watches[i].conn == conn;
-	if (mine >= WATCHES_PER_CONN)
+	return mine < watch_limit(conn);
+}
+
+int watch_add(struct ctl_conn *conn, uint64_t reqid, struct task *task, enum watch_mode mode)
+{
+	if (!watch_has_room(conn))
 		return -EMFILE;
 	if (n_watches == cap_watches) {
 		cap_watches = cap_watches ? cap_watches * 2 : 16;

@@ -32,6 +32,7 @@ static const struct {
 	[PURGE_OP_METRICS] = { "metrics", false },
 	[PURGE_OP_CRDB_PURGE] = { "crdb.purge", true },
 	[PURGE_OP_TASKS_MANIFEST] = { "tasks.manifest", false },
+	[PURGE_OP_REST_REFUSALS] = { "rest.refusals", false }, /* audited by its handler, in aggregate */
 };
 
 static const struct {

@@ -235,6 +235,14 @@ static const struct field manifest_args[] = {
 	{ NULL },
 };
 
+/* N requests from one client address refused by purged-rest for one reason (a name: missing_token...). */
+static const struct field refusals_args[] = {
+	{ "address", F_STRING, true },
+	{ "count", F_UINT, true },
+	{ "reason", F_NAME, true },
+	{ NULL },
+};
+
 static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_STATUS] = no_fields,
 	[PURGE_OP_TARGETS_LIST] = no_fields,
@@ -248,6 +256,7 @@ static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_METRICS] = no_fields,
 	[PURGE_OP_CRDB_PURGE] = crdb_args,
 	[PURGE_OP_TASKS_MANIFEST] = manifest_args,
+	[PURGE_OP_REST_REFUSALS] = refusals_args,
 };
 
 static const struct field request_fields[] = {

@@ -49,6 +49,7 @@ struct http_conn {
 	unsigned pass, value_pass; /* llhttp_execute calls so far; the one that gave value_end */
 	int handles;
 	uint64_t idle_since;       /* loop time of the last answer, or of the arrival */
+	struct rest_client *client;
 	struct http_conn *next, *prev;
 };
 
@@ -127,6 +128,7 @@ static void on_handle_closed(uv_handle_t *h)
 	struct http_conn *c = h->data;
 	if (--c->handles > 0)
 		return;
+	client_put(c->client);
 	free(c->in);
 	free(c);
 }
@@ -201,6 +203,7 @@ static int on_message_begin(llhttp_t *p)
 	struct http_conn *c = conn_of(p);
 	c->req = xcalloc(1, sizeof(*c->req));
 	c->req->conn = c;
+	c->req->client = c->client;
 	c->req->json_body = true;
 	c->header_bytes = 0;
 	c->hname_len = c->hval_len = 0;
@@ -383,7 +386,7 @@ static const char *reason(int status)
 		{ 403, "Forbidden" }, { 404, "Not Found" }, { 405, "Method Not Allowed" }, { 409, "Conflict" },
 		{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" }, { 429, "Too Many Requests" },
 		{ 431, "Request Header Fields Too Large" }, { 500, "Internal Server Error" }, { 502, "Bad Gateway" },
-		{ 503, "Service Unavailable" },
+		{ 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
 	};
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
 		if (reasons[i].status == status)
@@ -446,7 +449,7 @@ static void respond_raw(struct http_request *req, int status, const char *ctype,
 	metrics_observe(req->route ? req->route : "unmatched", status, mono_usec() - req->started);
 	if (c && !c->closing) {
 		/* After an answer to a request we could not read whole, the stream is out of step: close. */
-		bool close_after = !c->keep_alive || c->reject;
+		bool close_after = !c->keep_alive || c->reject || req->close;
 		c->req = NULL;
 		c->answering = false;
 		send_response(c, status, ctype, headers, body, len, close_after);
@@ -615,6 +618,10 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_close(c);
 		return;
 	}
+	struct sockaddr_storage peer = { 0 };
+	int plen = sizeof(peer);
+	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen);
+	c->client = client_get(&peer);
 	llhttp_init(&c->parser, HTTP_REQUEST, &settings);
 	c->parser.data = c;
 	uv_tcp_nodelay(&c->tcp, 1);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buildconf.h"
@@ -30,13 +31,36 @@ const char *__asan_default_options(void)
 }
 #endif
 
+static uv_signal_t term;
+static int exit_status;
+
+/*
+ * Close every handle, so that the loop ends and the process exits: on
+ * SIGTERM, and when the link to the supervisor is gone (purged respawns us
+ * with a fresh link; a purged-rest without one must not linger, holding the
+ * listening socket).
+ */
+static void stop_serving(int status)
+{
+	exit_status = status;
+	if (!uv_is_closing((uv_handle_t *)&term))
+		uv_close((uv_handle_t *)&term, NULL);
+	routes_stop();
+	clients_stop();
+	http_close_all();
+}
+
+static void on_link_lost(void)
+{
+	stop_serving(1);
+}
+
 static void on_term(uv_signal_t *h, int sig)
 {
-	(void)sig;
+	(void)h, (void)sig;
 	log_info("stopping on SIGTERM");
-	uv_close((uv_handle_t *)h, NULL);
-	http_close_all();
-	uv_stop(rest_loop);
+	upstream_close();
+	stop_serving(0);
 }
 
 /* purged --test-probes: show that the credential and token files are out of reach once confined. */
@@ -59,7 +83,6 @@ int main(int argc, char **argv)
 {
 	struct sandbox_policy policy = { .serve = true };
 	struct sandbox_report rep;
-	uv_signal_t term;
 	struct stat st;
 	char err[256];
 	int r;
@@ -77,6 +100,17 @@ int main(int argc, char **argv)
 		rest_idle_timeout_ms = (unsigned)strtoul(argv[1], NULL, 10) * 1000;
 	if (rest_idle_timeout_ms == 0)
 		rest_idle_timeout_ms = 30000;
+	if (argc > 2 && strncmp(argv[2], "--upstream-timeout=", 19) == 0)
+		rest_upstream_timeout_ms = (unsigned)strtoul(argv[2] + 19, NULL, 10) * 1000;
+	if (rest_upstream_timeout_ms == 0)
+		rest_upstream_timeout_ms = 30000;
+	/*
+	 * Die with the supervisor even if its end of the link stays open
+	 * somewhere (a crash of purged). A supervisor already gone before this
+	 * line closed the link: the first read sees EOF and we exit.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		fatal("cannot ask to die with purged (prctl PR_SET_PDEATHSIG)");
 	signal(SIGPIPE, SIG_IGN);
 	/* 1024 clients, the two inherited sockets, the loop's own fds. */
 	/*
@@ -91,10 +125,12 @@ int main(int argc, char **argv)
 	r = upstream_open(LINK_FD);
 	if (r < 0)
 		fatalx("cannot use the link to the supervisor: %s", uv_strerror(r));
+	upstream_on_lost(on_link_lost);
 	r = http_listen(LISTEN_FD);
 	if (r < 0)
 		fatalx("cannot listen on the socket purged handed over: %s", uv_strerror(r));
 	routes_init();
+	clients_init();
 	uv_signal_init(rest_loop, &term);
 	uv_signal_start(&term, on_term, SIGTERM);
 
@@ -102,9 +138,10 @@ int main(int argc, char **argv)
 	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s; refusing to serve unconfined", err);
 	log_debug("sandbox entered: Landlock ABI %d, seccomp on", rep.landlock_abi);
-	if (argc > 2 && strncmp(argv[2], "--probe=", 8) == 0)
-		probe(argv[2] + 8);
+	for (int i = 2; i < argc; i++)
+		if (strncmp(argv[i], "--probe=", 8) == 0)
+			probe(argv[i] + 8);
 
 	uv_run(rest_loop, UV_RUN_DEFAULT);
-	return 0;
+	return exit_status;
 }

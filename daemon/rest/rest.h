@@ -15,8 +15,12 @@
 #define REST_MAX_CONNS      1024
 #define REST_MAX_HEADER     8192        /* request line + header block */
 #define REST_MAX_BODY       (64 * 1024)
+#define REST_LASTING_PER_CLIENT 16      /* plans and synchronous purges one client address may have waiting */
+#define REST_REFUSAL_REPORT_MS  5000    /* how often refusal counts go to the supervisor */
 
 struct http_conn;
+struct rest_client;
+struct sockaddr_storage;
 
 struct http_request {
 	int method;                 /* llhttp_method_t */
@@ -30,12 +34,15 @@ struct http_request {
 	size_t body_len;
 	int64_t started;            /* mono usec at the end of the request */
 	const char *route;          /* route name for metrics */
+	bool close;                 /* close the connection after the answer */
 	struct http_conn *conn;     /* NULL once the client went away */
+	struct rest_client *client; /* its address; valid while conn is (take a reference to keep it) */
 	void *route_state;          /* owned by routes.c, freed by route_release */
 };
 
 extern uv_loop_t *rest_loop;
 extern unsigned rest_idle_timeout_ms;
+extern unsigned rest_upstream_timeout_ms; /* deadline of a call to the supervisor */
 
 /* ---------------------------------------------------------------- http.c */
 /* Start serving on the listening socket @fd. */
@@ -59,6 +66,8 @@ void route_dispatch(struct http_request *req);
 void route_release(struct http_request *req);
 /* Start the supervisor liveness pings behind /healthz. */
 void routes_init(void);
+/* Stop them (shutdown). */
+void routes_stop(void);
 
 /* ---------------------------------------------------------------- upstream.c */
 /*
@@ -66,7 +75,13 @@ void routes_init(void);
  * supervisor link is gone. Return true to keep receiving (tasks.watch events).
  */
 typedef bool (*upstream_fn)(const json_t *msg, void *userdata);
+/* The error code of the reply a call gets when the supervisor misses its deadline (HTTP 504). */
+#define UPSTREAM_TIMEOUT_CODE "timeout"
 int upstream_open(int fd);
+/* Called once the link is lost (after the pending calls were failed): the process should end. */
+void upstream_on_lost(void (*fn)(void));
+/* Fail the pending calls and close the link (shutdown). */
+void upstream_close(void);
 /*
  * Send @op with @args (stolen) and @auth (may be NULL). Returns 0; -EINVAL with
  * @reterr filled when @args do not fit the op's schema; another negative errno
@@ -87,6 +102,21 @@ void upstream_forget(void *userdata);
 bool upstream_alive(void);
 /* Monotonic usec of the supervisor's last message (start-up time before any). */
 int64_t upstream_last_answer(void);
+
+/* ---------------------------------------------------------------- clients.c */
+enum refusal { REFUSAL_MISSING_TOKEN, REFUSAL_MALFORMED_TOKEN, _REFUSAL_MAX };
+/* The client of a connection's peer address, with a reference (client_put it). */
+struct rest_client *client_get(const struct sockaddr_storage *ss);
+struct rest_client *client_ref(struct rest_client *c);
+void client_put(struct rest_client *c);
+const char *client_addr(const struct rest_client *c);
+/* A plan or synchronous purge begins (false: the client has REST_LASTING_PER_CLIENT waiting), or ends. */
+bool client_lasting_begin(struct rest_client *c);
+void client_lasting_end(struct rest_client *c);
+/* Count a request refused here; reported to the supervisor every REST_REFUSAL_REPORT_MS. */
+void client_refused(struct rest_client *c, enum refusal why);
+void clients_init(void);
+void clients_stop(void);
 
 /* ---------------------------------------------------------------- metrics.c */
 void metrics_observe(const char *route, int status, int64_t usec);

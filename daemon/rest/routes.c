@@ -37,6 +37,7 @@ struct route_state {
 	char target[PURGE_NAME_MAX + 1];
 	char task_id[PURGE_TASK_ID_LEN + 1];
 	bool watching;
+	struct rest_client *lasting; /* counted against its client while it waits (plan, synchronous purge) */
 };
 
 /* ---------------------------------------------------------------- answers */
@@ -68,7 +69,7 @@ static const char *extra_headers(int status)
 	}
 }
 
-/* The supervisor said no (or went away): answer in the route's style. */
+/* The supervisor said no (or went away, or missed the deadline): answer in the route's style. */
 static void upstream_failure(struct http_request *req, const json_t *msg)
 {
 	struct route_state *st = req->route_state;
@@ -78,6 +79,10 @@ static void upstream_failure(struct http_request *req, const json_t *msg)
 	enum purge_err e = purge_err_from_string(code);
 	int status = msg ? purge_err_http_status(e) : 503;
 
+	if (code && strcmp(code, UPSTREAM_TIMEOUT_CODE) == 0) {
+		status = 504;
+		req->close = true; /* the slot is freed now, not after idle_timeout */
+	}
 	if (st->route->style != STYLE_LUCID) {
 		http_respond(req, status, extra_headers(status),
 			     json_pack("{s:s, s:s}", "error_code", code, "description", desc));
@@ -207,6 +212,12 @@ void routes_init(void)
 	uv_timer_init(rest_loop, &health_timer);
 	uv_timer_start(&health_timer, on_health_tick, 0, 250);
 	uv_unref((uv_handle_t *)&health_timer);
+}
+
+void routes_stop(void)
+{
+	if (!uv_is_closing((uv_handle_t *)&health_timer))
+		uv_close((uv_handle_t *)&health_timer, NULL);
 }
 
 static void h_healthz(struct http_request *req, char **seg)
@@ -359,6 +370,15 @@ static void h_purge_none(struct http_request *req, char **seg)
 	lucid_message(req, 404, NULL, "Error: No target selected");
 }
 
+/* A request that waits for a task's end counts against its client's REST_LASTING_PER_CLIENT. */
+static bool begin_lasting(struct http_request *req)
+{
+	if (!client_lasting_begin(req->client))
+		return false;
+	state(req)->lasting = req->client;
+	return true;
+}
+
 static void h_purge(struct http_request *req, char **seg)
 {
 	struct route_state *st = state(req);
@@ -366,6 +386,12 @@ static void h_purge(struct http_request *req, char **seg)
 
 	if (!proto_is_name(seg[1])) {
 		lucid_message(req, 400, NULL, "Error: Please select a valid target to export from");
+		return;
+	}
+	if (!req->prefer_async && !begin_lasting(req)) {
+		lucid_message(req, 429, extra_headers(429), "Error: %d synchronous purges and plans from %s are "
+			      "waiting already; wait for one to end, or send 'Prefer: respond-async'",
+			      REST_LASTING_PER_CLIENT, client_addr(req->client));
 		return;
 	}
 	snprintf(st->target, sizeof(st->target), "%s", seg[1]);
@@ -452,6 +478,14 @@ static void h_plan(struct http_request *req, char **seg)
 {
 	if (!proto_is_name(seg[2])) {
 		v1_error(req, 404, "not_found", "no such target");
+		return;
+	}
+	if (!begin_lasting(req)) {
+		char why[200];
+		snprintf(why, sizeof(why), "%d plans and synchronous purges from %s are waiting already; wait for one "
+			 "to end", REST_LASTING_PER_CLIENT, client_addr(req->client));
+		http_respond(req, 429, extra_headers(429),
+			     json_pack("{s:s, s:s}", "error_code", "busy", "description", why));
 		return;
 	}
 	relay(req, PURGE_OP_PLAN, json_pack("{s:s}", "target", seg[2]));
@@ -674,6 +708,8 @@ void route_dispatch(struct http_request *req)
 	req->route_state = xcalloc(1, sizeof(struct route_state));
 	state(req)->route = found;
 	if (!found->public && !req->has_auth) {
+		/* Counted per address and audited by the supervisor in aggregate (clients.c). */
+		client_refused(req->client, req->bad_auth ? REFUSAL_MALFORMED_TOKEN : REFUSAL_MISSING_TOKEN);
 		const char *why = req->bad_auth ? "invalid bearer token: a token is letters, digits and -._~+/= only"
 						: "missing bearer token: send 'Authorization: Bearer TOKEN'";
 		if (found->style == STYLE_LUCID)
@@ -692,6 +728,7 @@ void route_release(struct http_request *req)
 	struct route_state *st = req->route_state;
 	if (!st)
 		return;
+	client_lasting_end(st->lasting);
 	free(st);
 	req->route_state = NULL;
 }

@@ -1,7 +1,9 @@
 /*
  * purged-rest's link to the supervisor (fd 3): control-protocol requests
  * out, replies and events in, matched by id. If the link goes, the process
- * ends: the supervisor restarts it. purged-rest only.
+ * ends: the supervisor restarts it. Every call has a deadline: a supervisor
+ * that does not answer (stopped, wedged) gets the client a 504, not a
+ * connection held forever. purged-rest only.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +19,8 @@ struct call {
 	upstream_fn fn;
 	upstream_text_fn text_fn; /* a relay: successes come as JSON text */
 	void *userdata;
+	uint64_t sent;            /* loop time (ms) it was sent */
+	bool lasting;             /* answered when a task ends (plan, tasks.watch) */
 };
 
 static uv_pipe_t link_pipe;
@@ -27,6 +31,15 @@ static struct call *calls;
 static size_t n_calls, cap_calls;
 static uint64_t next_id = 1;
 static int64_t last_answer;
+static uint64_t last_answer_ms; /* the same, in loop time */
+static void (*on_lost)(void);
+static uv_timer_t deadline_timer;
+unsigned rest_upstream_timeout_ms = 30000;
+
+void upstream_on_lost(void (*fn)(void))
+{
+	on_lost = fn;
+}
 
 bool upstream_alive(void)
 {
@@ -70,6 +83,7 @@ static bool wants_text(uint64_t id, void *ctx)
 static void deliver(const json_t *msg)
 {
 	last_answer = mono_usec();
+	last_answer_ms = uv_now(rest_loop);
 	struct call *p = find_call((uint64_t)json_integer_value(json_object_get(msg, "id")));
 	if (!p)
 		return;
@@ -83,26 +97,73 @@ static void deliver(const json_t *msg)
 static void deliver_text(uint64_t id, char *text, size_t len)
 {
 	last_answer = mono_usec();
+	last_answer_ms = uv_now(rest_loop);
 	struct call *p = find_call(id);
 	struct call c = *p; /* wants_text() found it */
 	drop_at((size_t)(p - calls));
 	c.text_fn(text, len, c.userdata);
 }
 
-static void link_lost(const char *why)
+/* Fail every pending request with 503, and close the link and the deadline timer. */
+static void link_close(void)
 {
 	if (!alive)
 		return;
 	alive = false;
-	log_warnx("the link to the supervisor is gone (%s); exiting so that purged restarts us", why);
-	/* Fail every pending request with 503 before going. */
 	while (n_calls > 0) {
 		struct call c = calls[--n_calls];
 		c.fn(NULL, c.userdata);
 	}
 	outq_discard(&link_out);
 	uv_close((uv_handle_t *)&link_pipe, NULL);
-	http_close_all();
+	uv_close((uv_handle_t *)&deadline_timer, NULL);
+}
+
+void upstream_close(void)
+{
+	link_close();
+}
+
+static void link_lost(const char *why)
+{
+	if (!alive)
+		return;
+	log_warnx("the link to the supervisor is gone (%s); exiting so that purged restarts us", why);
+	link_close();
+	if (on_lost)
+		on_lost(); /* closes every other handle: the loop ends, the process exits */
+	else
+		http_close_all();
+}
+
+/*
+ * The deadline sweep, twice a second, costs nothing per request. A call
+ * expires when the supervisor has not answered it within the timeout; a
+ * lasting one (a plan, a watch: answered when a task ends, which may take
+ * long) when the supervisor has been silent that long, though the /healthz
+ * pings make a live one answer every second.
+ */
+static void on_deadline_tick(uv_timer_t *t)
+{
+	uint64_t now = uv_now(rest_loop);
+	(void)t;
+	for (size_t i = 0; i < n_calls;) {
+		struct call *c = &calls[i];
+		uint64_t since = c->lasting && last_answer_ms > c->sent ? last_answer_ms : c->sent;
+		if (now - since < rest_upstream_timeout_ms) {
+			i++;
+			continue;
+		}
+		struct call gone = *c;
+		drop_at(i);
+		char msg[200];
+		snprintf(msg, sizeof(msg), "purged did not answer within %u s; the request may still be carried "
+			 "out once it does: check GET /v1/tasks", rest_upstream_timeout_ms / 1000);
+		json_t *timeout = json_pack("{s:I, s:b, s:{s:s, s:s}}", "id", (json_int_t)gone.id, "ok", 0, "error",
+					    "code", UPSTREAM_TIMEOUT_CODE, "message", msg);
+		gone.fn(timeout, gone.userdata); /* may release requests: calls[] changes, i stays valid */
+		json_decref(timeout);
+	}
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -163,6 +224,10 @@ int upstream_open(int fd)
 	outq_init(&link_out, (uv_stream_t *)&link_pipe, on_link_out);
 	alive = true;
 	last_answer = mono_usec();
+	last_answer_ms = uv_now(rest_loop);
+	uv_timer_init(rest_loop, &deadline_timer);
+	uv_timer_start(&deadline_timer, on_deadline_tick, 500, 500);
+	uv_unref((uv_handle_t *)&deadline_timer);
 	return uv_read_start((uv_stream_t *)&link_pipe, uvio_read_buf, on_read);
 }
 
@@ -191,6 +256,8 @@ static int send_call(enum purge_op op, json_t *args, const char *auth, struct ca
 	outq_append(&link_out, buf, len);
 	free(buf);
 	c.id = next_id++;
+	c.sent = uv_now(rest_loop);
+	c.lasting = op == PURGE_OP_PLAN || op == PURGE_OP_TASKS_WATCH;
 	push_call(c);
 	return 0;
 }

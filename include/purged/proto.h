@@ -56,6 +56,7 @@ enum purge_op {
 	PURGE_OP_METRICS,
 	PURGE_OP_CRDB_PURGE,
 	PURGE_OP_TASKS_MANIFEST,
+	PURGE_OP_REST_REFUSALS,  /* purged-rest's count of the requests it refused itself (its link only) */
 	_PURGE_OP_MAX,
 	_PURGE_OP_INVALID = -EINVAL,
 };

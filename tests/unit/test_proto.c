@@ -57,6 +57,11 @@ START_TEST(test_roundtrip_requests)
 			json_object_set_new(args, "id", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
 		if (op == PURGE_OP_TASKS_LIST)
 			json_object_set_new(args, "limit", json_integer(10));
+		if (op == PURGE_OP_REST_REFUSALS) {
+			json_object_set_new(args, "address", json_string("127.0.0.1"));
+			json_object_set_new(args, "count", json_integer(3));
+			json_object_set_new(args, "reason", json_string("missing_token"));
+		}
 		if (op == PURGE_OP_CRDB_PURGE) {
 			json_object_set_new(args, "guid", json_string("1d7741cc-1110-4e2f-bc6c-935292783d24"));
 			json_object_set_new(args, "instances", json_pack("[i, i]", 1, 2));
