@@ -796,13 +796,25 @@ int config_parse_texts(const struct config_text *texts, size_t n, struct daemon_
 static int read_text(const char *path, struct config_text *t, struct config_errors *errs)
 {
 	struct parse_state ps = { .file = path, .errs = errs };
-	FILE *f = fopen(path, "re");
+	/* O_NONBLOCK and a regular-file check: a FIFO in a drop-in folder must not hang a start or reload. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	FILE *f = NULL;
 	char *data;
 	int r;
 
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		add_error(&ps, 0, "the configuration is not a regular file; replace it with one");
+		close(fd);
+		return -EINVAL;
+	}
+	if (fd >= 0)
+		f = fdopen(fd, "r");
 	if (!f) {
 		r = -errno;
 		add_error(&ps, 0, "cannot open the configuration: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return r;
 	}
 	data = xmalloc(1 << 20);

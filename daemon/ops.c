@@ -15,7 +15,22 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
 
-/* A handler returns its reply, or NULL when it answers later (plan, watch). */
+/*
+ * A handler returns its reply, or ANSWERED when it has sent it already or
+ * answers later (plan, watch). NULL means only "the reply could not be built"
+ * (out of memory): ops_dispatch refuses by closing the connection. No NULL
+ * ever means "no error".
+ */
+static char answered_marker;
+#define ANSWERED ((json_t *)&answered_marker)
+
+/* {id, ok, result: task}; NULL when the task cannot be rendered, never a success without it. */
+static json_t *reply_task(uint64_t id, const struct task *t)
+{
+	json_t *j = task_to_json(t);
+	return j ? proto_reply_ok(id, j) : NULL;
+}
+
 typedef json_t *(*op_fn)(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args);
 
 static json_t *op_status(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
@@ -56,34 +71,33 @@ static json_t *op_targets_list(struct ctl_conn *c, const struct caller *who, uin
 	return proto_reply_ok(id, arr);
 }
 
-static json_t *submit(struct ctl_conn *c, const struct caller *who, uint64_t id, const char *target,
-		      const char *operation, const json_t *params, struct task **ret)
+/* The new task, or NULL with *ret_refusal set (to NULL too when even that could not be built). */
+static struct task *submit(const struct caller *who, uint64_t id, const char *target, const char *operation,
+			   const json_t *params, json_t **ret_refusal)
 {
 	enum purge_err e;
 	char msg[512];
 	struct task *t = runner_submit(target, operation, params, who, &e, msg, sizeof(msg));
-	(void)c;
 	if (!t)
-		return proto_reply_error(id, e, "%s", msg);
-	*ret = t;
-	return NULL;
+		*ret_refusal = proto_reply_error(id, e, "%s", msg);
+	return t;
 }
 
 static json_t *op_plan(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
-	struct task *t = NULL;
+	json_t *err = NULL;
 	/* Checked before the task exists: every plan gets exactly one answer, now or when it ends. */
 	if (!watch_has_room(c))
 		return proto_reply_error(id, PURGE_ERR_BUSY, "too many plans and watches waiting on this connection "
 					 "(%u); wait for one to end, or use another connection", watch_limit(c));
-	json_t *err = submit(c, who, id, json_string_value(json_object_get(args, "target")), "plan", NULL, &t);
-	if (err)
+	struct task *t = submit(who, id, json_string_value(json_object_get(args, "target")), "plan", NULL, &err);
+	if (!t)
 		return err;
 	if (watch_add(c, id, t, WATCH_REPLY_END) < 0) /* cannot happen: room was checked above */
 		return proto_reply_error(id, PURGE_ERR_BUSY, "plan task %s started, but its answer cannot be waited "
 					 "for here: follow it with purgectl task %s", t->id, t->id);
 	runner_schedule();
-	return NULL;
+	return ANSWERED;
 }
 
 /*
@@ -91,7 +105,7 @@ static json_t *op_plan(struct ctl_conn *c, const struct caller *who, uint64_t id
  * server/port/api_path). It must be the configured target's, or nothing is
  * done: a client must never steer a purge to another system.
  */
-static json_t *check_endpoint(uint64_t id, const json_t *args)
+static bool endpoint_matches(uint64_t id, const json_t *args, json_t **ret_refusal)
 {
 	const char *name = json_string_value(json_object_get(args, "target"));
 	const struct target_conf *tc = config_find_target(purged->conf, name);
@@ -100,36 +114,37 @@ static json_t *check_endpoint(uint64_t id, const json_t *args)
 	json_t *v;
 
 	if (!tc || !ep)
-		return NULL;
+		return true;
 	json_object_foreach(ep, key, v) {
 		json_t *mine = json_object_get(tc->endpoint, key);
 		if (!mine || !json_equal(mine, v)) {
 			char *given = json_dumps(v, JSON_ENCODE_ANY);
-			json_t *r = proto_reply_error(id, PURGE_ERR_FORBIDDEN,
-						      "%s %s does not match target '%s' (%s); nothing was done", key,
-						      given ? given : "?", name,
-						      mine ? "configured otherwise" : "it has no such endpoint setting");
+			/* NULL here (out of memory) is still a refusal: ops_dispatch answers it. */
+			/* The value is quoted short: the sentence must end with "nothing was done". */
+			*ret_refusal = proto_reply_error(id, PURGE_ERR_FORBIDDEN,
+							 "%s %.80s%s does not match target '%s' (%s); nothing was done", key,
+							 given ? given : "?", given && strlen(given) > 80 ? "…" : "", name,
+							 mine ? "configured otherwise" : "it has no such endpoint setting");
 			free(given);
-			return r;
+			return false;
 		}
 	}
-	return NULL;
+	return true;
 }
 
 static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
-	struct task *t = NULL;
-	json_t *err = check_endpoint(id, args);
-	if (err)
+	struct task *t;
+	json_t *err = NULL;
+	if (!endpoint_matches(id, args, &err))
 		return err;
 	const struct target_conf *tc = config_find_target(purged->conf, json_string_value(json_object_get(args, "target")));
 	if (tc && strcmp(tc->type, "crdb") == 0)
 		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "'%s' is an Active-Active database: purge it with "
 					 "crdb.purge and the instances to purge (purgectl crdb purge GUID --instances 1,2)",
 					 tc->name);
-	err = submit(c, who, id, tc ? tc->name : json_string_value(json_object_get(args, "target")), "purge", NULL,
-		     &t);
-	if (err)
+	t = submit(who, id, tc ? tc->name : json_string_value(json_object_get(args, "target")), "purge", NULL, &err);
+	if (!t)
 		return err;
 	/*
 	 * A REST body's username/password replace the configured credentials only
@@ -143,7 +158,7 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 		log_debug("purge of '%s': credentials in the request ignored (accept_request_credentials is off)",
 			  tc->name);
 	runner_schedule();
-	return proto_reply_ok(id, task_to_json(t));
+	return reply_task(id, t);
 }
 
 static json_t *op_tasks_list(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
@@ -204,7 +219,7 @@ static json_t *op_tasks_get(struct ctl_conn *c, const struct caller *who, uint64
 	if (proto_frame_end(&sb, r, &frame, &len) < 0)
 		return proto_reply_error(id, PURGE_ERR_INTERNAL, "task %s could not be encoded", t->id);
 	ctl_send_frame(c, frame, len);
-	return NULL;
+	return ANSWERED;
 }
 
 static json_t *op_tasks_cancel(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
@@ -219,7 +234,7 @@ static json_t *op_tasks_cancel(struct ctl_conn *c, const struct caller *who, uin
 		return err;
 	if (runner_cancel(t, who, &e, msg, sizeof(msg)) < 0)
 		return proto_reply_error(id, e, "%s", msg);
-	return proto_reply_ok(id, task_to_json(t));
+	return reply_task(id, t);
 }
 
 static json_t *op_tasks_manifest(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
@@ -254,13 +269,13 @@ static json_t *op_tasks_watch(struct ctl_conn *c, const struct caller *who, uint
 	if (!task_state_is_final(t->state) && !watch_has_room(c))
 		return proto_reply_error(id, PURGE_ERR_BUSY, "too many plans and watches waiting on this connection "
 					 "(%u); wait for one to end, or use another connection", watch_limit(c));
-	ctl_send(c, proto_reply_ok(id, task_to_json(t)));
+	ctl_send(c, reply_task(id, t));
 	if (task_state_is_final(t->state)) {
 		ctl_send(c, proto_event_new(id, "end", task_to_json(t)));
-		return NULL;
+		return ANSWERED;
 	}
 	watch_add(c, id, t, WATCH_STREAM); /* room was checked above */
-	return NULL;
+	return ANSWERED;
 }
 
 static json_t *op_reload(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
@@ -294,8 +309,8 @@ static json_t *op_crdb_purge(struct ctl_conn *c, const struct caller *who, uint6
 	const char *guid = json_string_value(json_object_get(args, "guid"));
 	const json_t *ids = json_object_get(args, "instances");
 	const struct target_conf *tc = config_find_target(purged->conf, guid);
-	struct task *t = NULL;
-	json_t *inst, *params, *err;
+	struct task *t;
+	json_t *inst, *params, *err = NULL;
 	size_t i;
 	json_t *v;
 
@@ -311,12 +326,12 @@ static json_t *op_crdb_purge(struct ctl_conn *c, const struct caller *who, uint6
 						 "(configured: instance.N keys of [crdb %s])", key, guid, guid);
 	}
 	params = json_pack("{s:O}", "instances", ids);
-	err = submit(c, who, id, guid, "crdb.purge", params, &t);
+	t = params ? submit(who, id, guid, "crdb.purge", params, &err) : NULL;
 	json_decref(params);
-	if (err)
+	if (!t)
 		return err;
 	runner_schedule();
-	return proto_reply_ok(id, task_to_json(t));
+	return reply_task(id, t);
 }
 
 /* Task counts by target and status, for Prometheus. O(tasks): scrapes are rare; status stays O(1). */
@@ -413,6 +428,16 @@ static void audit_reply(const struct caller *who, enum purge_op op, const json_t
 		     error ? json_string_value(json_object_get(error, "message")) : NULL);
 }
 
+/* The line written before a change is made; false when it could not be written. */
+static bool audit_intent(const struct caller *who, enum purge_op op, const json_t *args)
+{
+	const char *target = json_string_value(json_object_get(args, "target"));
+	if (!target)
+		target = json_string_value(json_object_get(args, "guid"));
+	return audit_record(who, purge_op_to_string(op), target, json_string_value(json_object_get(args, "id")),
+			    "requested", NULL) == 0;
+}
+
 void ops_dispatch(struct ctl_conn *c, const struct caller *who, const json_t *req)
 {
 	uint64_t id = (uint64_t)json_integer_value(json_object_get(req, "id"));
@@ -421,17 +446,29 @@ void ops_dispatch(struct ctl_conn *c, const struct caller *who, const json_t *re
 	json_t *reply;
 
 	if (!who->allowed) {
-		log_warnx("control: refused %s from %s (uid %lld, pid %lld): not root and not in control_group '%s'",
-			  purge_op_to_string(op), who->name, (long long)who->uid, (long long)who->pid,
-			  purged->conf->control_group);
+		/* control.c refuses such callers before decoding anything; this is the second lock. */
 		reply = proto_reply_error(id, PURGE_ERR_FORBIDDEN, "%s is not allowed to use purged: ask an "
 					  "administrator to add you to the group '%s'", who->name,
 					  purged->conf->control_group);
+	} else if (purge_op_is_mutating(op) && !audit_intent(who, op, args)) {
+		/* Fail closed: nothing changes without its audit line on disk. */
+		reply = proto_reply_error(id, PURGE_ERR_INTERNAL, "cannot write the audit log %s/audit.jsonl (see the "
+					  "daemon's log); nothing was done", purged->conf->state_dir);
 	} else {
 		reply = handlers[op](c, who, id, args);
 	}
-	if (purge_op_is_mutating(op) && reply)
+	if (!reply) {
+		/* Fail closed: the caller sees its connection end, never a silent success. */
+		log_warnx("control: the reply to %s from %s could not be built (out of memory); closing the connection",
+			  purge_op_to_string(op), who->name);
+		if (purge_op_is_mutating(op))
+			audit_record(who, purge_op_to_string(op), NULL, NULL, "internal", "reply could not be built");
+		ctl_close(c);
+		return;
+	}
+	if (reply == ANSWERED)
+		return;
+	if (purge_op_is_mutating(op))
 		audit_reply(who, op, args, reply);
-	if (reply)
-		ctl_send(c, reply);
+	ctl_send(c, reply);
 }

@@ -159,7 +159,12 @@ int proto_reader_next(struct proto_reader *r, const uint8_t **ret_payload, size_
 /* Bytes held that do not yet form a frame (a truncated frame at EOF). */
 size_t proto_reader_pending(const struct proto_reader *r);
 
-/* Builders for the messages every side sends. Return a new reference, or NULL on ENOMEM. */
+/*
+ * Builders for the messages every side sends. Return a new reference, or NULL
+ * on ENOMEM only: proto_reply_error makes its text valid UTF-8 (purged/text.h)
+ * whatever the arguments quote. A caller that gets NULL refuses: it never
+ * reads NULL as "no error".
+ */
 json_t *proto_request_new(uint64_t id, enum purge_op op, json_t *args /* stolen, may be NULL */);
 json_t *proto_reply_ok(uint64_t id, json_t *result /* stolen, may be NULL */);
 json_t *proto_reply_error(uint64_t id, enum purge_err code, const char *fmt, ...)
