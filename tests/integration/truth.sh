@@ -208,6 +208,18 @@ PY
 	expect_code 0 "without the writer it finishes" ctl --json crdb purge "$G" --instances 1 --yes --wait
 	expect_eq "…counting the 1000 keys" "$(jf "$OUT" '.counts["instance 1"]')" "1000"
 	expect_eq "…leaving none" "$(redis-cli -p "$RP" DBSIZE)" "0"
+	# A cancel mid-purge: the driver stops between two batches and says what DBSIZE leaves.
+	redis-cli -p "$RP" DEBUG POPULATE 1000000 >/dev/null
+	expect_code 0 "a CRDB purge of 1 000 000 keys (detached)" ctl --json crdb purge "$G" --instances 1 --yes --detach
+	ID=$(jf "$OUT" .id)
+	check "…deletes" wait_until 10 sh -c "[ \"\$(ctl --json task $ID | jq -r '.counts[\"instance 1\"] // 0')\" -ge 1000 ]"
+	expect_code 0 "cancel it" ctl --json cancel "$ID"
+	expect_code 8 "…cancelled" ctl --json wait "$ID"
+	DEL=$(jf "$OUT" '.counts["instance 1"]')
+	LEFT=$(redis-cli -p "$RP" DBSIZE)
+	check "…before the end ($DEL deleted, $LEFT left)" test "$LEFT" -gt 0
+	expect_eq "…its count and what is left make the 1 000 000" "$((DEL + LEFT))" "1000000"
+	expect_contains "…the driver says so" "$(jf "$OUT" .error)" "the executor stopped and reconciled within 1 s (cancel_grace): crdb: stopped on request after $DEL keys; reconciled: DBSIZE says $LEFT keys remain"
 else
 	skip_part "crdb post-condition" "redis-server not installed"
 fi
