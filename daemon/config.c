@@ -476,18 +476,21 @@ static void build_fixed(struct parse_state *ps, struct daemon_conf *c, const cha
 static void check_rest(struct parse_state *ps, struct daemon_conf *c)
 {
 	const struct entry *listen = lookup(ps, "rest", "listen");
+	/* A default that fails (the tokens file) is pinned on "enabled = yes", which asked for it. */
+	const struct entry *enabled = lookup(ps, "rest", "enabled");
+	unsigned fallback = enabled ? enabled->line : 0;
 	bool loopback = false;
 	char err[512];
 
 	if (!c->rest_enabled)
 		return;
 	if (listen_parse(c->rest_listen, NULL, &loopback) == 0 && !loopback && !c->rest_allow_remote)
-		add_error(ps, listen ? listen->line : 0,
+		add_error(ps, listen ? listen->line : fallback,
 			  "listen = '%s' is not a loopback address: purged-rest serves loopback only unless "
 			  "allow_remote = yes", c->rest_listen);
 	if (tokens_load(c->rest_tokens_file, &c->tokens, err, sizeof(err)) < 0) {
 		const struct entry *tf = lookup(ps, "rest", "tokens_file");
-		add_error(ps, tf ? tf->line : 0, "%s", err);
+		add_error(ps, tf ? tf->line : fallback, "%s", err);
 	}
 }
 

@@ -107,7 +107,8 @@ struct tokens *tokens_free(struct tokens *t)
 {
 	if (!t)
 		return NULL;
-	explicit_bzero(t->v, t->n * sizeof(*t->v));
+	if (t->v) /* a file refused before its first token: explicit_bzero(NULL, 0) is undefined */
+		explicit_bzero(t->v, t->n * sizeof(*t->v));
 	free(t->v);
 	free(t);
 	return NULL;

@@ -139,7 +139,9 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
 			step "fuzz $target for ${FUZZ_SECONDS}s"
 			work=$(mktemp -d)
 			cp tests/fuzz/corpus/$target/* "$work/"
-			if (cd "$work" && "$OLDPWD/build-fuzz/tests/fuzz/fuzz_$target" -max_total_time="$FUZZ_SECONDS" \
+			# Undefined behaviour stops the run like a crash (UBSan only logs it by default).
+			if (cd "$work" && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+				"$OLDPWD/build-fuzz/tests/fuzz/fuzz_$target" -max_total_time="$FUZZ_SECONDS" \
 				-max_len=8192 -timeout=10 -print_final_stats=1 . 2>"$work/log"); then
 				tail -n 3 "$work/log"
 				pass
