@@ -69,9 +69,11 @@ int main(int argc, char **argv)
 
 	log_init("purged", debug);
 	if (config_load(path, &conf, &errs) < 0) {
+		/* Under systemd (the unit's ExecStartPre and ExecReload run -t) the journal files these at err, not info. */
+		const char *prio = getenv("JOURNAL_STREAM") ? "<3>" : "";
 		for (size_t i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.v[i]);
-		fprintf(stderr, "purged: configuration %s has %zu error(s)\n", path, errs.n);
+			fprintf(stderr, "%s%s\n", prio, errs.v[i]);
+		fprintf(stderr, "%spurged: configuration %s has %zu error(s)\n", prio, path, errs.n);
 		config_errors_clear(&errs);
 		return 1;
 	}

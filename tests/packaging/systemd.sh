@@ -1,0 +1,287 @@
+#!/bin/bash
+# The packaged service under a real systemd (issue 17). The .deb built from
+# this tree is installed in a minimal Debian 12 tree (debootstrap, cached in
+# $PURGED_CI_CACHE, default /var/cache/purged-ci) whose systemd runs as PID 1
+# in a container (systemd-nspawn --boot, its own PID, mount and network
+# namespaces; never this machine's root file system). Then the unit as shipped
+# is used as an administrator uses it: start, status, a noop purge (executor
+# as `purged`, NoNewPrivs, Seccomp 2), a CRDB purge of the tree's own
+# redis-server, the REST listener on loopback, reload with a broken file and a
+# good one, journal priorities, a remote backend refused by IPAddressDeny until
+# the documented drop-in allows it, stop. The .rpm's unit must be the same file.
+# Needs root. Cold (no cache): about 3 minutes; warm: about 1.
+#
+#   PURGED_CI_CACHE   where the Debian tree is kept between runs
+#   PURGED_CI_MIRROR  Debian mirror for debootstrap (default http://deb.debian.org/debian)
+. "$(dirname "$0")/../integration/lib.sh"
+[ "$IS_ROOT" = 1 ] || { echo "1..0 # SKIP needs root (debootstrap, systemd-nspawn)"; exit 77; }
+for tool in debootstrap systemd-nspawn nsenter dpkg-buildpackage; do
+	command -v "$tool" >/dev/null || {
+		echo "1..0 # SKIP $tool not installed (scripts/deps.sh installs debootstrap, systemd-container, dpkg-dev)"
+		exit 77
+	}
+done
+SRC=${PURGED_SOURCE_DIR:?}
+CACHE=${PURGED_CI_CACHE:-/var/cache/purged-ci}
+MIRROR=${PURGED_CI_MIRROR:-http://deb.debian.org/debian}
+LOCAL_GUID=11111111-1111-4111-8111-111111111111
+REMOTE_GUID=22222222-2222-4222-8222-222222222222
+REMOTE_ADDR=192.0.2.10 # TEST-NET-1, only ever on the container's own loopback device
+REMOTE_PORT=6380
+
+NSPAWN_PID=
+LEADER=
+MERGED=$T/merged
+T_START=$SECONDS
+T_PHASE=$SECONDS
+phase() { echo "# time: $1 took $((SECONDS - T_PHASE)) s (total $((SECONDS - T_START)) s)"; T_PHASE=$SECONDS; }
+
+# Stop the container (SIGTERM: nspawn asks its systemd to power off), then
+# unmount the overlay; then lib.sh's cleanup. All by PID and path.
+sd_cleanup() {
+	if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+		if [ "$FAILED" -gt 0 ] && [ -n "$LEADER" ]; then
+			echo "# the container's journal for purged (last 40 lines):"
+			X journalctl -u purged --no-pager -n 40 2>&1 | sed 's/^/#   /'
+		fi
+		kill -TERM "$NSPAWN_PID"
+		wait_until 30 sh -c "! kill -0 $NSPAWN_PID 2>/dev/null" || kill -KILL "$NSPAWN_PID"
+		wait "$NSPAWN_PID" 2>/dev/null
+	fi
+	if mountpoint -q "$MERGED" 2>/dev/null; then
+		umount "$MERGED" 2>/dev/null || umount -l "$MERGED"
+	fi
+	cleanup
+}
+trap sd_cleanup EXIT
+
+# X COMMAND...: run COMMAND inside the container (all its namespaces), as root.
+X() { nsenter -t "$LEADER" -a "$@"; }
+# cstatus PID KEY: the value of KEY in the container's /proc/PID/status.
+cstatus() { X awk -v k="$2:" '$1 == k { print $2; exit }' "/proc/$1/status" 2>/dev/null; }
+# cprop PROPERTY: a property of purged.service as systemd sees it.
+cprop() { X systemctl show -p "$1" --value purged.service; }
+# jmsg PRIORITY ERE: purged.service's journal has a line matching ERE at PRIORITY (syslog number).
+jmsg() { X journalctl -u purged.service -o json --no-pager | jq -e -s --arg p "$1" --arg re "$2" \
+	'any(.[]; (.MESSAGE | type) == "string" and (.MESSAGE | test($re)) and .PRIORITY == $p)' >/dev/null; }
+
+# ---------------------------------------------------------------- packages
+# The .rpm builds meanwhile (its unit is compared at the end).
+RPM_PID=
+if command -v rpmbuild >/dev/null && command -v rpm2cpio >/dev/null; then
+	"$SRC/packaging/build-rpm.sh" "$T/rpm" >"$T/rpm-build.log" 2>&1 &
+	RPM_PID=$!
+fi
+check "dpkg-buildpackage builds the .deb" "$SRC/packaging/build-deb.sh" "$T/dist"
+DEB=$(ls "$T"/dist/purged_*_*.deb 2>/dev/null | head -n 1)
+[ -n "$DEB" ] || { not_ok "no .deb in $T/dist: see the build output above"; finish; exit 1; }
+dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./lib/systemd/system/purged.service >"$T/deb.service"
+phase "building the .deb"
+
+# ---------------------------------------------------------------- the Debian tree
+# Base system + systemd + what the checks use + the .deb's Depends (so that
+# dpkg installs it offline: the container has no network). The cache key is
+# that list: a new dependency makes a new tree.
+BASE="systemd systemd-sysv dbus iproute2 procps curl redis-server"
+DEPS=$(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/:any//; s/[[:space:]]//g' | grep .)
+PKGS=$(printf '%s\n' $BASE $DEPS | sort -u | tr '\n' ',' | sed 's/,$//')
+KEY=$(printf 'bookworm %s %s v1' "$MIRROR" "$PKGS" | sha256sum | cut -c1-16)
+TREE=$CACHE/bookworm-$KEY
+mkdir -p "$CACHE"
+TREE_CACHED=no
+[ -f "$TREE/.purged-ci-complete" ] && TREE_CACHED=yes
+(
+	flock 9
+	if [ ! -f "$TREE/.purged-ci-complete" ]; then
+		echo "# no cached tree $TREE: debootstrap bookworm from $MIRROR with $PKGS"
+		rm -rf "$TREE.new"
+		if ! debootstrap --variant=minbase --include="$PKGS" bookworm "$TREE.new" "$MIRROR" >"$T/debootstrap.log" 2>&1; then
+			tail -n 30 "$T/debootstrap.log"
+			echo "# debootstrap failed (log above): is $MIRROR reachable? Set PURGED_CI_MIRROR to another Debian mirror." >&2
+			rm -rf "$TREE.new"
+			exit 1
+		fi
+		# The tree only ever boots as a container: no timers or consoles to wait for.
+		chroot "$TREE.new" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
+			dpkg-db-backup.timer console-getty.service >/dev/null 2>&1
+		touch "$TREE.new/.purged-ci-complete"
+		rm -rf "$TREE" && mv "$TREE.new" "$TREE"
+		# Older trees (other package lists) are not used any more.
+		for old in "$CACHE"/bookworm-*; do
+			[ "$old" = "$TREE" ] || rm -rf "$old"
+		done
+	fi
+) 9>"$CACHE/.lock"
+check "a Debian 12 tree with systemd ($TREE)" test -f "$TREE/.purged-ci-complete"
+[ -f "$TREE/.purged-ci-complete" ] || { finish; exit 1; }
+phase "the Debian tree (cached: $TREE_CACHED)"
+
+# ---------------------------------------------------------------- boot
+# An overlay keeps the cached tree pristine: everything this run writes goes
+# to $T/upper and is thrown away.
+mkdir -p "$T/upper" "$T/work" "$MERGED"
+check "overlay of the cached tree" mount -t overlay overlay \
+	-o "lowerdir=$TREE,upperdir=$T/upper,workdir=$T/work" "$MERGED"
+cp "$DEB" "$MERGED/root/"
+# --private-network: the container has only its own loopback device.
+# CAP_BPF, CAP_PERFMON and the bpf() system call: without them systemd in a
+# container cannot attach IPAddressDeny's cgroup BPF programs and runs the
+# unit WITHOUT its IP firewall, saying so only at debug level.
+systemd-nspawn --quiet -D "$MERGED" -M "purged-ci-$$" --boot --private-network \
+	--register=no --keep-unit --console=read-only \
+	--capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf \
+	>"$T/boot.log" 2>&1 &
+NSPAWN_PID=$!
+find_leader() { LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd | head -n 1); [ -n "$LEADER" ]; }
+check "systemd-nspawn starts systemd as PID 1 of the container" wait_until 30 find_leader
+[ -n "$LEADER" ] || { sed 's/^/#   /' "$T/boot.log"; finish; exit 1; }
+expect_eq "…it is PID 1 there" "$(X cat /proc/1/comm)" systemd
+# Its private bus exists once it runs; then wait for the boot to end.
+check "…its manager answers" wait_until 30 sh -c "nsenter -t $LEADER -a test -S /run/systemd/private"
+STATE=$(X timeout 60 systemctl is-system-running --wait 2>&1)
+expect_one_of "the container's systemd finished booting" "$STATE" running degraded
+[ "$STATE" = degraded ] && X systemctl --failed --no-pager | sed 's/^/#   /'
+phase "booting the container"
+
+# ---------------------------------------------------------------- install
+check "dpkg installs the .deb (offline: its Depends are in the tree)" \
+	X env DEBIAN_FRONTEND=noninteractive dpkg -i "/root/$(basename "$DEB")"
+expect_eq "the unit is enabled by the install" "$(X systemctl is-enabled purged.service 2>&1)" enabled
+expect_eq "…and not started (the administrator starts it once configured)" "$(X systemctl is-active purged.service 2>&1)" inactive
+check "systemd-analyze verify: the installed unit" X systemd-analyze verify --man=no purged.service
+PURGED_UID=$(X id -u purged)
+
+# The administrator's configuration: a noop target, a CRDB on the tree's
+# redis-server, another on a "remote" host, the REST listener with a token.
+TOKEN_OUT=$(X purgectl token new ci)
+TOKEN=$(printf '%s\n' "$TOKEN_OUT" | sed -n 1p)
+printf '%s\n' "$TOKEN_OUT" | sed -n 2p | X sh -c 'umask 077; cat >/etc/purged/secrets/tokens'
+printf 'Authorization: Bearer %s\n' "$TOKEN" | X sh -c 'umask 077; cat >/root/auth-header'
+X sh -c 'cat >/etc/purged/purged.conf.d/50-ci.conf' <<EOF
+[target demo]
+type = noop
+objects = 30
+step_ms = 100
+
+[rest]
+enabled = yes
+listen = 127.0.0.1:8470
+tokens_file = /etc/purged/secrets/tokens
+
+[crdb $LOCAL_GUID]
+instance.1 = redis://127.0.0.1:6379/0
+
+[crdb $REMOTE_GUID]
+instance.1 = redis://$REMOTE_ADDR:$REMOTE_PORT/0
+EOF
+check "purged -t accepts the configuration" X purged -t -c /etc/purged/purged.conf
+
+# ---------------------------------------------------------------- start
+expect_code 0 "systemctl start purged" X systemctl start purged.service
+expect_eq "…active" "$(X systemctl is-active purged.service)" active
+MAIN=$(cprop MainPID)
+proc_eq_c() { local what=$1 pid=$2 key=$3 want=$4; expect_eq "$what ($key)" "$(cstatus "$pid" "$key")" "$want"; }
+proc_eq_c "the supervisor runs as root" "$MAIN" Uid 0
+proc_eq_c "…with no_new_privs (NoNewPrivileges=yes)" "$MAIN" NoNewPrivs 1
+proc_eq_c "…under systemd's seccomp filter (SystemCallFilter=)" "$MAIN" Seccomp 2
+proc_eq_c "…bounded to CAP_SETUID CAP_SETGID CAP_KILL (CapabilityBoundingSet=)" "$MAIN" CapBnd 00000000000000e0
+expect_code 0 "purgectl status" X purgectl status
+expect_eq "the control socket is in RuntimeDirectory, group purge-admin" \
+	"$(X stat -c '%U:%G %a' /run/purged/control.sock)" "root:purge-admin 660"
+expect_eq "the state directory is StateDirectory's, mode 0700" "$(X stat -c '%U %a' /var/lib/purged)" "root 700"
+
+# ---------------------------------------------------------------- noop purge
+expect_code 0 "purgectl purge demo --detach" X purgectl --json purge demo --yes --detach
+ID=$(jf "$OUT" .id)
+exe_pid() { EXE=$(X pgrep -f "^/usr/libexec/purged/purged-executor $ID" | head -n 1); [ -n "$EXE" ]; }
+check "…an executor runs it" wait_until 10 exe_pid
+proc_eq_c "…as the purged user" "$EXE" Uid "$PURGED_UID"
+proc_eq_c "…with no_new_privs" "$EXE" NoNewPrivs 1
+proc_eq_c "…under seccomp" "$EXE" Seccomp 2
+proc_eq_c "…with no capability" "$EXE" CapEff 0000000000000000
+expect_eq "…in purged.service's cgroup" "$(X cat "/proc/$EXE/cgroup" 2>/dev/null | sed -n 's/^0:://p')" "/system.slice/purged.service"
+expect_code 0 "…finishes (purgectl wait)" X purgectl --json wait "$ID"
+expect_eq "…status finished" "$(X purgectl --json task "$ID" | jq -r .status)" finished
+expect_eq "…30 objects deleted" "$(X purgectl --json task "$ID" | jq -r .progress.done)" 30
+
+# ---------------------------------------------------------------- CRDB on the local redis-server
+expect_eq "the tree's redis-server runs (its own unit)" "$(X systemctl is-active redis-server.service)" active
+X redis-cli mset k1 a k2 b k3 c >/dev/null
+expect_code 0 "CRDB purge of the local redis-server (loopback, allowed)" \
+	X purgectl --json crdb purge "$LOCAL_GUID" --instances 1 --yes --wait
+expect_eq "…its DBSIZE is 0" "$(X redis-cli dbsize)" 0
+
+# ---------------------------------------------------------------- REST on loopback
+REST=$(X pgrep -x purged-rest | head -n 1)
+proc_eq_c "purged-rest runs as the purged user" "${REST:-none}" Uid "$PURGED_UID"
+expect_eq "purged listens on 127.0.0.1:8470 only" "$(X ss -Hltnp | awk '/purged/ { print $4 }' | sort -u | tr '\n' ' ')" "127.0.0.1:8470 "
+expect_eq "GET /healthz: 200" "$(X curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8470/healthz)" 200
+expect_eq "GET /v1/targets with the token: 200" \
+	"$(X curl -s -o /dev/null -w '%{http_code}' -H @/root/auth-header http://127.0.0.1:8470/v1/targets)" 200
+expect_eq "GET /v1/targets without it: 401" "$(X curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8470/v1/targets)" 401
+
+# ---------------------------------------------------------------- reload
+printf '[target broken]\ntype = nosuch\n' | X sh -c 'cat >/etc/purged/purged.conf.d/60-ci.conf'
+expect_code 2 "purgectl reload with a broken file: rejected by purged" X purgectl reload
+expect_contains "…it says the old configuration stays" "$ERR" "the old one stays"
+expect_code 1 "systemctl reload with a broken file fails" X systemctl reload purged.service
+expect_eq "…purged stays active" "$(X systemctl is-active purged.service)" active
+expect_eq "…the same process" "$(cprop MainPID)" "$MAIN"
+expect_eq "…with the old configuration" "$(X purgectl --json targets | jq -r '[.[].name] | sort | join(" ")')" \
+	"$LOCAL_GUID $REMOTE_GUID demo"
+check "…the journal names the error (err, from ExecReload's purged -t)" jmsg 3 "60-ci.conf:2: type = 'nosuch'"
+check "…and says the reload failed" sh -c "nsenter -t $LEADER -a journalctl -u purged.service --no-pager | grep -q 'Reload failed for purged.service'"
+printf '[target demo2]\ntype = noop\nobjects = 1\n' | X sh -c 'cat >/etc/purged/purged.conf.d/60-ci.conf'
+expect_code 0 "systemctl reload with a good file" X systemctl reload purged.service
+check "…applied (demo2 is a target)" wait_until 5 sh -c "nsenter -t $LEADER -a purgectl --json targets | jq -e 'any(.[]; .name == \"demo2\")' >/dev/null"
+expect_eq "…the same process" "$(cprop MainPID)" "$MAIN"
+
+# ---------------------------------------------------------------- IPAddressDeny
+X ip addr add "$REMOTE_ADDR/32" dev lo
+X redis-server --bind "$REMOTE_ADDR" --port "$REMOTE_PORT" --protected-mode no --daemonize yes --save '' \
+	--appendonly no --logfile /var/log/redis-remote.log --pidfile /run/redis-remote.pid
+check "a \"remote\" redis-server on $REMOTE_ADDR:$REMOTE_PORT (outside the unit)" \
+	wait_until 5 sh -c "nsenter -t $LEADER -a redis-cli -h $REMOTE_ADDR -p $REMOTE_PORT mset r1 a r2 b 2>/dev/null | grep -q OK"
+check "the unit's IP firewall is in effect (IPAccounting counts)" sh -c "[ \"\$(nsenter -t $LEADER -a systemctl show -p IPEgressBytes --value purged.service)\" -gt 0 ]"
+expect_code 7 "CRDB purge of $REMOTE_ADDR: refused by IPAddressDeny=any" \
+	X purgectl --json crdb purge "$REMOTE_GUID" --instances 1 --yes --wait
+expect_contains "…the task says it cannot connect" "$OUT" "cannot connect"
+expect_eq "…nothing deleted there" "$(X redis-cli -h "$REMOTE_ADDR" -p "$REMOTE_PORT" dbsize)" 2
+# The drop-in the unit's comment and the README document.
+X mkdir -p /etc/systemd/system/purged.service.d
+printf '[Service]\nIPAddressAllow=%s\n' "$REMOTE_ADDR" | X sh -c 'cat >/etc/systemd/system/purged.service.d/50-backend.conf'
+check "daemon-reload with the drop-in" X systemctl daemon-reload
+expect_eq "…IPAddressAllow has it" "$(cprop IPAddressAllow | tr ' ' '\n' | sort | tr '\n' ' ')" "127.0.0.0/8 $REMOTE_ADDR/32 ::1/128 "
+expect_code 0 "CRDB purge of $REMOTE_ADDR after the drop-in" \
+	X purgectl --json crdb purge "$REMOTE_GUID" --instances 1 --yes --wait
+expect_eq "…its DBSIZE is 0" "$(X redis-cli -h "$REMOTE_ADDR" -p "$REMOTE_PORT" dbsize)" 0
+X sh -c 'kill "$(cat /run/redis-remote.pid)"'
+
+# ---------------------------------------------------------------- stop and the journal
+expect_code 0 "systemctl stop purged" X systemctl stop purged.service
+expect_eq "…inactive" "$(X systemctl is-active purged.service)" inactive
+expect_eq "…a clean exit (Result)" "$(cprop Result)" success
+expect_eq "…exit status 0" "$(cprop ExecMainStatus)" 0
+expect_eq "…no process of purged left" "$(X pgrep -f '^/usr/(sbin/purged|libexec/purged/)' | wc -l)" 0
+check "journal: ExecStartPre's check at info" jmsg 6 "configuration OK"
+check "journal: ready at info" jmsg 6 "purged 0.1.0 ready: "
+check "journal: the stop at info" jmsg 6 "received TERM: no new requests"
+check "journal: the rejected reload (purgectl reload) at warning" jmsg 4 "rejected; the running configuration stays"
+check "journal: no priority prefix left in a message" sh -c "! nsenter -t $LEADER -a journalctl -u purged.service -o cat --no-pager | grep -E '^<[0-7]>'"
+phase "the checks in the container"
+
+# ---------------------------------------------------------------- the .rpm's unit
+if [ -n "$RPM_PID" ]; then
+	wait "$RPM_PID"
+	RPM_STATUS=$?
+	[ "$RPM_STATUS" = 0 ] || tail -n 30 "$T/rpm-build.log"
+	expect_eq "rpmbuild built the .rpm (exit status, built while the .deb did)" "$RPM_STATUS" 0
+	RPM=$(ls "$T"/rpm/purged-*.x86_64.rpm 2>/dev/null | head -n 1)
+	(cd "$T" && rpm2cpio "$RPM" | cpio -i --quiet --to-stdout ./usr/lib/systemd/system/purged.service >"$T/rpm.service")
+	check "the .rpm's unit is byte for byte the .deb's: the checks above hold for it" cmp "$T/deb.service" "$T/rpm.service"
+	phase "the .rpm's unit"
+else
+	skip_part "the .rpm's unit" "rpmbuild is not installed (scripts/deps.sh installs rpm)"
+fi
+echo "# time: total $((SECONDS - T_START)) s"
+finish
