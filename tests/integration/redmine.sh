@@ -139,7 +139,10 @@ sqlite3 "$DB" "UPDATE settings SET value='1', updated_on=strftime('%Y-%m-%d %H:%
 expect_eq "nothing was deleted by the failures" "$(sqlite3 "$DB" "SELECT count(*) FROM projects")" "11"
 
 # --- the purge, through the Lucid Chain route
+START=$(date +%s%N)
 R=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/purge/redmine")
+echo "# the purge of the test data (11 projects, 3 of them archived, 4 users, 2 groups) took" \
+	"$(( ($(date +%s%N) - START) / 1000000 )) ms; $(grep -oE "[0-9]+ HTTP request\(s\) over [0-9]+ connection\(s\)" "$LOG" | tail -n1)"
 expect_eq "POST /purge/redmine: 200" "$(printf '%s' "$R" | tail -n1)" "200"
 expect_eq "…Lucid Chain's message" "$(printf '%s' "$R" | head -n1 | jq -r .message)" "Database from Redmine successfully purged"
 ID=$(ctl --json tasks --target redmine --limit 1 | jq -r '.[0].id')
@@ -226,6 +229,26 @@ echo "# 12 trees, 24 projects, 36 issues in $(( ($(date +%s%N) - START) / 100000
 expect_eq "…24 projects, 36 issues" "$(jf "$OUT" .counts.projects)/$(jf "$OUT" .counts.issues)" "24/36"
 expect_eq "…none left in the database" "$(sqlite3 "$DB" "SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM issues)")" "0|0"
 
+# gone_since LIST: the project ids of LIST no longer in Redmine's database; manifest_projects ID: those in task ID's manifest.
+gone_since() { comm -23 <(printf '%s\n' "$1" | sort) <(sqlite3 "$DB" "SELECT id FROM projects" | sort) | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+manifest_projects() { ctl --json task "$1" --manifest | jq -r '[.[] | select(.kind == "projects") | .id] | sort | map(tostring) | join(" ")'; }
+
+# --- a cancel mid-purge: no DELETE once the executor is asked to stop; the task is
+# cancelled with exactly what is gone.
+seed_trees 15
+BEFORE=$(sqlite3 "$DB" "SELECT id FROM projects ORDER BY id")
+expect_code 0 "a purge started" ctl --json purge redmine-default --yes --detach
+ID=$(jf "$OUT" .id)
+check "…that deleted a tree" wait_until 60 sh -c "[ \"\$(ctl --json task $ID | jq '.progress.done // 0')\" -ge 1 ]"
+expect_code 0 "cancel it" ctl --json cancel "$ID"
+expect_code 8 "…cancelled" ctl --json wait "$ID"
+expect_contains "…the driver stopped on request" "$(jf "$OUT" .error)" "redmine 'redmine-default': stopped on request; projects: "
+GONE=$(gone_since "$BEFORE")
+check "…before the end ($(printf '%s' "$GONE" | wc -w) of 30 projects gone)" test "$(sqlite3 "$DB" "SELECT count(*) FROM projects")" -gt 0
+expect_eq "…its manifest is exactly the projects gone" "$(manifest_projects "$ID")" "$GONE"
+expect_eq "…and so are its counts" "$(jf "$OUT" '.counts.projects // 0')" "$(printf '%s' "$GONE" | wc -w)"
+expect_code 0 "a purge finishes the job" ctl --json purge redmine-default --yes --wait
+
 # --- Redmine stopped mid-purge: the task fails at once (not three tries of every
 # DELETE left), and its manifest and counts are exactly what is gone.
 seed_trees 20
@@ -240,11 +263,10 @@ check "…within seconds ($((SECONDS - STOPPED)) s)" test $((SECONDS - STOPPED))
 expect_code 0 "the task" ctl --json task "$ID"
 expect_contains "…says Redmine stopped answering" "$(jf "$OUT" .error)" "Redmine stopped answering"
 AFTER=$(sqlite3 "$DB" "SELECT id FROM projects ORDER BY id")
-GONE=$(comm -23 <(printf '%s\n' "$BEFORE" | sort) <(printf '%s\n' "$AFTER" | sort) | sort -n | tr '\n' ' ')
-MANIFEST=$(ctl --json task "$ID" --manifest | jq -r '[.[] | select(.kind == "projects") | .id] | sort | map(tostring) | join(" ")')
+GONE=$(gone_since "$BEFORE")
 check "…some trees deleted, some not ($(printf '%s' "$GONE" | wc -w) of 40 projects gone)" \
 	test "$(printf '%s' "$GONE" | wc -w)" -ge 8 -a -n "$AFTER"
-expect_eq "…the manifest is exactly the projects gone from Redmine's database" "$MANIFEST" "${GONE% }"
+expect_eq "…the manifest is exactly the projects gone from Redmine's database" "$(manifest_projects "$ID")" "$GONE"
 expect_eq "…and so are the counts" "$(jf "$OUT" .counts.projects)" "$(printf '%s' "$GONE" | wc -w)"
 expect_eq "…issues counted are those gone" "$(jf "$OUT" .counts.issues)" \
 	"$(( 60 - $(sqlite3 "$DB" "SELECT count(*) FROM issues") ))"
