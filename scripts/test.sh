@@ -105,9 +105,10 @@ step "load (wrk, ${LOAD_SECONDS:-30} s)"
 load() { PURGED_BUILD_DIR=build PURGED_SOURCE_DIR=$PWD bash tests/load/load.sh | grep -vE '^ +[0-9.]+%'; return "${PIPESTATUS[0]}"; }
 run_step load load
 
-step "packages (.deb and .rpm)"
-# Installs and removes the .deb on this machine: root only.
-for t in deb rpm; do
+step "packages (.deb and .rpm; the .deb's unit under systemd as PID 1)"
+# Installs and removes the .deb on this machine: root only. systemd.sh boots a
+# Debian 12 tree (debootstrap, cached in /var/cache/purged-ci) with systemd-nspawn.
+for t in deb rpm systemd; do
 	run_step "packaging/$t" env PURGED_BUILD_DIR=build PURGED_SOURCE_DIR="$PWD" bash "tests/packaging/$t.sh"
 done
 
