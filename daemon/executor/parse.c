@@ -38,7 +38,8 @@ int redmine_parse_page(const char *body, size_t len, const char *key, struct red
 		if (!name)
 			name = json_object_get(e, "subject");
 		if (!json_is_integer(id) || json_integer_value(id) <= 0 || (name && !json_is_string(name)) ||
-		    (parent && !json_is_integer(parent)) || (project && !json_is_integer(project))) {
+		    (parent && (!json_is_integer(parent) || json_integer_value(parent) <= 0)) ||
+		    (project && (!json_is_integer(project) || json_integer_value(project) <= 0))) {
 			json_decref(doc);
 			return -EBADMSG;
 		}
@@ -108,6 +109,19 @@ static long message_number(const char *m)
 	return strtol(colon + 2, NULL, 10);
 }
 
+/* An object's key: a string of digits in a real iTop ("30"), an integer accepted too; > 0. -1 if not a key. */
+static json_int_t itop_key(const json_t *key)
+{
+	const char *s = json_string_value(key);
+	json_int_t v = -1;
+
+	if (json_is_integer(key))
+		v = json_integer_value(key);
+	else if (s && *s && strlen(s) <= 18 && s[strspn(s, "0123456789")] == '\0')
+		v = strtoll(s, NULL, 10);
+	return v > 0 ? v : -1;
+}
+
 int itop_parse_reply(const char *body, size_t len, const char *field, struct itop_reply *out)
 {
 	json_t *doc = load_object(body, len), *code, *msg, *objs, *o;
@@ -133,9 +147,7 @@ int itop_parse_reply(const char *body, size_t len, const char *field, struct ito
 		json_object_foreach(objs, k, o) {
 			json_t *cls = json_object_get(o, "class"), *key = json_object_get(o, "key");
 			json_t *ocode = json_object_get(o, "code"), *fields = json_object_get(o, "fields");
-			/* Keys are strings in a real iTop ("30"); accept integers too. */
-			json_int_t kv = json_is_integer(key) ? json_integer_value(key)
-							     : json_is_string(key) ? strtoll(json_string_value(key), NULL, 10) : -1;
+			json_int_t kv = itop_key(key);
 			if (!json_is_string(cls) || kv < 0 || !json_is_integer(ocode) || (fields && !json_is_object(fields))) {
 				itop_reply_clear(out);
 				return -EBADMSG;
