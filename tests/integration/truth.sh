@@ -197,6 +197,7 @@ PY
 	wait "$WRITER_PID"
 	WRITER_PID=
 	expect_contains "…saying keys remain, naming them" "$(jf "$OUT" .error)" "remain after the purge: instance 1 'writer:"
+	expect_contains "…20 of them" "$(jf "$OUT" .error)" "' (20 shown); "
 	expect_contains "…and what to do" "$(jf "$OUT" .error)" "something still writes to the database: stop its clients, then purge again"
 	expect_eq "…as not_empty on instance 1" "$(jf "$OUT" '.errors[0] | "\(.cluster_name) \(.error_code)"')" "1 not_empty"
 	DEL=$(jf "$OUT" '.counts["instance 1"]')

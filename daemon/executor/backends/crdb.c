@@ -130,15 +130,25 @@ static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance
 	long long left = dbsize(ctx, errors, in);
 	if (left <= 0)
 		return;
-	const char *scan[] = { "SCAN", "0", "COUNT", "100" };
-	redisReply *r = command(ctx, errors, in, "SCAN", 4, scan);
+	char cursor[32] = "0";
 	long long named = 0;
-	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
+	/* Names for the first 20 (SCAN pages may be empty: a few pages at most). */
+	for (int page = 0; page < 100 && named < 20 && named < left; page++) {
+		const char *scan[] = { "SCAN", cursor, "COUNT", "100" };
+		redisReply *r = command(ctx, errors, in, "SCAN", 4, scan);
+		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			break;
+		}
 		redisReply *keys = r->element[1];
 		for (size_t i = 0; i < keys->elements && named < 20 && named < left; i++, named++)
 			backend_remaining(ctx, kind, -1, keys->element[i]->str);
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		freeReplyObject(r);
+		if (strcmp(cursor, "0") == 0)
+			break;
 	}
-	freeReplyObject(r);
 	for (; named < left; named++)
 		backend_remaining(ctx, kind, -1, NULL);
 	if (!in->failed)
