@@ -2,9 +2,17 @@
  * libFuzzer target: raw bytes from an HTTP client through purged-rest's real
  * code (llhttp, limits, pipelining, router, JSON bodies, argument checks)
  * over a loopback socket. A fake supervisor on the control link answers
- * every request, so routes run to their answers.
+ * every request, so routes run to their answers. Properties, once the server
+ * has closed: what it sent is a sequence of whole, well-formed responses
+ * (status line, "Name: value" headers, one Content-Length that the body
+ * matches, one Connection header, nothing after "Connection: close"); JSON
+ * bodies are valid JSON, hence valid UTF-8; at most one response per complete
+ * request (as llhttp alone counts them) plus one refusal, and at least one
+ * when there was a complete request.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <llhttp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,11 +122,108 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+__attribute__((noreturn)) static void fail(const char *what, const char *at, size_t len)
+{
+	fprintf(stderr, "fuzz_http: property broken: %s; at: %.*s\n", what, (int)(len < 200 ? len : 200), at ? at : "");
+	abort();
+}
+
+static int on_complete(llhttp_t *p)
+{
+	(*(size_t *)p->data)++;
+	return HPE_OK;
+}
+
+/* Complete requests in @data, as llhttp alone (same strict build) parses them. */
+static size_t count_requests(const uint8_t *data, size_t size)
+{
+	llhttp_settings_t s;
+	llhttp_t p;
+	size_t n = 0;
+
+	llhttp_settings_init(&s);
+	s.on_message_complete = on_complete;
+	llhttp_init(&p, HTTP_REQUEST, &s);
+	p.data = &n;
+	llhttp_execute(&p, (const char *)data, size);
+	return n;
+}
+
+static bool header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
+}
+
+/* The server's whole output @b[0..len), for @requests complete requests. */
+static void check_responses(const char *b, size_t len, size_t requests)
+{
+	size_t off = 0, n = 0;
+	bool closed = false;
+
+	while (off < len) {
+		const char *r = b + off, *end = memmem(r, len - off, "\r\n\r\n", 4);
+		if (closed)
+			fail("nothing follows a 'Connection: close' response", r, len - off);
+		if (!end)
+			fail("a response head is whole", r, len - off);
+		size_t hlen = (size_t)(end - r) + 4;
+		if (memchr(r, '\0', hlen) || hlen < 17 || memcmp(r, "HTTP/1.1 ", 9) != 0 || !isdigit((unsigned char)r[9]) ||
+		    !isdigit((unsigned char)r[10]) || !isdigit((unsigned char)r[11]) || r[12] != ' ' || r[9] < '1' ||
+		    r[9] > '5' || r[13] == '\r')
+			fail("a response starts with 'HTTP/1.1 NNN Reason'", r, hlen);
+		long cl = -1;
+		int n_cl = 0, n_conn = 0;
+		bool json = false;
+		const char *line = memchr(r, '\n', hlen) + 1;
+		while (line < r + hlen - 2) {
+			const char *eol = memmem(line, (size_t)(r + hlen - line), "\r\n", 2);
+			size_t ll = (size_t)(eol - line);
+			const char *colon = memchr(line, ':', ll);
+			if (!colon || colon == line || colon + 1 >= eol || colon[1] != ' ' || memchr(line, '\n', ll))
+				fail("a header line is 'Name: value'", line, ll);
+			if (header_is(line, ll, "Content-Length")) {
+				char *e;
+				n_cl++;
+				cl = strtol(colon + 2, &e, 10);
+				if (e != eol || !isdigit((unsigned char)colon[2]))
+					fail("Content-Length is a number", line, ll);
+			} else if (header_is(line, ll, "Connection")) {
+				n_conn++;
+				if (ll == 17 && memcmp(colon + 2, "close", 5) == 0)
+					closed = true;
+				else if (!(ll == 22 && memcmp(colon + 2, "keep-alive", 10) == 0))
+					fail("Connection is close or keep-alive", line, ll);
+			} else if (header_is(line, ll, "Content-Type")) {
+				json = ll >= 30 && memcmp(colon + 2, "application/json", 16) == 0;
+			}
+			line = eol + 2;
+		}
+		if (n_cl != 1 || n_conn != 1)
+			fail("a response has one Content-Length and one Connection header", r, hlen);
+		if ((size_t)cl > len - off - hlen)
+			fail("a response body is whole", r, len - off);
+		if (json) {
+			json_t *j = json_loadb(r + hlen, (size_t)cl, JSON_DECODE_ANY, NULL);
+			if (!j)
+				fail("a JSON body is valid JSON in UTF-8", r + hlen, (size_t)cl);
+			json_decref(j);
+		}
+		off += hlen + (size_t)cl;
+		n++;
+	}
+	if (n > requests + 1)
+		fail("at most one response per complete request, plus one refusal", b, len);
+	if (requests > 0 && n == 0)
+		fail("a complete request is answered", NULL, 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	size_t off = 0;
-	char buf[65536];
+	size_t off = 0, got = 0, cap = 65536;
+	char buf[65536], *all = xmalloc(cap);
+	bool closed = false;
 
 	if (c < 0 || connect(c, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		perror("fuzz_http: connect to the listener"); /* a harness problem, not a finding */
@@ -139,10 +244,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct pollfd pfd = { c, POLLIN, 0 };
 		if (poll(&pfd, 1, 1) > 0) {
 			ssize_t r = recv(c, buf, sizeof(buf), MSG_DONTWAIT);
-			if (r == 0 || (r < 0 && errno != EAGAIN))
+			if (r == 0 || (r < 0 && errno != EAGAIN)) {
+				closed = r == 0;
 				break;
+			}
+			if (r > 0) {
+				if (got + (size_t)r > cap)
+					all = xrealloc(all, cap = 2 * (got + (size_t)r));
+				memcpy(all + got, buf, (size_t)r);
+				got += (size_t)r;
+			}
 		}
 	}
+	/* A connection reset or a run cut short by the round limit proves nothing either way. */
+	if (closed)
+		check_responses(all, got, count_requests(data, size));
+	free(all);
 	/*
 	 * Reset rather than close: a FIN would leave the client port in TIME_WAIT,
 	 * and thousands of runs a second would exhaust the ephemeral ports.
