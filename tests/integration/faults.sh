@@ -103,6 +103,22 @@ if [ "$IS_ROOT" = 1 ]; then # redmine-up.sh installs Redmine when it is missing
 		expect_eq "…one project in the manifest and the counts" "$(printf '%s' "$MAN" | wc -w)/$(jf "$OUT" '.counts.projects // 0')" "1/1"
 		expect_eq "…that one is gone from Redmine, the two others are there" \
 			"$(curl -s -o /dev/null -w '%{http_code}' -H "X-Redmine-API-Key: $RKEY" "$RURL/projects/$MAN.json")/$(curl -s -H "X-Redmine-API-Key: $RKEY" "$RURL/projects.json" | jq .total_count)" "404/2"
+		# DELETEs that Redmine carries out but whose answers are lost: after three in a row the
+		# purge stops, asks whether those projects still exist, and records the ones gone.
+		fault "mode=none" "$RPPORT"
+		for n in 7 8 9 10 11 12; do
+			curl -s -X POST -H "X-Redmine-API-Key: $RKEY" -H 'Content-Type: application/json' \
+				-d "{\"project\":{\"name\":\"P$n\",\"identifier\":\"p$n\"}}" "$RURL/projects.json" >/dev/null
+		done
+		fault "mode=drop&count=1000&method=DELETE" "$RPPORT"
+		expect_code 7 "DELETEs done but never answered: the task fails" ctl --json purge redmine --yes --wait
+		expect_contains "…saying Redmine stopped answering" "$(jf "$OUT" .error)" "Redmine stopped answering (3 requests in a row failed"
+		check "…after checking the projects whose DELETE got no answer" grep -q "reconciled: projects/[0-9]*.json (its DELETE got no answer) is gone" "$LOG"
+		MAN=$(ctl --json task "$(jf "$OUT" .id)" --manifest | jq -r '[.[] | select(.kind == "projects") | .id] | sort | map(tostring) | join(" ")')
+		LEFT=$(curl -s -H "X-Redmine-API-Key: $RKEY" "$RURL/projects.json?status=1%7C5&limit=100" | jq -r '[.projects[].id] | map(tostring) | join(" ")')
+		expect_eq "…the manifest and Redmine's projects make the 8 exactly, none in both" \
+			"$(printf '%s %s\n' "$MAN" "$LEFT" | tr ' ' '\n' | grep . | sort -n | uniq | wc -l)/$(printf '%s %s\n' "$MAN" "$LEFT" | wc -w)" "8/8"
+		check "…some were deleted ($MAN)" test -n "$MAN"
 		fault "mode=none" "$RPPORT"
 	else
 		not_ok "Redmine did not start for the retry case"

@@ -12,6 +12,8 @@ after M more matching requests pass, the next N matching requests get MODE:
     500    an HTTP 500 answer instead of the upstream's
     close  the connection is closed without an answer
     hang   no answer for 30 s (the client's timeout fires first)
+    drop   forwarded to the upstream, which acts on it; its answer is dropped and
+           the connection closed (the client cannot know what happened)
 GET /__stats answers {"requests": N, "faults": N}.
 """
 import http.client
@@ -91,6 +93,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         up.request(self.command, self.path, body=body, headers=headers)
         r = up.getresponse()
         data = r.read()
+        up.close()
+        if mode == "drop":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         self.send_response(r.status)
         for k, v in r.getheaders():
             if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive"):
@@ -98,7 +105,6 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        up.close()
 
     do_GET = do_POST = do_DELETE = do_PUT = forward
 

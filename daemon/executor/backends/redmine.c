@@ -263,9 +263,10 @@ static void item_failed(struct batch *b, size_t i, const char *path, const struc
 	b->failed++;
 	if (b->first_error[0])
 		return;
+	/* Redmine's own errors are JSON ({"errors": [...]}); an HTML error page says nothing more. */
 	if (r->status)
-		snprintf(b->first_error, sizeof(b->first_error), "%s %s: HTTP %ld %.120s", b->method, path, r->status,
-			 r->body ? r->body : "");
+		snprintf(b->first_error, sizeof(b->first_error), "%s %s: HTTP %ld%s%.120s", b->method, path, r->status,
+			 r->body && r->body[0] == '{' ? " " : "", r->body && r->body[0] == '{' ? r->body : "");
 	else
 		snprintf(b->first_error, sizeof(b->first_error), "%s %s: %s", b->method, path, r->error);
 }
@@ -606,6 +607,13 @@ static int wait_awaiting(struct redmine *rm)
 				project_gone(rm, rm->awaiting[i], false);
 				break;
 			}
+			if (st == 0) {
+				free(p);
+				return backend_fail(rm->ctx, "redmine '%s': Redmine stopped answering while deleted projects "
+						    "were checked (project %lld: its DELETE was answered 204); what was "
+						    "confirmed gone is in the manifest; run the purge again once Redmine "
+						    "answers", rm->ctx->target, (long long)rm->awaiting[i]);
+			}
 			if (time(NULL) > deadline || backend_stopping(rm->ctx)) {
 				free(p);
 				return backend_fail(rm->ctx, "redmine '%s': project %lld still answers (HTTP %ld) %d s after "
@@ -622,32 +630,38 @@ static int wait_awaiting(struct redmine *rm)
 }
 
 /*
- * DELETEs whose outcome is unknown (sent, never answered): ask again whether they
- * exist. Returns how many are still unknown, and names them in @out.
+ * DELETEs whose outcome is unknown (one went out and got no answer): ask again whether
+ * they exist, and record those gone. Returns how many stay unknown (left PENDING and
+ * unsure), and names them in @out.
  */
 static size_t reconcile(struct redmine *rm, struct batch *d, char *out, size_t outlen)
 {
 	size_t unknown = 0, o = 0;
+	bool reachable = true;
 
 	out[0] = '\0';
 	for (size_t i = 0; i < d->n; i++) {
-		if (d->state[i] != ITEM_PENDING || !d->unsure[i])
+		if (d->state[i] == ITEM_DONE || !d->unsure[i])
 			continue;
-		struct http_response r;
+		struct http_response r = { 0 };
 		char *p = xasprintf("%s/%lld.json", d->resource, (long long)d->ids[i]);
-		http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
+		/* Once Redmine does not answer, the others are not asked: they stay unknown. */
+		if (reachable)
+			http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
+		if (d->state[i] == ITEM_FAILED && r.status != 200 && r.status != 403) {
+			d->failed--;
+			d->state[i] = ITEM_PENDING;
+		}
 		if (r.status == 404) {
 			log_info("reconciled: %s (its DELETE got no answer) is gone", p);
-			if (!strcmp(d->resource, "projects"))
-				project_gone(rm, d->ids[i], false);
-			else
-				principal_answered(d, i, &(struct http_response){ .status = 404 });
-			d->state[i] = ITEM_DONE;
+			d->answered(d, i, &(struct http_response){ .status = 404 });
+		} else if (r.status) {
+			log_info("reconciled: %s (its DELETE got no answer) is still there (HTTP %ld)", p, r.status);
+			d->unsure[i] = false;
 		} else {
-			if (r.status)
-				log_info("reconciled: %s (its DELETE got no answer) is still there (HTTP %ld)", p, r.status);
-			unknown += r.status == 0;
-			if (r.status == 0 && o < outlen)
+			reachable = false;
+			unknown++;
+			if (o < outlen)
 				o += (size_t)snprintf(out + o, outlen - o, "%s%s", unknown > 1 ? ", " : "", p);
 		}
 		http_response_clear(&r);
