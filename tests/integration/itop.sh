@@ -1,11 +1,20 @@
 #!/bin/bash
-# iTop purges against the fake iTop (tests/peers/fake_itop.py: iTop is not
-# packaged here): plan, the class order, simulate-then-delete, the kept
-# Person and Organization of the REST user, manifests, the codes (bad login,
-# no REST profile, no delete right, unsafe order), a blocked class leaving
+# iTop purges against a REAL iTop 3.2.0 behind nginx (itop_real.sh) when the team's
+# ../shared/peers/itop-up.sh is there and we are root; otherwise, said as SKIPPED,
+# against the fake iTop (tests/peers/fake_itop.py): plan, the class order,
+# simulate-then-delete, the kept Person and Organization of the REST user, manifests,
+# the codes (bad login, no REST profile, no delete right), a blocked class leaving
 # nothing half deleted, and POST /purge/itop.
 . "$(dirname "$0")/lib.sh"
 PEERS=$(cd "$(dirname "$0")/../peers" && pwd)
+if [ "${ITOP_FAKE:-0}" != 1 ] && [ -x "$PURGED_SOURCE_DIR/../shared/peers/itop-up.sh" ] && [ "$IS_ROOT" = 1 ]; then
+	. "$(dirname "$0")/itop_real.sh" # ends the scenario
+fi
+WHY="../shared/peers absent"
+[ -x "$PURGED_SOURCE_DIR/../shared/peers/itop-up.sh" ] && WHY="ITOP_FAKE=1"
+[ -x "$PURGED_SOURCE_DIR/../shared/peers/itop-up.sh" ] && [ "$IS_ROOT" != 1 ] && WHY="not root"
+skip_part "real iTop" "$WHY"
+echo "SKIPPED: real iTop ($WHY): using the fake"
 
 IPORT=$(free_port)
 python3 "$PEERS/fake_itop.py" "$IPORT" --seed >"$T/itop.log" 2>&1 &
