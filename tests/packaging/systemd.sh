@@ -124,13 +124,16 @@ check "overlay of the cached tree" mount -t overlay overlay \
 	-o "lowerdir=$TREE,upperdir=$T/upper,workdir=$T/work" "$MERGED"
 cp "$DEB" "$MERGED/root/"
 # --private-network: the container has only its own loopback device.
-# --system-call-filter=bpf: nspawn's own seccomp filter refuses bpf(2) by
-# default, and then the container's systemd cannot attach IPAddressDeny's
-# cgroup BPF programs: it runs the unit WITHOUT its IP firewall and says so
-# only at debug level (measured: the remote purge below then succeeds).
+# --system-call-filter: nspawn's own seccomp filter (systemd 252) refuses
+# bpf(2) and the landlock_* calls. Without bpf the container's systemd cannot
+# attach IPAddressDeny's cgroup BPF programs: it runs the unit WITHOUT its IP
+# firewall and says so only at debug level (measured: the remote purge below
+# then succeeds). Without landlock_* every executor runs without Landlock, as
+# on a kernel that lacks it (measured: the probe below then reads purged.conf).
 # --register=no --keep-unit: this machine's PID 1 may not be systemd.
 systemd-nspawn --quiet -D "$MERGED" -M "purged-ci-$$" --boot --private-network \
-	--register=no --keep-unit --console=read-only --system-call-filter=bpf \
+	--register=no --keep-unit --console=read-only \
+	--system-call-filter='bpf landlock_create_ruleset landlock_add_rule landlock_restrict_self' \
 	>"$T/boot.log" 2>&1 &
 NSPAWN_PID=$!
 find_leader() { LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd | head -n 1); [ -n "$LEADER" ]; }
@@ -257,6 +260,31 @@ expect_code 0 "CRDB purge of $REMOTE_ADDR after the drop-in" \
 	X purgectl --json crdb purge "$REMOTE_GUID" --instances 1 --yes --wait
 expect_eq "…its DBSIZE is 0" "$(X redis-cli -h "$REMOTE_ADDR" -p "$REMOTE_PORT" dbsize)" 0
 X sh -c 'kill "$(cat /run/redis-remote.pid)"'
+
+# ---------------------------------------------------------------- Landlock under the unit's filter
+# The executor's Landlock needs landlock_* through systemd's SystemCallFilter;
+# were they refused, it would go on without Landlock (a kernel without it).
+# The noop probe (only under purged --test-probes, set here by a drop-in that
+# changes nothing else), given a TCP port as a network backend is, opens a
+# world-readable file once confined: DAC, ProtectSystem= and the executor's
+# seccomp filter (openat allowed for network backends; its refusals are EPERM)
+# all let it, so only Landlock answers EACCES. Same for a TCP connect to
+# purged-rest's loopback port, which IPAddressAllow=localhost lets through.
+check "the purged user may read /etc/purged/purged.conf outside the sandbox (the control)" \
+	X setpriv --reuid=purged --regid=purged --clear-groups cat /etc/purged/purged.conf >/dev/null
+printf '[Service]\nExecStart=\nExecStart=/usr/sbin/purged --test-probes -c /etc/purged/purged.conf\n' |
+	X sh -c 'cat >/etc/systemd/system/purged.service.d/90-ci-probes.conf'
+printf '[target probe]\ntype = noop\nobjects = 1\nprobe = yes\nprobe_read = /etc/purged/purged.conf\nprobe_port = 8470\nprobe_allowed_port = 6379\n' |
+	X sh -c 'cat >/etc/purged/purged.conf.d/70-ci.conf'
+X systemctl daemon-reload
+expect_code 0 "restart with --test-probes (a drop-in)" X systemctl restart purged.service
+expect_code 0 "the probe task runs" X purgectl --json purge probe --yes --wait
+expect_eq "…its executor could not open purged.conf: EACCES, Landlock (13)" "$(jf "$OUT" '.counts["probe.read0"]')" 13
+expect_eq "…nor connect to 127.0.0.1:8470: EACCES, Landlock's TCP rules (13)" "$(jf "$OUT" '.counts["probe.connect_other_port"]')" 13
+expect_eq "…but to its own port 6379 (the control: 0)" "$(jf "$OUT" '.counts["probe.connect_allowed_port"]')" 0
+X rm /etc/systemd/system/purged.service.d/90-ci-probes.conf /etc/purged/purged.conf.d/70-ci.conf
+X systemctl daemon-reload
+expect_code 0 "restart with the unit as shipped again" X systemctl restart purged.service
 
 # ---------------------------------------------------------------- stop and the journal
 expect_code 0 "systemctl stop purged" X systemctl stop purged.service
