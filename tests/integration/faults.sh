@@ -36,7 +36,7 @@ EOF2
 start_purged || { finish; exit 1; }
 
 # 500 in the middle: iTop's calls are POSTs, not idempotent: no retry, a precise failure.
-fault "mode=500&count=1&after=30"
+fault "mode=500&count=1&after=45"
 expect_code 7 "an HTTP 500 mid-purge fails the task" ctl --json purge itop --yes --wait
 expect_contains "…naming the step and the status" "$(jf "$OUT" .error)" "HTTP 500 from http://127.0.0.1:$PPORT"
 DONE1=$(jf "$OUT" '[.counts[]] | add // 0')
