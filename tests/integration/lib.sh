@@ -51,8 +51,9 @@ not_ok() {
 }
 
 # check DESCRIPTION COMMAND...: passes when the command succeeds. A command a
-# shell could not find (e.g. a function of this file inside `sh -c`) fails the
-# check even under `!`: "not found" must never read as "absent".
+# shell could not find (e.g. a function of this file inside `sh -c`), or a grep
+# that could not read its file, fails the check even under `!`: "not found"
+# must never read as "absent".
 check() {
 	local what=$1 st
 	shift
@@ -61,6 +62,8 @@ check() {
 	cat "$T/check.err" >&2
 	if grep -qE '(^|: )(line )?[0-9]+: [^ ]+: (command )?not found$' "$T/check.err" 2>/dev/null; then
 		not_ok "$what: a command was not found ($(grep -m1 -E 'not found$' "$T/check.err"))"
+	elif grep -qE '^grep: .*: (No such file or directory|Permission denied)$' "$T/check.err" 2>/dev/null; then
+		not_ok "$what: grep could not read its input ($(grep -m1 -E '^grep: ' "$T/check.err"))"
 	elif [ "$st" = 0 ]; then ok "$what"; else not_ok "$what"; fi
 }
 
