@@ -136,6 +136,7 @@ check "400 concurrent GET /v1/tasks?limit=1000: every client answered or refused
 	contains "$OUT" "none=0"
 check "…the supervisor cut the link" grep -q "is not reading its replies; closing the connection" "$LOG"
 check "…purged-rest (pid $RPID) exited" wait_until 5 sh -c "! kill -0 $RPID 2>/dev/null"
+check "…by itself, without the supervisor's SIGKILL" sh -c "! grep -q 'did not exit .* after its link closed' '$LOG'"
 check "…and was respawned: /healthz answers again within a few seconds" \
 	wait_until 8 curl -sf --max-time 1 "$U/healthz" -o /dev/null
 NPID=$(pgrep -f "^$T/bin/purged-rest" | head -n 1)
