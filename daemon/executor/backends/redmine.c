@@ -41,6 +41,7 @@
 
 #define PAGE 100
 #define PROBE_MARGIN 50     /* project ids probed past the highest one known */
+#define PROBE_MAX 100000    /* ids probed at most: beyond, the scope cannot be looked at */
 #define ASYNC_WAIT_SEC 120  /* Redmine 5.1+: how long a deleted project may still answer */
 #define TRIES 5             /* per request, for 5xx, 429 and transport errors */
 #define CONN_FAILS_STOP 3   /* transport failures in a row: Redmine is gone, stop */
@@ -50,7 +51,9 @@
 /* One enumeration of the scope: the plan's, and the post-condition's. */
 struct scope {
 	struct redmine_page projects; /* listed: active and closed, public and private */
+	struct by_id *by_id;          /* their indexes, sorted by id */
 	json_int_t *root;             /* per listed project: its top-level listed ancestor (itself if top) */
+	json_int_t *issue_root;       /* per issue: the top-level listed project it goes with (0: none) */
 	json_int_t *hidden;           /* found only by probing: archived (403) or not listed (200) */
 	size_t n_hidden;
 	json_int_t probed_to;         /* project ids 1..probed_to were probed */
@@ -175,6 +178,25 @@ static bool scope_has(const struct backend_ctx *ctx, const char *what)
 	return strstr(buf, needle) != NULL;
 }
 
+struct by_id {
+	json_int_t id;
+	size_t i;
+};
+
+static int cmp_by_id(const void *a, const void *b)
+{
+	json_int_t x = ((const struct by_id *)a)->id, y = ((const struct by_id *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+/* The listed project @id of @s, or NULL. */
+static const struct redmine_item *find_project(const struct scope *s, json_int_t id)
+{
+	struct by_id key = { .id = id }, *hit;
+	hit = s->by_id ? bsearch(&key, s->by_id, s->projects.n, sizeof(key), cmp_by_id) : NULL;
+	return hit ? &s->projects.v[hit->i] : NULL;
+}
+
 static const struct redmine_item *find_item(const struct redmine_page *pg, json_int_t id)
 {
 	for (size_t i = 0; i < pg->n; i++)
@@ -195,7 +217,9 @@ static void scope_clear(struct scope *s)
 	redmine_page_clear(&s->issues);
 	redmine_page_clear(&s->users);
 	redmine_page_clear(&s->groups);
+	free(s->by_id);
 	free(s->root);
+	free(s->issue_root);
 	free(s->hidden);
 	memset(s, 0, sizeof(*s));
 }
@@ -369,6 +393,7 @@ struct probe {
 	json_int_t hi;              /* probe up to here; grows with every id found */
 	json_int_t *listed;         /* sorted listed ids: not probed */
 	size_t n_listed;
+	bool capped;                /* an id found so high that PROBE_MAX cut the range */
 };
 
 static void probe_answered(struct batch *b, size_t i, const struct http_response *r)
@@ -388,11 +413,13 @@ static void probe_answered(struct batch *b, size_t i, const struct http_response
 	b->state[i] = ITEM_DONE;
 	pr->s->hidden = xrealloc(pr->s->hidden, (pr->s->n_hidden + 1) * sizeof(*pr->s->hidden));
 	pr->s->hidden[pr->s->n_hidden++] = id;
-	for (json_int_t k = pr->hi + 1; k <= id + PROBE_MARGIN; k++)
+	/* Bounded: an answer of 403 to every id cannot make the probing endless. */
+	for (json_int_t k = pr->hi + 1; k <= id + PROBE_MARGIN && k <= PROBE_MAX; k++)
 		if (!bsearch(&k, pr->listed, pr->n_listed, sizeof(*pr->listed), cmp_id))
 			batch_add(b, k);
+	pr->capped |= id + PROBE_MARGIN > PROBE_MAX;
 	if (id + PROBE_MARGIN > pr->hi)
-		pr->hi = id + PROBE_MARGIN;
+		pr->hi = id + PROBE_MARGIN > PROBE_MAX ? PROBE_MAX : id + PROBE_MARGIN;
 }
 
 /* Find the projects no list shows: probe ids 1 .. PROBE_MARGIN past the highest known. */
@@ -415,6 +442,13 @@ static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known)
 			known = s->issues.v[i].project;
 	qsort(pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id);
 	pr.hi = known + PROBE_MARGIN;
+	if (pr.hi > PROBE_MAX) {
+		free(pr.listed);
+		return backend_fail(rm->ctx, "redmine '%s': project ids go up to %lld: looking for archived projects "
+				    "(which Redmine's API does not list) would take more than %d requests, so what "
+				    "is left cannot be known; delete archived projects in Redmine itself", rm->ctx->target,
+				    (long long)known, PROBE_MAX);
+	}
 	for (json_int_t k = 1; k <= pr.hi; k++)
 		if (!bsearch(&k, pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id))
 			batch_add(&b, k);
@@ -426,6 +460,10 @@ static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known)
 				 "be said about them: check Redmine and run again", rm->ctx->target,
 				 (long long)pr.hi, b.failed ? b.failed : b.n - b.next + b.n_retry,
 				 b.first_error[0] ? b.first_error : b.last_conn_error);
+	} else if (pr.capped) {
+		r = backend_fail(rm->ctx, "redmine '%s': archived projects were found up to id %lld: looking further "
+				 "would take more than %d requests, so what is left cannot be known; delete archived "
+				 "projects in Redmine itself", rm->ctx->target, (long long)pr.hi, PROBE_MAX);
 	}
 	qsort(s->hidden, s->n_hidden, sizeof(*s->hidden), cmp_id);
 	batch_free(&b);
@@ -440,11 +478,15 @@ static int enumerate(struct redmine *rm, struct scope *s, json_int_t known)
 		/* Active and closed (private ones too, for an administrator); never archived. */
 		if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &s->projects) < 0)
 			return -1;
+		s->by_id = xcalloc(s->projects.n + 1, sizeof(*s->by_id));
+		for (size_t i = 0; i < s->projects.n; i++)
+			s->by_id[i] = (struct by_id){ s->projects.v[i].id, i };
+		qsort(s->by_id, s->projects.n, sizeof(*s->by_id), cmp_by_id);
 		s->root = xcalloc(s->projects.n + 1, sizeof(*s->root));
 		for (size_t i = 0; i < s->projects.n; i++) {
 			const struct redmine_item *p = &s->projects.v[i], *up;
 			/* Bounded: a parent loop in a broken answer cannot hang the walk. */
-			for (size_t depth = 0; depth < s->projects.n && p->parent && (up = find_item(&s->projects, p->parent));
+			for (size_t depth = 0; depth < s->projects.n && p->parent && (up = find_project(s, p->parent));
 			     depth++)
 				p = up;
 			s->root[i] = p->id;
@@ -452,6 +494,11 @@ static int enumerate(struct redmine *rm, struct scope *s, json_int_t known)
 		}
 		if (get_all(rm, "listing issues", "issues.json?status_id=*&sort=id", "issues", &s->issues) < 0)
 			return -1;
+		s->issue_root = xcalloc(s->issues.n + 1, sizeof(*s->issue_root));
+		for (size_t i = 0; i < s->issues.n; i++) {
+			const struct redmine_item *p = find_project(s, s->issues.v[i].project);
+			s->issue_root[i] = p ? s->root[p - s->projects.v] : 0;
+		}
 		if (probe_projects(rm, s, known) < 0)
 			return -1;
 	}
@@ -507,7 +554,7 @@ static void progress(struct redmine *rm, const char *kind)
 static void project_gone(struct redmine *rm, json_int_t id, bool cascade)
 {
 	const struct scope *s = &rm->plan;
-	const struct redmine_item *p = find_item(&s->projects, id);
+	const struct redmine_item *p = find_project(s, id);
 
 	if (!p) {
 		/* Found by probing: no name can be seen. */
@@ -520,14 +567,8 @@ static void project_gone(struct redmine *rm, json_int_t id, bool cascade)
 	for (size_t i = 0; i < s->projects.n; i++)
 		if (s->root[i] == id && s->projects.v[i].id != id)
 			backend_deleted(rm->ctx, "projects", s->projects.v[i].id, s->projects.v[i].name, true);
-	for (size_t i = 0; i < s->issues.n; i++) {
-		for (size_t j = 0; j < s->projects.n; j++) {
-			if (s->projects.v[j].id == s->issues.v[i].project) {
-				issues += s->root[j] == id;
-				break;
-			}
-		}
-	}
+	for (size_t i = 0; i < s->issues.n; i++)
+		issues += s->issue_root[i] == id;
 	backend_deleted_n(rm->ctx, "issues", issues);
 }
 
@@ -538,7 +579,7 @@ static void detect_deletion_mode(struct redmine *rm, json_int_t id)
 	char *p = xasprintf("projects/%lld.json", (long long)id);
 	http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
 	free(p);
-	const struct redmine_item *was = find_item(&rm->plan.projects, id);
+	const struct redmine_item *was = find_project(&rm->plan, id);
 	json_t *doc = r.status == 200 && was ? http_json(&r) : NULL;
 	const char *name = json_string_value(json_object_get(json_object_get(doc, "project"), "name"));
 	/* SQLite may give a new project the id just freed: another name is another project. */
@@ -572,7 +613,7 @@ static void project_answered(struct batch *b, size_t i, const struct http_respon
 		rm->awaiting[rm->n_awaiting++] = id;
 	} else {
 		/* A hidden project already gone went with an ancestor deleted before it. */
-		project_gone(rm, id, r->status == 404 && !find_item(&rm->plan.projects, id));
+		project_gone(rm, id, r->status == 404 && !find_project(&rm->plan, id));
 	}
 	progress(rm, "projects");
 }
