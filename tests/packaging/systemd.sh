@@ -207,6 +207,13 @@ expect_eq "…in purged.service's cgroup" "$(X cat "/proc/$EXE/cgroup" 2>/dev/nu
 expect_code 0 "…finishes (purgectl wait)" X purgectl --json wait "$ID"
 expect_eq "…status finished" "$(X purgectl --json task "$ID" | jq -r .status)" finished
 expect_eq "…30 objects deleted" "$(X purgectl --json task "$ID" | jq -r .progress.done)" 30
+# A cancel signals the executor, a process of another user: CAP_KILL.
+expect_code 0 "another noop purge --detach" X purgectl --json purge demo --yes --detach
+ID=$(jf "$OUT" .id)
+check "…its executor runs" wait_until 10 exe_pid
+expect_code 0 "purgectl cancel it" X purgectl cancel "$ID"
+check "…cancelled" wait_until 10 sh -c "nsenter -t $LEADER -a purgectl --json task $ID | jq -e '.status == \"cancelled\"' >/dev/null"
+check "…its executor is gone" wait_until 10 sh -c "! nsenter -t $LEADER -a kill -0 $EXE 2>/dev/null"
 
 # ---------------------------------------------------------------- CRDB on the local redis-server
 expect_eq "the tree's redis-server runs (its own unit)" "$(X systemctl is-active redis-server.service)" active
