@@ -590,10 +590,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void on_connection(uv_stream_t *server, int status)
 {
+	static struct log_limit accept_log;
 	struct http_conn *c;
 
 	if (status < 0) {
-		log_warnx("accept failed: %s, ignoring", uv_strerror(status));
+		log_warnx_limited(&accept_log, "accept failed: %s, ignoring", uv_strerror(status));
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
