@@ -47,6 +47,8 @@ start_purged || { finish; exit 1; }
 expect_code 4 "a probe target is refused without --test-probes" ctl --json purge probe --yes --wait
 expect_contains "…saying why" "$ERR" "runs only under purged --test-probes"
 stop_purged TERM
+# Its purged-rest ends when its link closes, a moment later: until then it holds the REST port.
+check "the first purged-rest has ended" wait_until 5 eval '! pgrep -f "^$T/bin/purged-rest" >/dev/null'
 
 "$T/bin/purged" -c "$CONF" -d --test-probes >>"$LOG" 2>&1 &
 PURGED_PID=$!
