@@ -5,6 +5,7 @@
  * supervisor. Executor only; never run it by hand.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,8 @@ int main(int argc, char **argv)
 	/* SIGTERM is the supervisor's stop request (cancel, task timeout): drivers see it through
 	 * backend_stopping() and reconcile before they end; SIGKILL follows after stop_grace. */
 	backend_stop_init();
+	/* A backend that closes its end (Redis' protected mode, a proxy) is an error to report, not a death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Everything that needs no input first: fds, environment, limits, dumpable. */
 	if (sandbox_prepare(MSG_FD, 64, true, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s", err);

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "daemon/sandbox/sandbox.h"
+#include "purged/log.h"
 
 static int close_above(int last_fd)
 {
@@ -76,6 +77,11 @@ int sandbox_enter(const struct sandbox_policy *p, struct sandbox_report *rep, ch
 		snprintf(err, errlen, "Landlock failed: %s", strerror(-r));
 		return r;
 	}
+	/* Said at warning level: without it, file and port confinement rest on seccomp and the unit alone. */
+	if (r == -EOPNOTSUPP)
+		log_warnx("sandbox: Landlock is unavailable (a kernel without it, or a container's system-call filter "
+			  "refusing landlock_*: allow them, e.g. systemd-nspawn --system-call-filter='landlock_create_ruleset "
+			  "landlock_add_rule landlock_restrict_self'); going on with seccomp only");
 	r = sandbox_seccomp(p);
 	if (r < 0) {
 		snprintf(err, errlen, "seccomp filter failed: %s", strerror(-r));
