@@ -117,6 +117,30 @@ rcli -p "$P1" FLUSHALL >/dev/null
 expect_code 0 "crdb tasks" ctl crdb tasks
 expect_eq "…lists the three purges of $G" "$(printf '%s\n' "$OUT" | grep -c -- "$G")" "3"
 
+# The flush refused when queued (an ACL without FLUSHDB): nothing is deleted, and the error says what to allow.
+rcli -p "$P1" DEBUG POPULATE 300 >/dev/null
+rcli -p "$P1" ACL SETUSER default -flushdb >/dev/null
+expect_code 7 "a purge whose FLUSHDB is refused fails" ctl --json crdb purge "$G3" --instances 1 --yes --wait
+expect_contains "…saying the flush was refused, why and what to allow" "$(jf "$OUT" '.errors[0].description')" "the flush (MULTI; DBSIZE; FLUSHDB ASYNC; EXEC) was refused: NOPERM"
+expect_contains "…that nothing was deleted" "$(jf "$OUT" .error)" "nothing was deleted; allow those commands"
+expect_eq "…counting 0" "$(jf "$OUT" '.counts["instance 1"]')" "0"
+expect_eq "…and deleting none" "$(rcli -p "$P1" DBSIZE)" "300"
+rcli -p "$P1" ACL SETUSER default +@all >/dev/null
+# The flush's answer lost: CLIENT PAUSE WRITE holds the transaction, then the connection is
+# killed. The driver reconnects, says what DBSIZE finds, and claims no count.
+rcli -p "$P1" CLIENT PAUSE 5000 WRITE >/dev/null
+expect_code 0 "a purge whose flush is held (detached)" ctl --json crdb purge "$G3" --instances 1 --yes --detach
+ID=$(jf "$OUT" .id)
+check "…its transaction waits" wait_until 5 sh -c "redis-cli -p $P1 CLIENT LIST | grep -q 'flags=[a-zA-Z]*b'"
+rcli -p "$P1" CLIENT KILL TYPE normal SKIPME yes >/dev/null
+expect_code 7 "…its connection killed, the purge fails" ctl --json wait "$ID"
+rcli -p "$P1" CLIENT UNPAUSE >/dev/null
+expect_contains "…saying the answer was lost and no count is claimed" "$(jf "$OUT" .error)" "instance 1: the answer to the flush was lost ("
+expect_contains "…and what a new connection finds" "$(jf "$OUT" .error)" "reconnected: DBSIZE says 300 keys remain (300 before): check the instance"
+expect_eq "…counting 0" "$(jf "$OUT" '.counts["instance 1"]')" "0"
+expect_eq "…and the keys are there" "$(rcli -p "$P1" DBSIZE)" "300"
+rcli -p "$P1" FLUSHALL >/dev/null
+
 # The Redis Enterprise route.
 U=http://127.0.0.1:$PORT
 AUTH="Authorization: Bearer $TOKEN"

@@ -1,14 +1,23 @@
 /*
  * crdb: purge the Redis instances of an Active-Active database that was
  * removed by force, on this host (Redis Enterprise's PUT /v1/crdbs/{guid}/purge).
- * Per instance: connect, authenticate, PING, count (DBSIZE), delete with
- * SCAN + UNLINK in batches (progress per key; UNLINK's reply is the confirmed
- * count, streamed as "instance N"), then the post-condition: DBSIZE must be 0;
- * keys written meanwhile are not deleted unseen but reported as remaining
- * (up to 20 names) and fail the purge. A stop request (SIGTERM) ends the
- * purge between two batches, with DBSIZE saying what is left. An instance
- * that fails fails alone: its error names it (cluster_name = instance id)
- * and the others are purged.
+ * Per instance: connect, authenticate, PING, SELECT, count (DBSIZE: the plan).
+ * The purge is one transaction per instance, MULTI; DBSIZE; FLUSHDB ASYNC; EXEC:
+ * nothing runs between its DBSIZE and its flush, so that DBSIZE is exactly what
+ * the flush removed, the confirmed count (streamed as "instance N"); ASYNC swaps
+ * the keyspace out at once and leaves freeing the memory to the server's
+ * background thread, so its other clients are not blocked (a synchronous flush
+ * of 1 000 000 keys stops the server for about a second). The instances are
+ * driven together: every transaction is sent before any answer is read.
+ * Post-condition: DBSIZE must be 0; keys written after the flush are reported
+ * as remaining (up to 20 names) and fail the purge. A stop request (SIGTERM)
+ * before the flush flushes nothing; once the flush is sent its answer (the
+ * count) is awaited. An answer lost (connection dropped, timeout) leaves the
+ * outcome unknown: the driver reconnects and says what DBSIZE finds, and
+ * claims no count. An instance that fails fails alone: its error names it
+ * (cluster_name = instance id) and the others are purged.
+ * Nothing is deleted by name: a per-key SCAN/UNLINK path will come with the
+ * archive (issue 14), which must not delete what it has not archived.
  * Executor only: runs inside the sandbox, TCP only to the instances' ports.
  */
 #include <errno.h>
@@ -18,7 +27,6 @@
 #include <string.h>
 #include "daemon/executor/backend.h"
 
-#define BATCH 1000
 #define CONNECT_TIMEOUT_SEC 10
 #define COMMAND_TIMEOUT_SEC 60
 
@@ -157,58 +165,96 @@ static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance
 			      "database's clients, then purge again", in->id, left);
 }
 
-/* SCAN + UNLINK in batches, each batch's UNLINK reply reported as confirmed deletions. */
-static void purge_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *kind,
-			   uint64_t *done, uint64_t total)
+/* Send MULTI; DBSIZE; FLUSHDB ASYNC; EXEC without waiting. 0, or -1 when not all of it was written. */
+static int send_flush(struct instance *in)
 {
-	char cursor[32] = "0";
+	int done = 0;
 
-	backend_deleted_n(ctx, kind, 0); /* the instance shows in the counts even with nothing to delete */
-	do {
-		if (backend_stopping(ctx))
-			return;
-		const char *scan[] = { "SCAN", cursor, "COUNT", "1000" };
-		redisReply *r = command(ctx, errors, in, "SCAN", 4, scan);
-		if (!r)
-			return;
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-		    r->element[1]->type != REDIS_REPLY_ARRAY) {
-			freeReplyObject(r);
-			fail_instance(ctx, errors, in, "redis_error", "instance %s: unexpected SCAN reply", in->id);
-			return;
-		}
-		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-		redisReply *keys = r->element[1];
-		if (keys->elements > 0) {
-			const char **argv = calloc(keys->elements + 1, sizeof(char *));
-			size_t *lens = calloc(keys->elements + 1, sizeof(size_t));
-			if (!argv || !lens)
-				abort();
-			argv[0] = "UNLINK";
-			lens[0] = 6;
-			for (size_t i = 0; i < keys->elements; i++) {
-				argv[i + 1] = keys->element[i]->str;
-				lens[i + 1] = keys->element[i]->len;
+	if (redisAppendCommand(in->rc, "MULTI") != REDIS_OK || redisAppendCommand(in->rc, "DBSIZE") != REDIS_OK ||
+	    redisAppendCommand(in->rc, "FLUSHDB ASYNC") != REDIS_OK || redisAppendCommand(in->rc, "EXEC") != REDIS_OK)
+		return -1;
+	while (!done)
+		if (redisBufferWrite(in->rc, &done) != REDIS_OK)
+			return -1;
+	return 0;
+}
+
+/* After a lost answer: a new connection, and what DBSIZE finds there (-1: not known). */
+static long long reconnect(struct backend_ctx *ctx, struct instance *in)
+{
+	json_t *scratch = json_array();
+	bool failed = in->failed;
+
+	if (in->rc)
+		redisFree(in->rc);
+	in->rc = NULL;
+	in->failed = false;
+	in->keys = -1;
+	open_instance(ctx, scratch, in);
+	long long left = in->failed ? -1 : in->keys;
+	if (in->failed && in->rc) {
+		redisFree(in->rc);
+		in->rc = NULL;
+	}
+	in->failed = failed;
+	json_decref(scratch);
+	return left;
+}
+
+/* Read the transaction's four answers; the EXEC's DBSIZE is the confirmed count. */
+static void finish_flush(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *kind,
+			 bool sent, uint64_t *done, uint64_t total)
+{
+	redisReply *r[4] = { 0 };
+	const char *lost = NULL;
+	char why[200];
+	size_t i;
+
+	for (i = 0; i < 4 && sent; i++)
+		if (redisGetReply(in->rc, (void **)&r[i]) != REDIS_OK || !r[i])
+			break;
+	if (!sent || i < 4) {
+		snprintf(why, sizeof(why), "%s", in->rc->errstr[0] ? in->rc->errstr : "connection lost");
+		lost = why;
+	}
+	redisReply *x = r[3];
+	if (!lost && x->type == REDIS_REPLY_ARRAY && x->elements == 2 && x->element[0]->type == REDIS_REPLY_INTEGER &&
+	    x->element[0]->integer >= 0 && x->element[1]->type == REDIS_REPLY_STATUS) {
+		uint64_t n = (uint64_t)x->element[0]->integer;
+		backend_deleted_n(ctx, kind, n);
+		*done += n;
+		backend_progress(ctx, "keys", *done < total ? *done : total, total);
+	} else if (!lost) {
+		/* Refused (EXECABORT: a command was refused when queued; nothing ran) or an error inside EXEC. */
+		const char *msg = "unexpected answer to EXEC";
+		for (i = 0; i < 4; i++)
+			if (r[i]->type == REDIS_REPLY_ERROR && strncmp(r[i]->str, "EXECABORT", 9) != 0) {
+				msg = r[i]->str;
+				break;
 			}
-			redisReply *u = redisCommandArgv(in->rc, (int)keys->elements + 1, argv, lens);
-			free(argv);
-			free(lens);
-			if (!u || u->type != REDIS_REPLY_INTEGER) {
-				/* Without a reply the batch's outcome is unknown: the post-condition's DBSIZE tells. */
-				fail_instance(ctx, errors, in, u ? "redis_error" : "unreachable",
-					      "instance %s: UNLINK failed: %s", in->id,
-					      u && u->type == REDIS_REPLY_ERROR ? u->str : in->rc->errstr);
-				freeReplyObject(u);
-				freeReplyObject(r);
-				return;
-			}
-			backend_deleted_n(ctx, kind, (uint64_t)u->integer);
-			*done += (uint64_t)u->integer;
-			freeReplyObject(u);
-			backend_progress(ctx, "keys", *done < total ? *done : total, total);
-		}
-		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
+		if (x->type == REDIS_REPLY_ARRAY)
+			for (i = 0; i < x->elements; i++)
+				if (x->element[i]->type == REDIS_REPLY_ERROR)
+					msg = x->element[i]->str;
+		fail_instance(ctx, errors, in, "redis_error",
+			      "instance %s: the flush (MULTI; DBSIZE; FLUSHDB ASYNC; EXEC) was refused: %s: nothing "
+			      "was deleted; allow those commands to purged's connection (ACL, rename-command), "
+			      "then purge again", in->id, msg);
+	}
+	for (i = 0; i < 4; i++)
+		freeReplyObject(r[i]);
+	if (!lost)
+		return;
+	/* Uncertain: the flush may or may not have run. Say what a new connection finds. */
+	long long before = in->keys, left = reconnect(ctx, in);
+	char found[120];
+	if (left >= 0)
+		snprintf(found, sizeof(found), "reconnected: DBSIZE says %lld keys remain (%lld before)", left, before);
+	else
+		snprintf(found, sizeof(found), "could not reconnect to see what remains");
+	fail_instance(ctx, errors, in, "unreachable",
+		      "instance %s: the answer to the flush was lost (%s), so whether it ran is unknown and no "
+		      "count is claimed; %s: check the instance, then purge again", in->id, lost, found);
 }
 
 /* Whether every instance that failed failed only its post-condition. */
@@ -268,16 +314,33 @@ static int crdb_run(struct backend_ctx *ctx)
 	}
 	if (!ctx->dry_run)
 		backend_progress(ctx, "keys", 0, total);
-	for (k = 0; k < n; k++) {
+	for (k = 0; k < n && ctx->dry_run; k++) {
 		snprintf(key, sizeof(key), "instance %s", v[k].id);
+		if (!v[k].failed)
+			backend_count(ctx, key, (uint64_t)v[k].keys);
+	}
+	/* Every instance's flush is sent before any answer is read: the servers work together. */
+	bool *sent = calloc(n ? n : 1, sizeof(*sent));
+	if (!sent)
+		abort();
+	for (k = 0; k < n && !ctx->dry_run; k++) {
 		if (v[k].failed)
 			continue;
-		if (ctx->dry_run) {
-			backend_count(ctx, key, (uint64_t)v[k].keys);
-			continue;
-		}
-		purge_instance(ctx, errors, &v[k], key, &done, total);
+		snprintf(key, sizeof(key), "instance %s", v[k].id);
+		backend_deleted_n(ctx, key, 0); /* the instance shows in the counts even with nothing to delete */
+		if (backend_stopping(ctx))
+			continue; /* nothing sent: the post-condition's DBSIZE says what stays */
+		sent[k] = send_flush(&v[k]) == 0;
+		if (!sent[k])
+			finish_flush(ctx, errors, &v[k], key, false, &done, total);
 	}
+	for (k = 0; k < n; k++) {
+		if (!sent[k])
+			continue;
+		snprintf(key, sizeof(key), "instance %s", v[k].id);
+		finish_flush(ctx, errors, &v[k], key, true, &done, total);
+	}
+	free(sent);
 	if (!ctx->dry_run)
 		backend_progress(ctx, "keys", done < total ? done : total, total);
 	/* Post-condition, and what a stop request leaves: DBSIZE on every instance that answers. */
