@@ -24,7 +24,7 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define STABLE_USEC (60 * 1000000LL) /* up this long: the next crash starts the backoff over */
-#define LINK_GRACE_MS 2000
+#define LINK_GRACE_MS 5000 /* it may be finishing a burst of replies first */
 
 static struct {
 	int listen_fd;
