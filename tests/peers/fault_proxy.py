@@ -6,7 +6,7 @@
 Requests are forwarded to 127.0.0.1:UPSTREAM_PORT (keep-alive both sides).
 Faults are set through the proxy itself, never forwarded:
 
-    POST /__fault?mode=MODE&count=N&after=M[&method=DELETE]
+    POST /__fault?mode=MODE&count=N&after=M[&method=DELETE][&match=TEXT]
 
 after M more matching requests pass, the next N matching requests get MODE:
     500    an HTTP 500 answer instead of the upstream's
@@ -14,6 +14,10 @@ after M more matching requests pass, the next N matching requests get MODE:
     hang   no answer for 30 s (the client's timeout fires first)
     drop   forwarded to the upstream, which acts on it; its answer is dropped and
            the connection closed (the client cannot know what happened)
+    late   forwarded to the upstream, which acts on it; no answer for 30 s, then the
+           connection is closed (the client's timeout fires while the upstream works)
+match=TEXT: only requests whose form-decoded body contains TEXT (e.g. iTop's
+"simulate":false) count as matching.
 GET /__stats answers {"requests": N, "faults": N}.
 """
 import http.client
@@ -52,10 +56,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()}
         with lock:
             state.update(mode=q.get("mode"), count=int(q.get("count", 1)), after=int(q.get("after", 0)),
-                         method=q.get("method"))
+                         method=q.get("method"), match=q.get("match"))
         self.answer(200, b"{}")
 
-    def fault(self):
+    def fault(self, body):
         """The fault to inject for this request, if any."""
         with lock:
             state["requests"] += 1
@@ -63,6 +67,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             if not state["mode"] or state["count"] <= 0:
                 return None
             if state["method"] and state["method"] != self.command:
+                return None
+            if state.get("match") and state["match"] not in urllib.parse.unquote_plus((body or b"").decode("latin-1")):
                 return None
             if state["after"] > 0:
                 state["after"] -= 1
@@ -76,7 +82,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return self.control()
         n = int(self.headers.get("Content-Length", 0) or 0)
         body = self.rfile.read(n) if n else None
-        mode = self.fault()
+        mode = self.fault(body)
         if mode == "500":
             return self.answer(500, b'{"error":"injected"}')
         if mode == "close":
@@ -94,7 +100,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         r = up.getresponse()
         data = r.read()
         up.close()
-        if mode == "drop":
+        if mode == "late":
+            time.sleep(30)
+        if mode in ("drop", "late"):
             self.close_connection = True
             self.connection.shutdown(2)
             return

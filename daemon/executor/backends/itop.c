@@ -609,6 +609,7 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 		json_object_set_new(op, "simulate", json_false());
 		snprintf(step, sizeof(step), "deleting %zu %s (ids from %lld)", n, cls, (long long)it->scope.v[pos[0]].id);
 		struct http_response t;
+		int64_t t0 = mono_usec();
 		c = call(it, op, NULL, step, &rep, &t);
 		json_decref(op);
 		if (c < 0) {
@@ -637,12 +638,18 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 				if (pos[j] == (size_t)p)
 					asked[i] = true;
 		}
+		size_t n_asked = 0, n_cascade = 0;
 		for (size_t i = 0; i < rep.n_objects; i++) {
 			const struct itop_object *x = &rep.objects[i];
-			if (x->code == 0 || x->code == 2) /* 5: a referencing object updated, not deleted */
-				confirmed(it, x->cls, x->key, x->name, asked[i]);
+			if (x->code != 0 && x->code != 2)
+				continue; /* 5: a referencing object updated, not deleted */
+			confirmed(it, x->cls, x->key, x->name, asked[i]);
+			n_asked += asked[i];
+			n_cascade += !asked[i];
 		}
 		free(asked);
+		log_info("itop '%s': deleted %zu %s (ids from %lld) and %zu in cascade in %.1f s", it->ctx->target,
+			 n_asked, cls, (long long)it->scope.v[pos[0]].id, n_cascade, (double)(mono_usec() - t0) / 1e6);
 		r = 0;
 		goto finish;
 	}
