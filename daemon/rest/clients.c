@@ -140,10 +140,11 @@ void client_refused(struct rest_client *c, enum refusal why)
 
 static bool report_reply(const json_t *msg, void *ud)
 {
+	static struct log_limit report_log;
 	(void)ud;
 	if (msg && !json_is_true(json_object_get(msg, "ok")))
-		log_warnx("purged did not take our count of refused requests: %s",
-			  json_string_value(json_object_get(json_object_get(msg, "error"), "message")) ?: "?");
+		log_warnx_limited(&report_log, "purged did not take our count of refused requests: %s",
+				  json_string_value(json_object_get(json_object_get(msg, "error"), "message")) ?: "?");
 	return false;
 }
 
