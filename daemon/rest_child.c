@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "daemon/purged.h"
+#include "daemon/rest/rest.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -64,6 +65,17 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
 	/* Refuse clients until the next child listens: connect() fails at once instead of hanging. */
 	if (shutdown(rc.listen_fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
 		log_warn("rest: cannot stop listening on %s while purged-rest is down", purged->conf->rest_listen);
+	/*
+	 * Left in order (its link was closed, or SIGTERM): back at once, or a
+	 * token holder who makes us cut the link (a burst of huge replies) could
+	 * keep the REST door down for the backoff's 30 s.
+	 */
+	if (!sig && (status == 0 || status == REST_EXIT_LINK_LOST)) {
+		log_warnx("rest: purged-rest (pid %d) left after its link closed; restarting in %d ms", p->pid,
+			  BACKOFF_MIN_MS);
+		uv_timer_start(&rc.retry, on_retry, BACKOFF_MIN_MS, 0);
+		return;
+	}
 	if (mono_usec() - rc.started > STABLE_USEC)
 		rc.backoff_ms = BACKOFF_MIN_MS;
 	if (sig)

@@ -52,7 +52,7 @@ static void stop_serving(int status)
 
 static void on_link_lost(void)
 {
-	stop_serving(1);
+	stop_serving(REST_EXIT_LINK_LOST);
 }
 
 static void on_term(uv_signal_t *h, int sig)

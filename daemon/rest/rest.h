@@ -17,6 +17,12 @@
 #define REST_MAX_BODY       (64 * 1024)
 #define REST_LASTING_PER_CLIENT 16      /* plans and synchronous purges one client address may have waiting */
 #define REST_REFUSAL_REPORT_MS  5000    /* how often refusal counts go to the supervisor */
+/*
+ * purged-rest's exit status when its link to the supervisor is gone: an
+ * orderly exit (as 0 after SIGTERM), which purged answers with a prompt
+ * respawn, not the growing backoff of a crash.
+ */
+#define REST_EXIT_LINK_LOST     75
 
 struct http_conn;
 struct rest_client;
