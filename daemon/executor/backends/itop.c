@@ -238,18 +238,24 @@ static bool unknown_class(const struct itop_reply *rep)
 
 /*
  * Every object of class @k into @s (those already there, reached by an earlier class, are
- * not added again). 0, 1 when this iTop has no such class, -1 after failing the task.
+ * not added again). Pages of PAGE objects; iTop orders them by the class's default order
+ * (a name, often), and MariaDB may order equal names differently from page to page: when
+ * the pages hold fewer distinct objects than "Found: N", the class is listed again in one
+ * request. 0, 1 when this iTop has no such class, -1 after failing the task.
  */
 static int enumerate(struct itop *it, unsigned k, struct scope *s)
 {
 	const char *cls = it->classes[k];
 	char *oql = oql_for(it, cls), step[160];
+	json_t *seen = json_object();
+	long limit = PAGE;
 	int r = -1;
 
 	snprintf(step, sizeof(step), "listing %s", cls);
 	for (long page = 1;; page++) {
-		json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "operation", "core/get", "class", cls, "key", oql,
-				       "output_fields", "id,friendlyname", "limit", PAGE, "page", (json_int_t)page);
+		json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "operation", "core/get", "class", cls, "key", oql,
+				       "output_fields", "id,friendlyname", "limit", (json_int_t)limit, "page",
+				       (json_int_t)page);
 		struct itop_reply rep;
 		int c = call(it, op, NULL, step, &rep, NULL);
 		json_decref(op);
@@ -268,6 +274,7 @@ static int enumerate(struct itop *it, unsigned k, struct scope *s)
 		for (size_t i = 0; i < rep.n_objects; i++) {
 			const struct itop_object *o = &rep.objects[i];
 			char *key = key_of(o->cls, o->key);
+			json_object_set(seen, key, json_true());
 			if (!json_object_get(s->index, key)) {
 				if (s->n == s->cap) {
 					s->cap = s->cap ? 2 * s->cap : 256;
@@ -280,13 +287,20 @@ static int enumerate(struct itop *it, unsigned k, struct scope *s)
 			}
 			free(key);
 		}
-		bool last = rep.n_objects < PAGE || (rep.number >= 0 && page * PAGE >= rep.number);
+		bool last = limit == 0 || (size_t)rep.n_objects < (size_t)limit || (rep.number >= 0 && page * limit >= rep.number);
+		bool short_of = rep.number >= 0 && json_object_size(seen) < (size_t)rep.number;
 		itop_reply_clear(&rep);
+		if (last && short_of && limit != 0) {
+			limit = 0; /* no limit: all in one answer */
+			page = 0;
+			continue;
+		}
 		if (last) {
 			r = 0;
 			break;
 		}
 	}
+	json_decref(seen);
 	free(oql);
 	return r;
 }
