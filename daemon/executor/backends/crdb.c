@@ -56,12 +56,12 @@ static void fail_instance(struct backend_ctx *ctx, json_t *errors, struct instan
 						"description", desc));
 }
 
-/* Run a command; on an error reply or a broken connection, fail the instance. Returns the reply or NULL. */
-static redisReply *command(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *step,
-			   int argc, const char **argv)
+/* The answer to a command already queued (redisAppendCommand*); on an error answer or a broken
+ * connection, fail the instance. Returns the reply or NULL. */
+static redisReply *answer(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *step)
 {
-	redisReply *r = redisCommandArgv(in->rc, argc, argv, NULL);
-	if (!r) {
+	redisReply *r = NULL;
+	if (redisGetReply(in->rc, (void **)&r) != REDIS_OK || !r) {
 		fail_instance(ctx, errors, in, "unreachable", "instance %s: %s failed: %s", in->id, step,
 			      in->rc->errstr[0] ? in->rc->errstr : "connection lost");
 		return NULL;
@@ -78,10 +78,32 @@ static redisReply *command(struct backend_ctx *ctx, json_t *errors, struct insta
 	return r;
 }
 
-static long long dbsize(struct backend_ctx *ctx, json_t *errors, struct instance *in)
+/* Run a command; on an error reply or a broken connection, fail the instance. Returns the reply or NULL. */
+static redisReply *command(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *step,
+			   int argc, const char **argv)
 {
-	const char *argv[] = { "DBSIZE" };
-	redisReply *r = command(ctx, errors, in, "DBSIZE", 1, argv);
+	if (redisAppendCommandArgv(in->rc, argc, argv, NULL) != REDIS_OK) {
+		fail_instance(ctx, errors, in, "unreachable", "instance %s: %s failed: %s", in->id, step,
+			      in->rc->errstr[0] ? in->rc->errstr : "out of memory");
+		return NULL;
+	}
+	return answer(ctx, errors, in, step);
+}
+
+/* Write what is queued without waiting for answers. 0, or -1 when not all of it was written. */
+static int send_queued(struct instance *in)
+{
+	int done = 0;
+	while (!done)
+		if (redisBufferWrite(in->rc, &done) != REDIS_OK)
+			return -1;
+	return 0;
+}
+
+/* The answer to a DBSIZE already queued: the number, or -1 (the instance failed). */
+static long long dbsize_answer(struct backend_ctx *ctx, json_t *errors, struct instance *in)
+{
+	redisReply *r = answer(ctx, errors, in, "DBSIZE");
 	long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 	if (r && n < 0)
 		fail_instance(ctx, errors, in, "redis_error", "instance %s: DBSIZE gave no number", in->id);
@@ -89,12 +111,19 @@ static long long dbsize(struct backend_ctx *ctx, json_t *errors, struct instance
 	return n;
 }
 
-static void open_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in)
+static void drop_connection(struct instance *in)
+{
+	if (in->rc)
+		redisFree(in->rc);
+	in->rc = NULL;
+}
+
+/* Connect, and send AUTH, PING, SELECT and DBSIZE without waiting: the instances are opened together. */
+static void open_send(struct backend_ctx *ctx, json_t *errors, struct instance *in)
 {
 	struct timeval ct = { CONNECT_TIMEOUT_SEC, 0 }, cmd = { COMMAND_TIMEOUT_SEC, 0 };
 	const char *sock = json_string_value(json_object_get(in->conf, "socket"));
 	char db[16], where[160];
-	redisReply *r;
 
 	if (sock) {
 		snprintf(where, sizeof(where), "unix:%s", sock);
@@ -108,34 +137,52 @@ static void open_instance(struct backend_ctx *ctx, json_t *errors, struct instan
 	if (!in->rc || in->rc->err) {
 		fail_instance(ctx, errors, in, "unreachable", "instance %s (%s): cannot connect: %s", in->id, where,
 			      in->rc ? in->rc->errstr : "out of memory");
+		drop_connection(in);
 		return;
 	}
 	redisSetTimeout(in->rc, cmd);
-	if (in->password) {
-		const char *argv[] = { "AUTH", in->password };
-		r = command(ctx, errors, in, "AUTH", 2, argv);
-		if (!r)
-			return;
-		freeReplyObject(r);
-	}
-	const char *ping[] = { "PING" };
-	r = command(ctx, errors, in, "PING", 1, ping);
-	if (!r)
-		return;
-	freeReplyObject(r);
 	snprintf(db, sizeof(db), "%lld", (long long)json_integer_value(json_object_get(in->conf, "db")));
-	const char *sel[] = { "SELECT", db };
-	r = command(ctx, errors, in, "SELECT", 2, sel);
-	if (!r)
-		return;
-	freeReplyObject(r);
-	in->keys = dbsize(ctx, errors, in);
+	const char *auth[] = { "AUTH", in->password }, *sel[] = { "SELECT", db };
+	if ((in->password && redisAppendCommandArgv(in->rc, 2, auth, NULL) != REDIS_OK) ||
+	    redisAppendCommand(in->rc, "PING") != REDIS_OK || redisAppendCommandArgv(in->rc, 2, sel, NULL) != REDIS_OK ||
+	    redisAppendCommand(in->rc, "DBSIZE") != REDIS_OK || send_queued(in) != 0) {
+		fail_instance(ctx, errors, in, "unreachable", "instance %s (%s): cannot send: %s", in->id, where,
+			      in->rc->errstr[0] ? in->rc->errstr : "out of memory");
+		drop_connection(in);
+	}
 }
 
-/* Post-condition: report what an instance still holds (DBSIZE, and up to 20 key names). */
-static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *kind)
+/* Read the answers open_send() asked for; DBSIZE is the plan's count. A failed instance is
+ * disconnected (its later answers would be read out of order). */
+static void open_finish(struct backend_ctx *ctx, json_t *errors, struct instance *in)
 {
-	long long left = dbsize(ctx, errors, in);
+	static const char *const steps[] = { "AUTH", "PING", "SELECT" };
+
+	if (in->failed)
+		return;
+	for (size_t i = in->password ? 0 : 1; i < 3; i++) {
+		redisReply *r = answer(ctx, errors, in, steps[i]);
+		if (!r) {
+			drop_connection(in);
+			return;
+		}
+		freeReplyObject(r);
+	}
+	in->keys = dbsize_answer(ctx, errors, in);
+	if (in->keys < 0)
+		drop_connection(in);
+}
+
+static void open_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in)
+{
+	open_send(ctx, errors, in);
+	open_finish(ctx, errors, in);
+}
+
+/* Post-condition: report what an instance still holds (@left, its DBSIZE, and up to 20 key names). */
+static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *kind,
+			long long left)
+{
 	if (left <= 0)
 		return;
 	char cursor[32] = "0";
@@ -168,15 +215,10 @@ static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance
 /* Send MULTI; DBSIZE; FLUSHDB ASYNC; EXEC without waiting. 0, or -1 when not all of it was written. */
 static int send_flush(struct instance *in)
 {
-	int done = 0;
-
 	if (redisAppendCommand(in->rc, "MULTI") != REDIS_OK || redisAppendCommand(in->rc, "DBSIZE") != REDIS_OK ||
 	    redisAppendCommand(in->rc, "FLUSHDB ASYNC") != REDIS_OK || redisAppendCommand(in->rc, "EXEC") != REDIS_OK)
 		return -1;
-	while (!done)
-		if (redisBufferWrite(in->rc, &done) != REDIS_OK)
-			return -1;
-	return 0;
+	return send_queued(in);
 }
 
 /* After a lost answer: a new connection, and what DBSIZE finds there (-1: not known). */
@@ -185,17 +227,11 @@ static long long reconnect(struct backend_ctx *ctx, struct instance *in)
 	json_t *scratch = json_array();
 	bool failed = in->failed;
 
-	if (in->rc)
-		redisFree(in->rc);
-	in->rc = NULL;
+	drop_connection(in);
 	in->failed = false;
 	in->keys = -1;
-	open_instance(ctx, scratch, in);
-	long long left = in->failed ? -1 : in->keys;
-	if (in->failed && in->rc) {
-		redisFree(in->rc);
-		in->rc = NULL;
-	}
+	open_instance(ctx, scratch, in); /* on failure: no connection, keys -1 */
+	long long left = in->rc ? in->keys : -1;
 	in->failed = failed;
 	json_decref(scratch);
 	return left;
@@ -307,10 +343,13 @@ static int crdb_run(struct backend_ctx *ctx)
 		v[k].id = id;
 		v[k].conf = conf;
 		v[k].password = json_string_value(json_object_get(ctx->secrets, skey));
-		open_instance(ctx, errors, &v[k]);
+		open_send(ctx, errors, &v[k]);
+		k++;
+	}
+	for (k = 0; k < n; k++) {
+		open_finish(ctx, errors, &v[k]);
 		if (!v[k].failed)
 			total += (uint64_t)v[k].keys;
-		k++;
 	}
 	if (!ctx->dry_run)
 		backend_progress(ctx, "keys", 0, total);
@@ -343,23 +382,25 @@ static int crdb_run(struct backend_ctx *ctx)
 	free(sent);
 	if (!ctx->dry_run)
 		backend_progress(ctx, "keys", done < total ? done : total, total);
-	/* Post-condition, and what a stop request leaves: DBSIZE on every instance that answers. */
+	/* Post-condition, and what a stop request leaves: DBSIZE on every instance that answers, asked of
+	 * all before any answer is read. */
 	long long left = 0;
+	for (k = 0; k < n && !ctx->dry_run; k++)
+		if (v[k].rc && !v[k].rc->err && redisAppendCommand(v[k].rc, "DBSIZE") == REDIS_OK)
+			(void)send_queued(&v[k]); /* a failure shows in the answer */
 	for (k = 0; k < n && !ctx->dry_run; k++) {
 		if (!v[k].rc || v[k].rc->err)
 			continue;
 		snprintf(key, sizeof(key), "instance %s", v[k].id);
-		if (backend_stopping(ctx)) {
-			long long l = dbsize(ctx, errors, &v[k]);
+		long long l = dbsize_answer(ctx, errors, &v[k]);
+		if (backend_stopping(ctx))
 			left += l > 0 ? l : 0;
-		} else {
-			check_empty(ctx, errors, &v[k], key);
-		}
+		else
+			check_empty(ctx, errors, &v[k], key, l);
 	}
 	for (k = 0; k < n; k++) {
 		failed += v[k].failed;
-		if (v[k].rc)
-			redisFree(v[k].rc);
+		drop_connection(&v[k]);
 	}
 	free(v);
 	ctx->errors = errors;
