@@ -24,6 +24,7 @@
 #define CTL_MAX_CONNS        128
 #define CTL_MAX_CONNS_PER_UID 32
 #define CTL_MAX_WRITE_QUEUE  (8u << 20) /* a watcher that stops reading is cut off */
+#define REST_MAX_WRITE_QUEUE (64u << 20) /* purged-rest is slowed down first, cut off only past this */
 #define CTL_FRAME_DEADLINE_MS 10000     /* a frame begun must be whole by then */
 
 struct ctl_conn {
@@ -35,6 +36,8 @@ struct ctl_conn {
 	struct ctl_conn *next, *prev;
 	bool closing;
 	bool rest;               /* purged-rest's link: callers are bearer tokens, per request */
+	bool paused;             /* rest link: its requests are not read until it has taken our replies */
+	bool close_when_idle;    /* the last reply is queued: close once it is written */
 	struct outq out;
 	void (*on_close)(void);  /* tells the owner of an adopted link */
 };
@@ -45,7 +48,7 @@ static char *socket_path;
 static struct ctl_conn *conns;
 static unsigned n_conns;
 
-static struct log_limit conn_limit_log, deadline_log, token_log;
+static struct log_limit conn_limit_log, deadline_log, token_log, slow_rest_log;
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -88,13 +91,24 @@ void ctl_close(struct ctl_conn *c)
 	conn_close(c);
 }
 
-/* A write failed, or a connection to end has flushed its last reply: close. */
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/*
+ * A write failed, or everything queued is written and we asked to hear it:
+ * a connection to end has flushed its last reply (close), or purged-rest has
+ * caught up with its replies (read its requests again).
+ */
 static void on_out(struct outq *q, int status)
 {
 	struct ctl_conn *c = q->stream->data;
 	if (status < 0)
 		log_debug("control: writing to %s (pid %lld) failed: %s", c->who.name, (long long)c->who.pid,
 			  uv_strerror(status));
+	if (status == 0 && c->paused && !c->close_when_idle) {
+		c->paused = false;
+		uv_read_start((uv_stream_t *)&c->pipe, uvio_read_buf, on_read);
+		return;
+	}
 	conn_close(c);
 }
 
@@ -114,7 +128,19 @@ static void send_frame(struct ctl_conn *c, uint8_t *buf, size_t len, bool close_
 		free(buf);
 		return;
 	}
-	if (outq_pending(&c->out) > CTL_MAX_WRITE_QUEUE) {
+	size_t pending = outq_pending(&c->out);
+	if (c->rest && pending > CTL_MAX_WRITE_QUEUE && pending <= REST_MAX_WRITE_QUEUE && !c->paused) {
+		/*
+		 * Back-pressure, not a cut: purged-rest asks faster than it reads
+		 * (its clients want big replies). Its requests wait in the socket
+		 * until it has taken what is queued; the door stays up.
+		 */
+		log_warnx_limited(&slow_rest_log, "rest: purged-rest has %zu bytes of replies to read; reading its "
+				  "requests again once it has", pending);
+		c->paused = true;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		outq_notify_idle(&c->out);
+	} else if (pending > (c->rest ? REST_MAX_WRITE_QUEUE : CTL_MAX_WRITE_QUEUE)) {
 		log_warnx("control: %s (pid %lld) is not reading its replies; closing the connection", c->who.name,
 			  (long long)c->who.pid);
 		free(buf);
@@ -124,8 +150,10 @@ static void send_frame(struct ctl_conn *c, uint8_t *buf, size_t len, bool close_
 	/* Replies to the requests of one read leave together, in one write. */
 	outq_append(&c->out, buf, len);
 	free(buf);
-	if (close_after)
+	if (close_after) {
+		c->close_when_idle = true;
 		outq_notify_idle(&c->out);
+	}
 }
 
 static void send_msg(struct ctl_conn *c, json_t *msg, bool close_after)
@@ -211,6 +239,11 @@ static void dispatch(struct ctl_conn *c, const json_t *req)
 static void on_frame_deadline(uv_timer_t *h)
 {
 	struct ctl_conn *c = h->data;
+	if (c->paused) {
+		/* We stopped reading, not the peer: its frame's time starts again when we read. */
+		uv_timer_start(&c->frame_timer, on_frame_deadline, CTL_FRAME_DEADLINE_MS, 0);
+		return;
+	}
 	log_warnx_limited(&deadline_log, "control: %s (pid %lld) left a frame incomplete for %d s; closing the "
 			  "connection", c->who.name, (long long)c->who.pid, CTL_FRAME_DEADLINE_MS / 1000);
 	send_msg(c, proto_reply_error(0, PURGE_ERR_BAD_REQUEST, "frame not completed within %d s",

@@ -4,7 +4,7 @@
 # connection and through purged-rest; refusals without a token audited in
 # aggregate; a stopped supervisor (504s, slots freed, service resumes); no
 # listening socket that nobody accepts on; 400 large replies at once (the
-# supervisor cuts the link: purged-rest must be respawned); kill -9 of purged
+# supervisor slows purged-rest down; the door stays up); kill -9 of purged
 # (purged-rest must not stay behind).
 . "$(dirname "$0")/lib.sh"
 
@@ -120,7 +120,7 @@ curl -s -o /dev/null --max-time 0.5 "$U/healthz"
 expect_eq "while purged-rest is down, a client is refused at once (curl 7), not left waiting (curl 28)" "$?" 7
 check "…and served once it is back" wait_until 5 curl -sf "$U/healthz" -o /dev/null
 
-# --- item 4: 400 concurrent large replies: the supervisor cuts the link; purged-rest must come back
+# --- item 4: 400 concurrent large replies: purged-rest is slowed down, never cut off
 PIDS=()
 for _ in $(seq 1 16); do
 	$PROBE ctl_plans "$SOCK" 16 demo >/dev/null &
@@ -130,24 +130,22 @@ wait "${PIDS[@]}"
 ROWS=$(curl -s "$U/v1/tasks?limit=1000" -H "$AUTH" | wc -c)
 check "the task list is large enough for 400 copies to pass the supervisor's 8 MiB queue ($ROWS bytes)" \
 	test $((ROWS * 400)) -gt $((8 << 20))
-# Twice: a token holder who repeats the burst must not push the respawn into the crash backoff.
+# Twice: a token holder who repeats the burst gets answers, and the door never goes down.
 for round in 1 2; do
 	RPID=$(pgrep -f "^$T/bin/purged-rest" | head -n 1)
 	CUTS=$(grep -c "is not reading its replies; closing the connection" "$LOG")
 	OUT=$($PROBE concurrent "$PORT" "$TOKEN" 400 GET "/v1/tasks?limit=1000" 127.0.0.1 20)
-	check "400 concurrent GET /v1/tasks?limit=1000 ($round): every client answered or refused, none left waiting ($OUT)" \
+	# upstream_timeout is 3 s here: on 2 busy cores some of the 400 may get their 504 instead of the list.
+	check "400 concurrent GET /v1/tasks?limit=1000 ($round): every client answered, none left waiting ($OUT)" \
 		contains "$OUT" "none=0"
-	check "…the supervisor cut the link" wait_until 10 sh -c \
-		"[ \$(grep -c 'is not reading its replies; closing the connection' '$LOG') -gt $CUTS ]"
-	check "…purged-rest (pid $RPID) exited" wait_until 8 sh -c "! kill -0 $RPID 2>/dev/null"
-	check "…by itself, without the supervisor's SIGKILL" no_match 'did not exit .* after its link closed' "$LOG"
-	check "…in order: respawned without the crash backoff" \
-		wait_until 3 grep -q "purged-rest (pid $RPID) left after its link closed; restarting in 500 ms" "$LOG"
-	check "…and /healthz answers again within a few seconds" \
-		wait_until 5 curl -sf --max-time 1 "$U/healthz" -o /dev/null
-	NPID=$(pgrep -f "^$T/bin/purged-rest" | head -n 1)
-	check "…from a new process ($RPID -> $NPID)" test -n "$NPID" -a "$NPID" != "$RPID"
+	check "…the supervisor slowed purged-rest down instead of cutting its link" \
+		test "$(grep -c 'is not reading its replies; closing the connection' "$LOG")" = "$CUTS"
+	check "…the same purged-rest (pid $RPID) still serves" sh -c "kill -0 $RPID && curl -sf --max-time 2 '$U/healthz' -o /dev/null"
+	check "…and the supervisor answers through it again once the burst has drained" \
+		wait_until 20 curl -sf --max-time 2 "$U/v1/tasks?limit=1" -H "$AUTH" -o /dev/null
 done
+check "…and the back-pressure was said in the log" grep -q "reading its requests again once it has" "$LOG"
+NPID=$RPID
 
 # --- item 4: kill -9 of purged: purged-rest exits by itself, the port refuses
 kill -KILL "$PURGED_PID"
