@@ -89,7 +89,7 @@ if [ "$IS_ROOT" = 1 ]; then # redmine-up.sh installs Redmine when it is missing
 		fault "mode=500&count=2&method=DELETE" "$RPPORT"
 		expect_code 0 "DELETEs answered 500 twice are retried and succeed" ctl --json purge redmine --yes --wait
 		expect_eq "…3 projects deleted" "$(jf "$OUT" .counts.projects)" "3"
-		check "…the retries are logged, with the smaller window" grep -q "DELETE projects/.*HTTP 500 (server error); retrying (2 of 5), at most 1 at once now" "$LOG"
+		check "…the retries are logged, with the smaller window" grep -q "DELETE projects/.*HTTP 500 (server error); retrying (try 2), at most 1 at once now" "$LOG"
 		expect_eq "Redmine has no project left" "$(curl -s -H "X-Redmine-API-Key: $RKEY" "$RURL/projects.json" | jq .total_count)" "0"
 		# DELETEs answered 500 every time after the first: the record is what is gone, nothing more.
 		for n in 4 5 6; do

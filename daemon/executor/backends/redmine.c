@@ -43,7 +43,9 @@
 #define PROBE_MARGIN 50     /* project ids probed past the highest one known */
 #define PROBE_MAX 100000    /* ids probed at most: beyond, the scope cannot be looked at */
 #define ASYNC_WAIT_SEC 120  /* Redmine 5.1+: how long a deleted project may still answer */
-#define TRIES 5             /* per request, for 5xx, 429 and transport errors */
+#define TRIES 5             /* per request: transport errors, and 5xx/429 when it was alone in flight */
+#define TRIES_MAX 15        /* per request, whatever the answers */
+#define HOLD 8              /* successes after a decrease before the window grows again */
 #define CONN_FAILS_STOP 3   /* transport failures in a row: Redmine is gone, stop */
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
@@ -238,7 +240,9 @@ struct batch {
 	const char *method;
 	const char *resource;       /* projects, users, groups */
 	json_int_t *ids;            /* in the order to send; may grow while running (probes) */
-	unsigned char *state, *tries;
+	unsigned char *state, *tries; /* tries: sent so far */
+	unsigned char *strikes;     /* failures that count: transport, or 5xx/429 while alone */
+	bool *contended;            /* sent while others of ours were in flight */
 	bool *unsure;               /* a DELETE went out and got no answer: its outcome is unknown */
 	size_t n, cap, next;
 	size_t *retry;              /* indexes waiting for another try, FIFO */
@@ -246,6 +250,7 @@ struct batch {
 	int64_t resume_at;          /* mono usec: back off until then */
 	double window;
 	unsigned max, cur;          /* cur: the window handed to http_drive */
+	unsigned in_flight, hold;   /* hold: successes to wait before growing the window */
 	unsigned conn_fails;        /* transport failures in a row */
 	bool stop, stopped_conn, stopped_request;
 	size_t failed;
@@ -262,13 +267,15 @@ static void batch_add(struct batch *b, json_int_t id)
 		b->ids = xrealloc(b->ids, b->cap * sizeof(*b->ids));
 		b->state = xrealloc(b->state, b->cap);
 		b->tries = xrealloc(b->tries, b->cap);
+		b->strikes = xrealloc(b->strikes, b->cap);
+		b->contended = xrealloc(b->contended, b->cap * sizeof(*b->contended));
 		b->unsure = xrealloc(b->unsure, b->cap * sizeof(*b->unsure));
 		b->retry = xrealloc(b->retry, b->cap * sizeof(*b->retry));
 	}
 	b->ids[b->n] = id;
 	b->state[b->n] = ITEM_PENDING;
-	b->tries[b->n] = 0;
-	b->unsure[b->n] = false;
+	b->tries[b->n] = b->strikes[b->n] = 0;
+	b->unsure[b->n] = b->contended[b->n] = false;
 	b->n++;
 }
 
@@ -277,6 +284,8 @@ static void batch_free(struct batch *b)
 	free(b->ids);
 	free(b->state);
 	free(b->tries);
+	free(b->strikes);
+	free(b->contended);
 	free(b->unsure);
 	free(b->retry);
 }
@@ -316,12 +325,14 @@ static int batch_next(void *ud, char **ret_path, size_t *ret_tag)
 	}
 	*ret_path = xasprintf("%s/%lld.json", b->resource, (long long)b->ids[i]);
 	*ret_tag = i;
+	b->contended[i] = b->in_flight++ > 0;
 	return 1;
 }
 
-static void back_off(struct batch *b, size_t i)
+/* Send nothing for a while: BACKOFF_MIN_MS, doubled for each of @strikes past the first. */
+static void back_off(struct batch *b, unsigned strikes)
 {
-	long ms = BACKOFF_MIN_MS << (b->tries[i] > 5 ? 4 : b->tries[i] - 1);
+	long ms = BACKOFF_MIN_MS << (strikes > 5 ? 4 : strikes < 1 ? 0 : strikes - 1);
 	if (ms > BACKOFF_MAX_MS)
 		ms = BACKOFF_MAX_MS;
 	int64_t until = mono_usec() + ms * 1000;
@@ -332,9 +343,14 @@ static void back_off(struct batch *b, size_t i)
 static void batch_done(void *ud, size_t i, const char *path, const struct http_response *r)
 {
 	struct batch *b = ud;
+	bool contended;
 
+	/* Did another request of ours hold Redmine's lock (SQLite locks the whole database)? */
+	b->in_flight--;
+	contended = b->contended[i] || b->in_flight > 0;
 	b->tries[i]++;
 	if (r->status == 0) {
+		b->strikes[i]++;
 		if (r->maybe_sent && !strcmp(b->method, "DELETE"))
 			b->unsure[i] = true;
 		snprintf(b->last_conn_error, sizeof(b->last_conn_error), "%s %s: %s", b->method, path, r->error);
@@ -343,33 +359,42 @@ static void batch_done(void *ud, size_t i, const char *path, const struct http_r
 				  b->conn_fails, b->last_conn_error);
 			b->stop = b->stopped_conn = true;
 		}
-		if (b->stop || b->tries[i] >= TRIES) {
+		if (b->stop || b->strikes[i] >= TRIES || b->tries[i] >= TRIES_MAX) {
 			if (!b->unsure[i])
 				item_failed(b, i, path, r);
 			return;
 		}
-		log_info("%s %s: %s; retrying (%d of %d)", b->method, path, r->error, b->tries[i] + 1, TRIES);
-		back_off(b, i);
+		log_info("%s %s: %s; retrying (try %d)", b->method, path, r->error, b->tries[i] + 1);
+		back_off(b, b->strikes[i]);
 		b->retry[b->n_retry++] = i;
 		return;
 	}
 	b->conn_fails = 0;
 	if (r->status >= 500 || r->status == 429) {
-		/* Overloaded (SQLite's "database is locked" is a 500): fewer at once, and wait. */
+		/*
+		 * Overloaded (SQLite's "database is locked" is a 500): fewer at once, a pause, and
+		 * no growth for a while. An answer that came while others of ours were in flight
+		 * is our own doing: it does not count against the request's tries.
+		 */
 		b->window = b->window / 2 < 1 ? 1 : b->window / 2;
 		b->cur = (unsigned)b->window;
-		back_off(b, i);
-		if (b->tries[i] >= TRIES || b->stop) {
+		b->hold = HOLD;
+		if (!contended)
+			b->strikes[i]++;
+		back_off(b, b->strikes[i]);
+		if (b->strikes[i] >= TRIES || b->tries[i] >= TRIES_MAX || b->stop) {
 			item_failed(b, i, path, r);
 			return;
 		}
-		log_info("%s %s: HTTP %ld (server error); retrying (%d of %d), at most %u at once now", b->method, path,
-			 r->status, b->tries[i] + 1, TRIES, b->cur);
+		log_info("%s %s: HTTP %ld (server error%s); retrying (try %d), at most %u at once now", b->method,
+			 path, r->status, contended ? " while others were in flight" : "", b->tries[i] + 1, b->cur);
 		b->retry[b->n_retry++] = i;
 		return;
 	}
-	b->window += 1.0 / b->window;
-	if (b->window > b->max)
+	/* Additive increase: one more in flight per window's worth of successes. */
+	if (b->hold)
+		b->hold--;
+	else if ((b->window += 1.0 / b->window) > b->max)
 		b->window = b->max;
 	b->cur = (unsigned)b->window;
 	b->answered(b, i, r);
@@ -377,12 +402,15 @@ static void batch_done(void *ud, size_t i, const char *path, const struct http_r
 		item_failed(b, i, path, r);
 }
 
-/* @window: at most that many at once; the window starts there and adapts below it. */
+/*
+ * At most @window at once. GETs start there (reads lock nothing); DELETEs start at one
+ * and grow while Redmine keeps up (a SQLite Redmine does not: it stays near one).
+ */
 static void batch_run(struct batch *b, unsigned window)
 {
 	b->max = window;
-	b->window = window;
-	b->cur = window;
+	b->window = strcmp(b->method, "DELETE") ? window : 1;
+	b->cur = (unsigned)b->window;
 	http_drive(b->rm->http, b->method, b->max, &b->cur, batch_next, batch_done, b);
 }
 
@@ -719,7 +747,7 @@ static int delete_batch(struct redmine *rm, const char *resource, const json_int
 			void (*answered)(struct batch *, size_t, const struct http_response *), void *ud)
 {
 	struct batch b = { .rm = rm, .method = "DELETE", .resource = resource, .answered = answered, .ud = ud };
-	char unknown[300];
+	char unknown[300], failed[400] = "";
 	size_t left = 0, n_unknown;
 	int r = 0;
 
@@ -732,12 +760,14 @@ static int delete_batch(struct redmine *rm, const char *resource, const json_int
 	for (size_t i = 0; i < b.n; i++)
 		left += b.state[i] == ITEM_PENDING;
 	left -= n_unknown;
+	if (b.failed && b.first_error[0])
+		snprintf(failed, sizeof(failed), ", %zu failed (first: %s)", b.failed, b.first_error);
 	if (b.stopped_conn)
 		r = backend_fail(rm->ctx, "redmine '%s': Redmine stopped answering (%d requests in a row failed; last: "
 				 "%s); %s: %zu not deleted%s%s%s; what was deleted is in the manifest and counts; run the "
 				 "purge again once Redmine answers", rm->ctx->target, CONN_FAILS_STOP, b.last_conn_error,
-				 resource, left, n_unknown ? ", outcome unknown (no answer, could not check): " : "",
-				 n_unknown ? unknown : "", b.failed ? ", failed before" : "");
+				 resource, left, failed, n_unknown ? ", outcome unknown (no answer, could not check): " : "",
+				 n_unknown ? unknown : "");
 	else if (b.stopped_request)
 		r = backend_fail(rm->ctx, "redmine '%s': stopped on request; %s: %zu not deleted%s%s; what was deleted is "
 				 "in the manifest and counts; run the purge again to finish", rm->ctx->target, resource,
