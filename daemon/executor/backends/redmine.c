@@ -21,9 +21,11 @@
  * checked with a GET, and only when the project still answers (5.1+ deletes
  * in the background) are deleted projects polled until they are 404. Only
  * confirmed deletions enter the manifest and the counts (backend_deleted).
- * DELETEs run with an adaptive window (AIMD, at most `parallel`): answers
- * 5xx or 429 (SQLite's "database is locked") halve it and back off; every
- * success widens it by 1/window. Transport failures in a row stop the purge
+ * DELETEs run with an adaptive window (AIMD, from 1 up to `parallel`): answers
+ * 5xx or 429 (SQLite's "database is locked") halve it, pause and hold it for
+ * HOLD successes; then every success widens it by 1/window. A 5xx met while
+ * other DELETEs of ours were in flight is our own lock contention and does
+ * not use up the request's tries. Transport failures in a row stop the purge
  * (the server is gone); a DELETE that may have reached the server unanswered
  * is checked again before the task ends. Finally the whole scope is
  * enumerated again as the plan does: what is left fails the task.
