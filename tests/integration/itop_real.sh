@@ -111,6 +111,8 @@ user = purger
 password_file = $T/pw
 accept_request_credentials = yes
 EOF2
+# A cancel lets the executor finish the delete in flight (a few seconds) and stop.
+sed -i 's/^cancel_grace = 1$/cancel_grace = 60/' "$CONF"
 start_purged || { finish; exit 1; }
 
 # ---- phase 1: 20 user requests; what blocks a custom classes; cascades
@@ -216,6 +218,21 @@ settled() { # iTop went on deleting that chunk: wait until the tickets stop goin
 	return 1
 }
 check "…iTop finished that delete on its own" settled
+expect_code 0 "…a purge afterwards finishes the job" ctl --json purge itop --yes --wait
+
+# ---- a cancel: the delete in flight ends and is recorded, then the executor stops
+S5=$(is seed P5 500 "$SOCKET") && ok "seeded with 500 user requests" || not_ok "seeding failed"
+expect_code 0 "purge (detached)" ctl --json purge itop --yes --detach
+ID=$(jf "$OUT" .id)
+check "…a first chunk deleted, counted live" wait_until 60 sh -c "ctl --json task $ID | jq -e '.counts.Ticket >= 200' >/dev/null"
+expect_code 0 "cancel it" ctl --json cancel "$ID"
+expect_code 8 "…cancelled" ctl --json wait "$ID"
+expect_contains "…the driver stopped between requests" "$(jf "$OUT" .error)" "stopped on request after"
+N=$(jf "$OUT" '.counts.Ticket // 0')
+IDS=$(manifest_ids "$ID" Ticket)
+expect_eq "…manifest = counts ($N)" "$(printf '%s' "$IDS" | tr ',' '\n' | grep -c .)" "$N"
+expect_eq "…every one of them gone" "$(is present Ticket "$IDS")" "0"
+expect_eq "…and every other ticket still there: nothing deleted unrecorded" "$(icount Ticket)" "$((502 - N))"
 expect_code 0 "…a purge afterwards finishes the job" ctl --json purge itop --yes --wait
 
 # ---- phase 4: the post-condition: an object created during the purge

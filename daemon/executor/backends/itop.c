@@ -528,8 +528,9 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 			goto finish;
 		}
 		if (backend_stopping(it->ctx)) {
-			backend_fail(it->ctx, "itop '%s': stopped on request before deleting %s; nothing is in flight: "
-				     "counts and manifest hold what was deleted", it->ctx->target, cls);
+			backend_fail(it->ctx, "itop '%s': stopped on request after %llu of %llu objects, before deleting more "
+				     "%s; no request was in flight: counts and manifest hold what was deleted",
+				     it->ctx->target, (unsigned long long)it->done, (unsigned long long)it->total, cls);
 			goto finish;
 		}
 		char *oql = oql_ids(it, k, pos, n);
