@@ -152,7 +152,7 @@ static int call(struct itop *it, const json_t *op, const char *field, const char
 	free(js);
 	free(ejs);
 	if (http_request(h, "POST", "", "application/x-www-form-urlencoded", body, strlen(body), &r) < 0) {
-		if (r.timed_out)
+		if (r.timed_out && r.maybe_sent)
 			backend_fail(it->ctx, "itop '%s': %s: no answer within %ld s from %s (%s); raise timeout, or lower chunk",
 				     it->ctx->target, step, it->timeout, it->url, r.error);
 		else if (r.maybe_sent)
