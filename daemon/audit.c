@@ -35,6 +35,7 @@ static uint64_t refusals_overflow; /* sources past the table, written as one lin
 static uv_timer_t refusal_timer;
 static bool timer_ready;
 static bool audit_broken;          /* the last append failed: mutating requests are refused */
+static int audit_errno;            /* why it failed */
 
 static void on_refusal_timer(uv_timer_t *h);
 
@@ -59,7 +60,9 @@ int audit_open(const char *state_dir)
 static int append(const char *lines)
 {
 	size_t n = strlen(lines);
-	if (purged->audit_fd < 0 || write(purged->audit_fd, lines, n) != (ssize_t)n || fdatasync(purged->audit_fd) < 0) {
+	ssize_t w = purged->audit_fd < 0 ? -1 : write(purged->audit_fd, lines, n);
+	if (w != (ssize_t)n || fdatasync(purged->audit_fd) < 0) {
+		audit_errno = purged->audit_fd < 0 ? EBADF : w >= 0 ? ENOSPC : errno;
 		log_warn("audit: cannot append to %s/audit.jsonl; requests that change something are refused until "
 			 "it works again (free space, check the file system)", purged->conf->state_dir);
 		audit_broken = true;
@@ -120,6 +123,11 @@ int audit_record(const struct caller *who, const char *op, const char *target, c
 bool audit_working(void)
 {
 	return purged->audit_fd >= 0 && !audit_broken;
+}
+
+const char *audit_last_error(void)
+{
+	return strerror(audit_errno ? audit_errno : EIO);
 }
 
 static char *refusal_line(const struct refusal *f, uint64_t count)

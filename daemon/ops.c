@@ -452,8 +452,9 @@ void ops_dispatch(struct ctl_conn *c, const struct caller *who, const json_t *re
 					  purged->conf->control_group);
 	} else if (purge_op_is_mutating(op) && !audit_intent(who, op, args)) {
 		/* Fail closed: nothing changes without its audit line on disk. */
-		reply = proto_reply_error(id, PURGE_ERR_INTERNAL, "cannot write the audit log %s/audit.jsonl (see the "
-					  "daemon's log); nothing was done", purged->conf->state_dir);
+		reply = proto_reply_error(id, PURGE_ERR_UNAVAILABLE, "cannot write the audit log %s/audit.jsonl: %s; free "
+					  "space or fix the file system, then retry; nothing was done", purged->conf->state_dir,
+					  audit_last_error());
 	} else {
 		reply = handlers[op](c, who, id, args);
 	}

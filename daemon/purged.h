@@ -134,6 +134,8 @@ int audit_record(const struct caller *who, const char *op, const char *target, c
 		 const char *outcome, const char *detail);
 /* Whether the audit log took its last line: requests that change something are refused otherwise. */
 bool audit_working(void);
+/* Why the last append failed (strerror). */
+const char *audit_last_error(void);
 /*
  * @n refused requests from one source (@address may be NULL). The first of a
  * source in a minute is written at once; the rest are counted and written as
