@@ -6,7 +6,7 @@
 # its output, and prints "SKIP: WHAT: WHY" for a part it could not run.
 #
 #   bench/run.sh [BUILD_DIR]      (as root: executors run as nobody)
-#   BENCH_QUICK=1                 short runs (2 s wrk, 100 iterations)
+#   BENCH_QUICK=1                 short runs (2 s wrk, 100 iterations; small backend data)
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "${1:-$SRC/build}" && pwd)
@@ -300,6 +300,18 @@ else
 	echo "SKIP: bench: Redmine efficiency: needs root and Redmine (tests/peers/redmine-up.sh installs it)"
 fi
 
+# -------------------------------------------------------------- backend purges against the fastest way by hand
+# bench/backends.sh: Redis, iTop and Redmine purges with their references measured in the same
+# run (issue 12); its SKIP lines are printed, its figures go into the results.
+"$SRC/bench/backends.sh" "$B" >"$T/backends.txt" 2>"$T/backends.err" ||
+	BENCH_FAILS+=("bench/backends.sh failed: $(tail -n 5 "$T/backends.err" | tr '\n' ' ')")
+while IFS= read -r line; do
+	case $line in
+	SKIP:*) echo "$line" ;;
+	*) say "$line" ;;
+	esac
+done <"$T/backends.txt"
+
 # -------------------------------------------------------------- 100 vs 10 000 tasks
 say "## Task table: 100 vs 10 100 tasks (status / tasks.get, client on purged's CPU, 2000 round trips each)"
 stop_purged
@@ -338,7 +350,7 @@ stop_purged
 	echo "- machine: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -m | awk '/^Mem:/ {print $2}') MiB, kernel $(uname -r)"
 	echo "- commit: $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)"
 	echo "- command: \`bench/run.sh\`$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1: short runs, figures are rough)')"
-	echo "- references measured in the same run: nginx (1 worker, same CPU pinning) for REST; a bare fork+exec of a static program for executor start"
+	echo "- references measured in the same run: nginx (1 worker, same CPU pinning) for REST; a bare fork+exec of a static program for executor start; for backend purges, the fastest way by hand named in each table (bench/backends.sh)"
 	echo
 	sed 's/^## /### /' "$OUT"
 	echo

@@ -1,0 +1,217 @@
+#!/bin/bash
+# Backend purges against the fastest way to do the same by hand, measured in the
+# same run (issue 12). Prints one line per figure (bench/run.sh copies them into
+# bench/RESULTS.md and fails when a figure is missing); prints "SKIP: WHAT: WHY"
+# for a part whose peer is absent, and exits 1 when a command failed.
+#
+#   bench/backends.sh BUILD_DIR [redis] [itop] [redmine]   (as root; default: all)
+#   BENCH_QUICK=1   small data, one run each (a smoke test, < 2 minutes)
+#
+# Redis: 1 000 000 keys of 32 bytes in one redis-server: `purgectl crdb purge
+#   --wait` against a synchronous `redis-cli FLUSHDB` of the same data, a client
+#   sending PING in a loop meanwhile (its longest single wait); 4 redis-servers
+#   of 250 000 keys against one of 250 000; runs alternated, medians.
+set -uo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+B=$(cd "${1:-$SRC/build}" && pwd)
+shift
+PARTS=${*:-redis itop redmine}
+QUICK=${BENCH_QUICK:-0}
+T=$(mktemp -d /tmp/purged-bbench.XXXXXX)
+chmod 755 "$T"
+mkdir "$T/bin"
+cp "$B/purged" "$B/purged-executor" "$B/purged-executor-http" "$B/purgectl" "$T/bin/"
+chmod 755 "$T/bin" "$T/bin/"*
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+FAILS=()
+trap 'FAILS+=("line $LINENO: $BASH_COMMAND (exit $?)")' ERR
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SOCK=$T/control.sock
+CTL="$T/bin/purgectl -s $SOCK"
+now() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; } # T0 T1 -> seconds
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : -1) }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= 0 && r <= t ? "met" : "MISSED") }'; } # VALUE LIMIT
+peak_rss() { grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*'; }
+
+# purged with the sections the parts add to $T/targets.conf (reloaded as they grow).
+: >"$T/targets.conf"
+write_conf() {
+	{
+		printf '[daemon]\ncontrol_socket = %s\nstate_dir = %s/state\nexecutor_user = nobody\n' "$SOCK" "$T"
+		printf 'max_executors = 4\nmax_queue = 100\n'
+		cat "$T/targets.conf"
+	} >"$T/purged.conf"
+}
+write_conf
+"$T/bin/purged" -c "$T/purged.conf" -d >>"$T/purged.log" 2>&1 &
+PURGED_PID=$!
+PIDS+=("$PURGED_PID")
+for _ in $(seq 1 100); do $CTL status >/dev/null 2>&1 && break; sleep 0.05; done
+reload() { write_conf && $CTL reload >/dev/null; }
+
+# ------------------------------------------------------------------ Redis
+bench_redis() {
+	if ! command -v redis-server >/dev/null; then
+		echo "SKIP: bench: Redis purges: redis-server not installed"
+		return
+	fi
+	local KEYS=1000000 SMALL=250000 RUNS=${BENCH_REDIS_RUNS:-5}
+	[ "$QUICK" = 1 ] && KEYS=100000 SMALL=25000 RUNS=1
+	local G=5bb185aa-5554-4263-9a9f-379636127168 ports=() p i
+	for i in 1 2 3 4; do
+		p=$(free_port)
+		mkdir -p "$T/redis$i"
+		redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis$i" \
+			--enable-debug-command yes --daemonize no >"$T/redis$i/log" 2>&1 &
+		PIDS+=($!)
+		ports+=("$p")
+	done
+	for p in "${ports[@]}"; do
+		for _ in $(seq 1 100); do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+	done
+	{
+		printf '[crdb %s]\n' "$G"
+		for i in 1 2 3 4; do printf 'instance.%d = redis://127.0.0.1:%s\n' "$i" "${ports[$((i - 1))]}"; done
+	} >>"$T/targets.conf"
+	reload
+	# A client that PINGs in a loop and says its longest single wait (ms) when told to stop.
+	cat >"$T/pinger.py" <<'PY'
+import signal, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+worst, n = 0.0, 0
+while not stop:
+    t = time.perf_counter()
+    s.sendall(b"PING\r\n")
+    got = b""
+    while not got.endswith(b"\r\n"):
+        got += s.recv(64)
+    worst = max(worst, time.perf_counter() - t)
+    n += 1
+open(sys.argv[2], "w").write("%.1f %d\n" % (worst * 1000, n))
+PY
+	fill() { # PORT KEYS: KEYS keys of 32 bytes, once the server's background frees are done
+		for _ in $(seq 1 200); do
+			[ "$(redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1 == "lazyfree_pending_objects" {print $2}')" = 0 ] && break
+			sleep 0.05
+		done
+		redis-cli -p "$1" DEBUG POPULATE "$2" key 32 >/dev/null
+		[ "$(redis-cli -p "$1" DBSIZE)" = "$2" ] || FAILS+=("redis on $1 holds $(redis-cli -p "$1" DBSIZE) keys, not $2")
+	}
+	# PORT COMMAND...: run COMMAND while a client PINGs PORT; prints "SECONDS WORST_MS SERVER_MS":
+	# the client's longest wait (the machine's scheduling included) and the server's own longest
+	# event (its latency monitor, threshold 1 ms: 0 when none).
+	pinged() {
+		local port=$1 pp t0 t1 ev
+		shift
+		redis-cli -p "$port" CONFIG SET latency-monitor-threshold 1 >/dev/null
+		redis-cli -p "$port" LATENCY RESET >/dev/null
+		python3 "$T/pinger.py" "$port" "$T/ping.out" &
+		pp=$!
+		sleep 0.2
+		t0=$(now)
+		"$@" >"$T/cmd.out" 2>"$T/cmd.err" || FAILS+=("$* failed: $(head -c 300 "$T/cmd.err")")
+		t1=$(now)
+		sleep 0.1
+		kill "$pp"
+		wait "$pp"
+		# LATENCY LATEST: event, time, latest ms, max ms (flat, four lines per event)
+		ev=$(redis-cli -p "$port" LATENCY LATEST | awk 'NR % 4 == 0 && $1 > m { m = $1 } END { print m + 0 }')
+		echo "$(secs "$t0" "$t1") $(cut -d' ' -f1 "$T/ping.out") $ev"
+	}
+	local ref=() refw=() refs=() pur=() purw=() purs=() idlew=() one=() four=() freed=() r out t0
+	for r in $(seq 1 "$RUNS"); do
+		fill "${ports[0]}" "$KEYS"
+		out=$(pinged "${ports[0]}" sleep 0.1)
+		idlew+=("$(cut -d' ' -f2 <<<"$out")")
+		out=$(pinged "${ports[0]}" redis-cli -p "${ports[0]}" FLUSHDB)
+		read -r a b c <<<"$out"
+		ref+=("$a") refw+=("$b") refs+=("$c")
+		fill "${ports[0]}" "$KEYS"
+		out=$(pinged "${ports[0]}" $CTL --json crdb purge "$G" --instances 1 --yes --wait)
+		t0=$(now)
+		read -r a b c <<<"$out"
+		pur+=("$a") purw+=("$b") purs+=("$c")
+		[ "$(jq -r '.counts["instance 1"]' "$T/cmd.out")" = "$KEYS" ] || FAILS+=("the purge did not count $KEYS keys: $(head -c 300 "$T/cmd.out")")
+		[ "$(redis-cli -p "${ports[0]}" DBSIZE)" = 0 ] || FAILS+=("instance 1 is not empty after the purge")
+		for _ in $(seq 1 400); do
+			[ "$(redis-cli -p "${ports[0]}" INFO memory | tr -d '\r' | awk -F: '$1 == "lazyfree_pending_objects" {print $2}')" = 0 ] && break
+			sleep 0.01
+		done
+		freed+=("$(secs "$t0" "$(now)")")
+	done
+	local RSS hone=() hfour=()
+	RSS=$(peak_rss)
+	byhand() { # PORTS...
+		local p w=()
+		for p in "$@"; do
+			(redis-cli -p "$p" FLUSHDB ASYNC >/dev/null && [ "$(redis-cli -p "$p" DBSIZE)" = 0 ]) &
+			w+=($!)
+		done
+		for p in "${w[@]}"; do wait "$p" || FAILS+=("by hand: an instance was not empty after FLUSHDB ASYNC"); done
+	}
+	for r in $(seq 1 "$RUNS"); do
+		fill "${ports[0]}" "$SMALL"
+		t0=$(now)
+		$CTL crdb purge "$G" --instances 1 --yes --wait >/dev/null 2>&1 || FAILS+=("purge of one instance of $SMALL failed")
+		one+=("$(secs "$t0" "$(now)")")
+		for p in "${ports[@]}"; do fill "$p" "$SMALL"; done
+		t0=$(now)
+		$CTL --json crdb purge "$G" --instances 1,2,3,4 --yes --wait >"$T/cmd.out" 2>"$T/cmd.err" || FAILS+=("purge of 4 instances failed: $(head -c 300 "$T/cmd.err")")
+		four+=("$(secs "$t0" "$(now)")")
+		[ "$(jq '[.counts[]] | add' "$T/cmd.out")" = $((4 * SMALL)) ] || FAILS+=("the 4-instance purge did not count $((4 * SMALL)) keys")
+		# The backend's floor, by hand: FLUSHDB ASYNC then DBSIZE on each instance, all at once.
+		fill "${ports[0]}" "$SMALL"
+		t0=$(now)
+		byhand "${ports[0]}"
+		hone+=("$(secs "$t0" "$(now)")")
+		for p in "${ports[@]}"; do fill "$p" "$SMALL"; done
+		t0=$(now)
+		byhand "${ports[@]}"
+		hfour+=("$(secs "$t0" "$(now)")")
+	done
+	local mref mpur mone mfour rp rf a b c
+	mref=$(median "${ref[@]}")
+	mpur=$(median "${pur[@]}")
+	mone=$(median "${one[@]}")
+	mfour=$(median "${four[@]}")
+	rp=$(ratio "$mpur" "$mref")
+	rf=$(ratio "$mfour" "$mone")
+	echo "## Redis purges (redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -c3-), keys of 32 bytes, $RUNS alternated runs, medians)"
+	echo "| work | reference | purged | ratio | target |"
+	echo "|---|---|---|---|---|"
+	echo "| $KEYS keys, one instance: wall time | redis-cli FLUSHDB $mref s | purgectl crdb purge --wait $mpur s | $rp | <= 1.2: $(verdict "$rp" 1.2) |"
+	echo "| same, a client PINGing meanwhile: its longest wait | $(median "${refw[@]}") ms | $(median "${purw[@]}") ms | | <= 20 ms: $(verdict "$(median "${purw[@]}")" 20) |"
+	echo "| same: the server's longest event (latency monitor, 0 = none >= 1 ms) | $(median "${refs[@]}") ms | $(median "${purs[@]}") ms | | |"
+	echo "| 4 instances x $SMALL keys (4 redis-servers) | one instance of $SMALL $mone s | $mfour s | $rf | <= 2.5: $(verdict "$rf" 2.5) |"
+	echo "| same, by hand (redis-cli FLUSHDB ASYNC then DBSIZE per instance, all at once): the backend's floor | one instance $(median "${hone[@]}") s, 4 instances $(median "${hfour[@]}") s ($(ratio "$(median "${hfour[@]}")" "$(median "${hone[@]}")")) | $mfour s | $(ratio "$mfour" "$(median "${hfour[@]}")") | |"
+	echo "the PINGing client's longest wait with nothing else asked of the server (this machine's scheduling): $(median "${idlew[@]}") ms; longest over the runs: $(printf '%s\n' "${purw[@]}" | sort -g | tail -n 1) ms during purges, $(printf '%s\n' "${idlew[@]}" | sort -g | tail -n 1) ms idle"
+	echo "each run, FLUSHDB then purge (s / client's longest wait ms / server's longest event ms): $(for i in "${!ref[@]}"; do printf '%s/%s/%s vs %s/%s/%s; ' "${ref[$i]}" "${refw[$i]}" "${refs[$i]}" "${pur[$i]}" "${purw[$i]}" "${purs[$i]}"; done | sed 's/; $//')"
+	echo "after the purge of $KEYS keys the server's background thread freed their memory within $(median "${freed[@]}") s (lazyfree_pending_objects = 0; median)"
+	echo "crdb executor peak RSS ($KEYS keys): $RSS KiB (target <= 16384: $(verdict "$RSS" 16384))"
+}
+
+for part in $PARTS; do
+	case $part in
+	redis) bench_redis ;;
+	*) FAILS+=("unknown part '$part' (redis, itop, redmine)") ;;
+	esac
+done
+trap - ERR
+if [ ${#FAILS[@]} -gt 0 ]; then
+	printf 'bench/backends.sh: FAILED: %s\n' "${FAILS[@]}" >&2
+	exit 1
+fi
