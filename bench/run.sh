@@ -362,9 +362,12 @@ echo "written: $([ "$QUICK" != 1 ] && echo "$SRC/bench/RESULTS.md" || echo "(qui
 
 # A figure that could not be measured shows as a double space (an empty
 # substitution), a unit with no number before it, a line ending in ':',
-# nan/inf/null, or wrk's error mark: each fails the run.
+# nan/inf/null, or a wrk run of 0 requests/s; wrk's error mark says that some
+# answers were errors. Each fails the run.
 trap - ERR
-while IFS= read -r line; do BENCH_FAILS+=("no figure: $line"); done < <(grep -P '  |: *$|(?<![0-9] )\b(KiB|us|requests over)\b|\b(nan|inf|null)\b|ERRORS' "$OUT")
+while IFS= read -r line; do BENCH_FAILS+=("errors during: $line"); done < <(grep -F '(ERRORS:' "$OUT")
+while IFS= read -r line; do BENCH_FAILS+=("no figure: $line"); done < <(sed 's/ (ERRORS:[^)]*)//' "$OUT" |
+	grep -P '  |: *$|(?<![0-9] )\b(KiB|us|requests over)\b|\b(nan|inf|null)\b|^\| (nginx|purged) [^|]*\| 0(\.0+)? \|')
 if [ ${#BENCH_FAILS[@]} -gt 0 ]; then
 	printf 'bench: FAILED: %s\n' "${BENCH_FAILS[@]}" >&2
 	exit 1
