@@ -44,6 +44,9 @@ static void usage(FILE *f)
 		"  task ID [--manifest]            one task; with --manifest, what it deleted, one JSON\n"
 		"                                  line per object (a JSON array with --json)\n"
 		"  cancel ID                       cancel a queued or running task\n"
+		"  approve ID                      approve a purge awaiting approval (approvals = 1):\n"
+		"                                  only another person than the one who asked may\n"
+		"  reject ID                       reject a purge awaiting approval (it ends cancelled)\n"
 		"  wait ID                         follow a task until it ends\n"
 		"  reload                          re-read the daemon's configuration\n"
 		"  crdb purge GUID --instances 1,2 [--yes] [--wait|--detach]\n"
@@ -88,6 +91,7 @@ static int follow(struct client *c, const char *id)
 {
 	uint64_t req = client_send(c, PURGE_OP_TASKS_WATCH, json_pack("{s:s}", "id", id));
 	json_t *last = NULL, *msg;
+	bool told = false;
 	int r = 0;
 
 	if (!req)
@@ -106,6 +110,14 @@ static int follow(struct client *c, const char *id)
 		bool end = event && strcmp(event, "end") == 0;
 		json_decref(last);
 		last = json_incref(task);
+		if (!told && !end && strcmp(json_string_value(json_object_get(task, "status")) ?: "",
+					    "awaiting_approval") == 0) {
+			told = true;
+			fprintf(stderr, "task %s awaits approval by another person until %s: ask one to run 'purgectl "
+				"approve %s'; waiting (Ctrl-C leaves it awaiting)\n", id,
+				json_string_value(json_object_get(json_object_get(task, "approval"), "deadline")) ?: "?",
+				id);
+		}
 		render_progress(task, end); /* stderr: stdout keeps its one JSON document */
 		json_decref(msg);
 		if (end)
@@ -175,12 +187,15 @@ static int cmd_purge(struct client *c, const struct options *o, const char *targ
 		free(id);
 		return r;
 	}
+	const char *tid = json_string_value(json_object_get(task, "id"));
 	if (opt_json)
 		print_json(task);
+	else if (strcmp(json_string_value(json_object_get(task, "status")) ?: "", "awaiting_approval") == 0)
+		printf("task %s: purge of '%s' awaits approval by another person until %s: ask one to run 'purgectl "
+		       "approve %s'; follow it with 'purgectl wait %s'\n", tid, target,
+		       json_string_value(json_object_get(json_object_get(task, "approval"), "deadline")) ?: "?", tid, tid);
 	else
-		printf("task %s: purge of '%s' queued; follow it with 'purgectl wait %s'\n",
-		       json_string_value(json_object_get(task, "id")), target,
-		       json_string_value(json_object_get(task, "id")));
+		printf("task %s: purge of '%s' queued; follow it with 'purgectl wait %s'\n", tid, target, tid);
 	json_decref(task);
 	return 0;
 }
@@ -211,6 +226,13 @@ static void render_cancel(const json_t *task)
 {
 	printf("task %s: cancel requested (status now %s)\n", json_string_value(json_object_get(task, "id")),
 	       json_string_value(json_object_get(task, "status")));
+}
+
+static void render_decision(const json_t *task)
+{
+	const char *s = json_string_value(json_object_get(task, "status")) ?: "?";
+	printf("task %s: %s (status now %s)\n", json_string_value(json_object_get(task, "id")),
+	       strcmp(s, "cancelled") == 0 ? "rejected" : "approved", s);
 }
 
 static void render_reload(const json_t *res)
@@ -403,17 +425,18 @@ int main(int argc, char **argv)
 		goto run;
 	}
 	static const char *const known[] = { "status", "targets", "plan", "purge", "tasks", "task",
-					     "cancel", "wait", "reload", NULL };
+					     "cancel", "wait", "reload", "approve", "reject", NULL };
+	bool by_id = strcmp(cmd, "task") == 0 || strcmp(cmd, "cancel") == 0 || strcmp(cmd, "wait") == 0 ||
+		     strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0;
 	bool is_known = false;
 	for (int i = 0; known[i]; i++)
 		is_known |= strcmp(known[i], cmd) == 0;
 	if (!is_known)
 		return usage_error("unknown command '%s'", cmd);
-	if ((r = need_args(cmd, nargs, (strcmp(cmd, "plan") == 0 || strcmp(cmd, "purge") == 0 ||
-					strcmp(cmd, "task") == 0 || strcmp(cmd, "cancel") == 0 ||
-					strcmp(cmd, "wait") == 0), "exactly the arguments shown in --help")))
+	if ((r = need_args(cmd, nargs, (strcmp(cmd, "plan") == 0 || strcmp(cmd, "purge") == 0 || by_id),
+			   "exactly the arguments shown in --help")))
 		return r;
-	if ((strcmp(cmd, "task") == 0 || strcmp(cmd, "cancel") == 0 || strcmp(cmd, "wait") == 0) && !valid_id(args[0]))
+	if (by_id && !valid_id(args[0]))
 		return EXIT_PURGECTL_USAGE;
 	if ((strcmp(cmd, "plan") == 0 || strcmp(cmd, "purge") == 0) && !proto_is_name(args[0]))
 		return usage_error("'%s' is not a valid target name", args[0]);
@@ -455,6 +478,9 @@ run:
 		r = simple(&c, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", args[0]), render_task, NULL);
 	} else if (strcmp(cmd, "cancel") == 0) {
 		r = simple(&c, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", args[0]), render_cancel, NULL);
+	} else if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0) {
+		r = simple(&c, strcmp(cmd, "approve") == 0 ? PURGE_OP_TASKS_APPROVE : PURGE_OP_TASKS_REJECT,
+			   json_pack("{s:s}", "id", args[0]), render_decision, NULL);
 	} else if (strcmp(cmd, "wait") == 0) {
 		r = follow(&c, args[0]);
 	} else {

@@ -190,6 +190,15 @@ void render_task(const json_t *t)
 	}
 	if (json_is_string(json_object_get(t, "error")))
 		printf("error:      %s\n", str(t, "error"));
+	const json_t *ap = json_object_get(t, "approval");
+	if (ap) {
+		printf("approval:   asked by %s; %s %s\n", str(ap, "requester"),
+		       json_is_string(json_object_get(ap, "decided_by")) ? "decided by" : "may approve:",
+		       json_is_string(json_object_get(ap, "decided_by")) ? str(ap, "decided_by") : str(ap, "may_approve"));
+		if (strcmp(str(t, "status"), "awaiting_approval") == 0)
+			printf("deadline:   %s (then it expires; approve with 'purgectl approve %s')\n", str(ap, "deadline"),
+			       str(t, "id"));
+	}
 	free(prog);
 }
 

@@ -75,7 +75,7 @@ static int append(const char *lines)
 /* One record as a JSON line, or NULL when it cannot be built. */
 static char *record_line(const char *who, int64_t uid, const char *door, const char *op, const char *target,
 			 const char *task_id, const char *outcome, const char *detail, const char *address,
-			 uint64_t count)
+			 uint64_t count, const char *identity)
 {
 	char ts[32], safe_detail[1024];
 	if (detail)
@@ -94,6 +94,9 @@ static char *record_line(const char *who, int64_t uid, const char *door, const c
 		json_object_set_new(j, "address", json_string(address));
 	if (j && count > 1)
 		json_object_set_new(j, "count", json_integer((json_int_t)count));
+	/* The two-person rule's identity ("uid N" from the login uid), which may differ from uid. */
+	if (j && identity && identity[0] && strncmp(identity, "token ", 6) != 0)
+		json_object_set_new(j, "identity", json_string(identity));
 	char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!line)
@@ -106,7 +109,8 @@ static char *record_line(const char *who, int64_t uid, const char *door, const c
 int audit_record(const struct caller *who, const char *op, const char *target, const char *task_id,
 		 const char *outcome, const char *detail)
 {
-	char *line = record_line(who->name, who->uid, who->door, op, target, task_id, outcome, detail, NULL, 1);
+	char *line = record_line(who->name, who->uid, who->door, op, target, task_id, outcome, detail, NULL, 1,
+				 who->identity);
 
 	log_info("audit: %s (uid %lld) via %s: %s%s%s%s%s%s -> %s%s%s", who->name, (long long)who->uid, who->door,
 		 op, target ? " target '" : "", target ? target : "", target ? "'" : "", task_id ? " task " : "",
@@ -139,7 +143,7 @@ static char *refusal_line(const struct refusal *f, uint64_t count)
 	else
 		text_format(detail, sizeof(detail), 0, "%s", f->reason);
 	return record_line(f->who, f->uid, f->door, "connect", NULL, NULL, "forbidden", detail,
-			   f->address[0] ? f->address : NULL, count);
+			   f->address[0] ? f->address : NULL, count, NULL);
 }
 
 void audit_refusal(const struct caller *who, const char *address, const char *reason, uint64_t n)
@@ -218,7 +222,7 @@ void audit_flush_refusals(void)
 		log_warnx("audit: %llu more refusals from sources past the first %d in the last minute",
 			  (unsigned long long)refusals_overflow, REFUSAL_SOURCES);
 		char *line = record_line(other.name, other.uid, other.door, "connect", NULL, NULL, "forbidden",
-					 "refusals from too many sources to list", NULL, refusals_overflow);
+					 "refusals from too many sources to list", NULL, refusals_overflow, NULL);
 		if (line) {
 			batch = xrealloc(batch, len + strlen(line) + 1);
 			memcpy(batch + len, line, strlen(line) + 1);

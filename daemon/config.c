@@ -130,6 +130,14 @@ static const struct key_def itop_keys[] = {
 	{ NULL },
 };
 
+/* Keys of every target, [crdb GUID] sections too: the supervisor's, never handed to an executor. */
+static const struct key_def common_target_keys[] = {
+	{ "protect", KEY_BOOL, "no", 0, 1 },
+	{ "approvals", KEY_UINT, "0", 0, 1 },
+	{ "approval_timeout", KEY_UINT, "3600", 1, 7 * 24 * 3600 },
+	{ NULL },
+};
+
 static const struct {
 	const char *name;
 	const struct key_def *keys;
@@ -333,6 +341,19 @@ int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback
 	return 0;
 }
 
+/* "FILE:LINE" of a global line number (several files are read as one). */
+static char *where(const struct parse_state *ps, unsigned line)
+{
+	const char *file = ps->file;
+	unsigned local = line;
+	for (size_t i = 0; line && i < ps->n_sources; i++)
+		if (line >= ps->sources[i].first_line) {
+			file = ps->sources[i].name;
+			local = line - ps->sources[i].first_line + 1;
+		}
+	return xasprintf("%s:%u", file, local);
+}
+
 /* Check one value against its definition; on success store it through @store. */
 static int check_value(struct parse_state *ps, unsigned line, const struct key_def *k, const char *value,
 		       unsigned long *ret_uint)
@@ -447,6 +468,29 @@ static const struct entry *lookup(struct parse_state *ps, const char *section, c
 	return found;
 }
 
+static int check_value(struct parse_state *ps, unsigned line, const struct key_def *k, const char *value,
+		       unsigned long *ret_uint);
+
+/* protect, approvals, approval_timeout of section @s into @t. */
+static void build_common(struct parse_state *ps, struct target_conf *t, const struct section *s)
+{
+	for (const struct key_def *k = common_target_keys; k->name; k++) {
+		const struct entry *e = lookup(ps, s->name, k->name);
+		unsigned long u = 0;
+		if (check_value(ps, e ? e->line : s->line, k, e ? e->value : k->def, &u) < 0)
+			continue;
+		if (strcmp(k->name, "protect") == 0) {
+			t->protect = u;
+			if (u)
+				t->protect_where = where(ps, e->line);
+		} else if (strcmp(k->name, "approvals") == 0) {
+			t->approvals = (unsigned)u;
+		} else {
+			t->approval_timeout = (unsigned)u;
+		}
+	}
+}
+
 static bool stored_as_uint(enum key_type t)
 {
 	return t == KEY_UINT || t == KEY_BOOL;
@@ -544,10 +588,12 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 	t = &c->targets[c->n_targets++];
 	*t = (struct target_conf){ xstrdup(name), xstrdup(te->value), json_object(), json_object(), json_object(),
 				   s->line };
+	build_common(ps, t, s);
 
 	for (size_t i = 0; i < ps->n_entries; i++) {
 		const struct entry *e = &ps->entries[i];
-		if (strcmp(e->section, s->name) != 0 || strcmp(e->key, "type") == 0)
+		if (strcmp(e->section, s->name) != 0 || strcmp(e->key, "type") == 0 ||
+		    find_key(common_target_keys, e->key))
 			continue;
 		if (!find_key(keys, e->key))
 			add_error(ps, e->line, "unknown key '%s' for a target of type %s", e->key, t->type);
@@ -654,6 +700,7 @@ static void build_crdb(struct parse_state *ps, struct daemon_conf *c, const stru
 				   s->line };
 	instances = json_object();
 	json_object_set_new(t->settings, "instances", instances);
+	build_common(ps, t, s);
 
 	for (size_t i = 0; i < ps->n_entries; i++) {
 		const struct entry *e = &ps->entries[i];
@@ -661,11 +708,12 @@ static void build_crdb(struct parse_state *ps, struct daemon_conf *c, const stru
 		unsigned long id;
 		char idkey[16];
 
-		if (strcmp(e->section, s->name) != 0)
+		if (strcmp(e->section, s->name) != 0 || find_key(common_target_keys, e->key))
 			continue;
 		if (!dot || parse_uint(dot + 1, 1, 65535, &id) < 0 ||
 		    (strncmp(e->key, "instance.", 9) != 0 && strncmp(e->key, "password_file.", 14) != 0)) {
-			add_error(ps, e->line, "unknown key '%s' in [crdb %s] (known: instance.N, password_file.N)",
+			add_error(ps, e->line, "unknown key '%s' in [crdb %s] (known: instance.N, password_file.N, "
+				  "protect, approvals, approval_timeout)",
 				  e->key, guid);
 			continue;
 		}
@@ -885,6 +933,7 @@ struct daemon_conf *config_free(struct daemon_conf *c)
 	for (size_t i = 0; i < c->n_targets; i++) {
 		free(c->targets[i].name);
 		free(c->targets[i].type);
+		free(c->targets[i].protect_where);
 		json_decref(c->targets[i].settings);
 		json_decref(c->targets[i].endpoint);
 		json_wipe_strings(c->targets[i].secrets);

@@ -16,6 +16,11 @@ struct target_conf {
 	json_t *secrets;     /* key -> secret value, read from the *_file keys; wiped on free */
 	json_t *endpoint;    /* {server, port, api_path} of a network backend; empty for noop */
 	unsigned line;       /* of the section header, for messages */
+	/* Every target type, [crdb GUID] too (purged.conf(5), "Protection and approvals"). */
+	bool protect;        /* protect = yes: every purge refused, plan allowed */
+	char *protect_where; /* "FILE:LINE" of the protect key, for the refusal */
+	unsigned approvals;  /* 0, or 1: a second identity approves each purge */
+	unsigned approval_timeout; /* seconds an unapproved purge waits before it expires */
 };
 
 struct daemon_conf {

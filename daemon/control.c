@@ -213,6 +213,7 @@ static void dispatch(struct ctl_conn *c, const json_t *req)
 		 */
 		if (!auth && (op == PURGE_OP_STATUS || op == PURGE_OP_REST_REFUSALS)) {
 			snprintf(who.name, sizeof(who.name), "purged-rest");
+			snprintf(who.identity, sizeof(who.identity), "purged-rest");
 			who.allowed = true;
 			ops_dispatch(c, &who, req);
 			return;
@@ -231,6 +232,7 @@ static void dispatch(struct ctl_conn *c, const json_t *req)
 			return;
 		}
 		snprintf(who.name, sizeof(who.name), "%s", name);
+		snprintf(who.identity, sizeof(who.identity), "token %s", name);
 		who.allowed = true;
 	}
 	ops_dispatch(c, &who, req);
@@ -327,6 +329,7 @@ static void identify(struct ctl_conn *c)
 	c->who.door = "ctl";
 	c->who.uid = c->who.gid = c->who.pid = -1;
 	snprintf(c->who.name, sizeof(c->who.name), "unknown");
+	snprintf(c->who.identity, sizeof(c->who.identity), "unknown");
 	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return;
 	c->who.uid = cred.uid;
@@ -336,6 +339,21 @@ static void identify(struct ctl_conn *c)
 		snprintf(c->who.name, sizeof(c->who.name), "%s", pwp->pw_name);
 	else
 		snprintf(c->who.name, sizeof(c->who.name), "uid %u", (unsigned)cred.uid);
+	/*
+	 * The login uid survives su and sudo: two administrators who both became
+	 * root are still two people. Unset (4294967295) outside a login session.
+	 */
+	char path[64], lu[16] = "";
+	unsigned long login_uid = 4294967295UL;
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", (int)cred.pid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (fgets(lu, sizeof(lu), f))
+			login_uid = strtoul(lu, NULL, 10);
+		fclose(f);
+	}
+	snprintf(c->who.identity, sizeof(c->who.identity), "uid %lu",
+		 login_uid != 4294967295UL ? login_uid : (unsigned long)cred.uid);
 	/* root and the daemon's own user always; others through the control group. */
 	c->who.allowed = cred.uid == 0 || cred.uid == geteuid() ||
 			 in_control_group(cred.uid, cred.gid, pwp ? pwp->pw_name : NULL);

@@ -64,9 +64,11 @@ static json_t *op_targets_list(struct ctl_conn *c, const struct caller *who, uin
 		/* Which secrets are configured, never their values. */
 		json_object_foreach(tc->secrets, k, v)
 			json_array_append_new(secret_keys, json_string(k));
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:O, s:o, s:o}", "name", tc->name, "type", tc->type,
-						     "settings", tc->settings, "secrets", secret_keys, "active_task",
-						     active ? json_string(active->id) : json_null()));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:O, s:o, s:o, s:b, s:i, s:i}", "name", tc->name,
+						     "type", tc->type, "settings", tc->settings, "secrets", secret_keys,
+						     "active_task", active ? json_string(active->id) : json_null(),
+						     "protect", tc->protect, "approvals", (int)tc->approvals,
+						     "approval_timeout", (int)tc->approval_timeout));
 	}
 	return proto_reply_ok(id, arr);
 }
@@ -152,9 +154,14 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 	 * or logged. Elsewhere they are ignored.
 	 */
 	json_t *creds = json_object_get(args, "credentials");
-	if (creds && json_is_true(json_object_get(tc->settings, "accept_request_credentials")))
+	if (creds && json_is_true(json_object_get(tc->settings, "accept_request_credentials"))) {
 		t->request_credentials = json_deep_copy(creds);
-	else if (creds)
+		if (t->state == TASK_AWAITING) {
+			/* Journaled as a flag only: a restart ends the task, it cannot run without them. */
+			t->needs_request_credentials = true;
+			runner_persist(t);
+		}
+	} else if (creds)
 		log_debug("purge of '%s': credentials in the request ignored (accept_request_credentials is off)",
 			  tc->name);
 	runner_schedule();
@@ -235,6 +242,33 @@ static json_t *op_tasks_cancel(struct ctl_conn *c, const struct caller *who, uin
 	if (runner_cancel(t, who, &e, msg, sizeof(msg)) < 0)
 		return proto_reply_error(id, e, "%s", msg);
 	return reply_task(id, t);
+}
+
+/* The two-person rule: approve or reject a purge awaiting approval. */
+static json_t *op_tasks_decide(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args,
+			       bool approve)
+{
+	json_t *err = NULL;
+	struct task *t = find_task(id, args, &err);
+	enum purge_err e;
+	char msg[768];
+	(void)c;
+
+	if (!t)
+		return err;
+	if ((approve ? runner_approve : runner_reject)(t, who, &e, msg, sizeof(msg)) < 0)
+		return proto_reply_error(id, e, "%s", msg);
+	return reply_task(id, t);
+}
+
+static json_t *op_tasks_approve(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	return op_tasks_decide(c, who, id, args, true);
+}
+
+static json_t *op_tasks_reject(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	return op_tasks_decide(c, who, id, args, false);
 }
 
 static json_t *op_tasks_manifest(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
@@ -406,6 +440,8 @@ static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_CRDB_PURGE] = op_crdb_purge,
 	[PURGE_OP_TASKS_MANIFEST] = op_tasks_manifest,
 	[PURGE_OP_REST_REFUSALS] = op_rest_refusals,
+	[PURGE_OP_TASKS_APPROVE] = op_tasks_approve,
+	[PURGE_OP_TASKS_REJECT] = op_tasks_reject,
 };
 
 static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)
@@ -423,6 +459,10 @@ static void audit_reply(const struct caller *who, enum purge_op op, const json_t
 		if (!task_id)
 			task_id = json_string_value(json_object_get(result, "id"));
 	}
+	/* A refused cancel, approval or rejection still names the task's target. */
+	const struct task *t = !target && task_id ? task_table_find(&purged->tasks, task_id) : NULL;
+	if (t)
+		target = t->target;
 	audit_record(who, purge_op_to_string(op), target, task_id,
 		     error ? json_string_value(json_object_get(error, "code")) : "ok",
 		     error ? json_string_value(json_object_get(error, "message")) : NULL);

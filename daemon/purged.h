@@ -21,6 +21,13 @@ struct caller {
 	int64_t gid;
 	int64_t pid;
 	char name[64];       /* user name, or token name */
+	/*
+	 * Who this is for the two-person rule: "uid N" with N the login uid the
+	 * kernel recorded for the caller's session (/proc/PID/loginuid), else its
+	 * uid; "token NAME" through the REST door. Two requests with the same
+	 * identity are one person.
+	 */
+	char identity[80];
 	const char *door;    /* "ctl" or "rest" */
 	bool allowed;
 };
@@ -70,8 +77,17 @@ int runner_persist(struct task *task);
 void runner_restore(void);
 /* Cancel every queued and running task (shutdown). Returns how many executors are still alive. */
 unsigned runner_stop_all(void);
-/* The target a task has a queued or running purge on, or NULL. */
+/* The target a task has a purge awaiting approval, queued or running on, or NULL. */
 struct task *runner_active_purge(const char *target);
+/*
+ * The two-person rule: a second identity approves an awaiting task (it is
+ * queued), or anyone allowed rejects it (cancelled). 0, or a negative errno
+ * with *reterr / @msg saying why.
+ */
+int runner_approve(struct task *task, const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen);
+int runner_reject(struct task *task, const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen);
+/* Why @tc refuses every purge (protect = yes) into @msg; false when it does not. */
+bool runner_protected(const struct target_conf *tc, char *msg, size_t msglen);
 
 /* ---------------------------------------------------------------- spawn.c */
 /* Spawn the executor for @task with @tc's settings and secrets. 0 or a negative errno (logged). */

@@ -27,6 +27,140 @@ struct task *runner_active_purge(const char *target)
 	return NULL;
 }
 
+/* ------------------------------------------------------- the two-person rule */
+
+/* One timer for every awaiting task: it fires at the earliest deadline. */
+static uv_timer_t approval_timer;
+static bool approval_timer_ready;
+
+static void on_approval_timer(uv_timer_t *h);
+
+static void arm_approvals(void)
+{
+	int64_t first = 0;
+	for (size_t i = 0; i < purged->tasks.n; i++) {
+		const struct task *t = purged->tasks.v[i];
+		if (t->state == TASK_AWAITING && (!first || t->approval_deadline < first))
+			first = t->approval_deadline;
+	}
+	if (!approval_timer_ready) {
+		if (!first)
+			return;
+		uv_timer_init(purged->loop, &approval_timer);
+		uv_unref((uv_handle_t *)&approval_timer); /* never what keeps purged running */
+		approval_timer_ready = true;
+	}
+	if (uv_is_closing((uv_handle_t *)&approval_timer))
+		return;
+	if (!first) {
+		uv_timer_stop(&approval_timer);
+		return;
+	}
+	int64_t wait = first - now_usec();
+	uv_timer_start(&approval_timer, on_approval_timer, wait > 0 ? (uint64_t)(wait / 1000) + 1 : 0, 0);
+}
+
+static void on_approval_timer(uv_timer_t *h)
+{
+	int64_t now = now_usec();
+	(void)h;
+	for (size_t i = 0; i < purged->tasks.n; i++) {
+		struct task *t = purged->tasks.v[i];
+		if (t->state != TASK_AWAITING || t->approval_deadline > now)
+			continue;
+		char why[256];
+		snprintf(why, sizeof(why), "not approved within approval_timeout (%lld s): nothing was done; ask for "
+			 "the purge again and have another person approve it in time",
+			 (long long)((t->approval_deadline - t->created + 999999) / 1000000));
+		audit_record(&(struct caller){ .uid = -1, .name = "purged", .door = "timer" }, "tasks.expire", t->target,
+			     t->id, "expired", why);
+		runner_on_end(t, TASK_CANCELLED, NULL, why, NULL);
+	}
+	arm_approvals();
+}
+
+bool runner_protected(const struct target_conf *tc, char *msg, size_t msglen)
+{
+	if (!tc->protect)
+		return false;
+	snprintf(msg, msglen, "target '%s' is protected (protect = yes in %s); change the configuration and reload "
+		 "to purge it", tc->name, tc->protect_where ? tc->protect_where : "the configuration");
+	return true;
+}
+
+int runner_approve(struct task *task, const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen)
+{
+	const struct target_conf *tc;
+	char why[512];
+	int r;
+
+	if (task->state != TASK_AWAITING) {
+		*reterr = PURGE_ERR_CONFLICT;
+		snprintf(msg, msglen, "task %s is not awaiting approval (it is %s); nothing to approve", task->id,
+			 task_state_to_string(task->state));
+		return -EALREADY;
+	}
+	if (!who->identity[0] || strcmp(who->identity, task->requester) == 0) {
+		*reterr = PURGE_ERR_FORBIDDEN;
+		snprintf(msg, msglen, "%s (%s) asked for this purge and cannot approve it: another person must, with "
+			 "'purgectl approve %s' as another user allowed to use purged, or POST /v1/tasks/%s/approve "
+			 "with another token; the task still awaits approval", who->name,
+			 who->identity[0] ? who->identity : "unknown identity", task->id, task->id);
+		return -EPERM;
+	}
+	/* The configuration may have changed since the request: approve only what may still run. */
+	tc = config_find_target(purged->conf, task->target);
+	if (!tc || runner_protected(tc, why, sizeof(why))) {
+		if (!tc)
+			snprintf(why, sizeof(why), "target '%s' is no longer in %s", task->target, purged->conf_path);
+		*reterr = tc ? PURGE_ERR_FORBIDDEN : PURGE_ERR_NOT_FOUND;
+		snprintf(msg, msglen, "%s; task %s ended without deleting anything", why, task->id);
+		task_set_error(task, "approval refused: %s", why);
+		runner_on_end(task, TASK_FAILED, NULL, NULL, NULL);
+		arm_approvals();
+		return -EPERM;
+	}
+	free(task->approved_by);
+	task->approved_by = xasprintf("%s (%s)", who->name, who->identity);
+	task->state = TASK_QUEUED;
+	/* Durable before acknowledged, like a new task. */
+	r = runner_persist(task);
+	if (r < 0) {
+		task->state = TASK_AWAITING;
+		free(task->approved_by);
+		task->approved_by = NULL;
+		*reterr = PURGE_ERR_UNAVAILABLE;
+		snprintf(msg, msglen, "cannot record the approval in the journal under %s: %s; free space or fix the "
+			 "state directory, then approve again", purged->conf->state_dir, strerror(-r));
+		return r;
+	}
+	purged->queued++;
+	log_info("task %s: %s of '%s' approved by %s (%s), asked by %s (%s)", task->id, task->operation, task->target,
+		 who->name, who->identity, task->who, task->requester);
+	watch_notify(task, "state");
+	arm_approvals();
+	runner_schedule();
+	return 0;
+}
+
+int runner_reject(struct task *task, const struct caller *who, enum purge_err *reterr, char *msg, size_t msglen)
+{
+	char why[192];
+	if (task->state != TASK_AWAITING) {
+		*reterr = PURGE_ERR_CONFLICT;
+		snprintf(msg, msglen, "task %s is not awaiting approval (it is %s); nothing to reject%s", task->id,
+			 task_state_to_string(task->state),
+			 task_state_is_final(task->state) ? "" : ": use 'purgectl cancel' to stop it");
+		return -EALREADY;
+	}
+	free(task->approved_by);
+	task->approved_by = xasprintf("%s (%s)", who->name, who->identity);
+	snprintf(why, sizeof(why), "rejected by %s (%s): nothing was done", who->name, who->identity);
+	runner_on_end(task, TASK_CANCELLED, NULL, why, NULL);
+	arm_approvals();
+	return 0;
+}
+
 static void compact_journal(void)
 {
 	size_t n = purged->tasks.n;
@@ -87,13 +221,20 @@ struct task *runner_submit(const char *target, const char *operation, const json
 		snprintf(msg, msglen, "target '%s' is a sandbox probe: it runs only under purged --test-probes", target);
 		return NULL;
 	}
-	if (strcmp(operation, "plan") != 0 && (active = runner_active_purge(target))) {
+	bool purge = strcmp(operation, "plan") != 0;
+	if (purge && runner_protected(tc, msg, msglen)) {
+		*reterr = PURGE_ERR_FORBIDDEN;
+		return NULL;
+	}
+	if (purge && (active = runner_active_purge(target))) {
 		*reterr = PURGE_ERR_CONFLICT;
 		snprintf(msg, msglen, "target '%s' is already being purged by task %s (%s); wait for it or cancel it",
 			 target, active->id, task_state_to_string(active->state));
 		return NULL;
 	}
-	if (purged->running >= purged->conf->max_executors && purged->queued >= purged->conf->max_queue) {
+	bool awaiting = purge && tc->approvals > 0;
+	/* An awaiting task takes no slot in the queue until it is approved. */
+	if (!awaiting && purged->running >= purged->conf->max_executors && purged->queued >= purged->conf->max_queue) {
 		*reterr = PURGE_ERR_BUSY;
 		snprintf(msg, msglen, "queue full: %u tasks running and %u queued (max_queue = %u); try again later",
 			 purged->running, purged->queued, purged->conf->max_queue);
@@ -102,6 +243,14 @@ struct task *runner_submit(const char *target, const char *operation, const json
 
 	task = task_table_add(&purged->tasks, target, operation, who->name, who->uid, who->door, now_usec());
 	task->params = params ? json_deep_copy(params) : NULL;
+	if (awaiting) {
+		task->state = TASK_AWAITING;
+		task->requester = xstrdup(who->identity);
+		/* Whole seconds: the journal's precision, so a restart keeps the same deadline. */
+		task->approval_deadline = (task->created / 1000000 + tc->approval_timeout) * 1000000;
+		task->may_approve = xasprintf("anyone allowed to use purged (root, the group '%s', a REST token) except "
+					      "%s, who asked", purged->conf->control_group, who->identity);
+	}
 	/* Durable before acknowledged: a task we cannot record is not accepted. */
 	r = runner_persist(task);
 	if (r < 0) {
@@ -112,8 +261,14 @@ struct task *runner_submit(const char *target, const char *operation, const json
 		task_free(task);
 		return NULL;
 	}
-	purged->queued++;
-	log_info("task %s: %s of '%s' queued by %s (%s)", task->id, operation, target, who->name, who->door);
+	if (awaiting) {
+		log_info("task %s: %s of '%s' asked by %s (%s, %s): awaits approval by another person for %u s", task->id,
+			 operation, target, who->name, who->identity, who->door, tc->approval_timeout);
+		arm_approvals();
+	} else {
+		purged->queued++;
+		log_info("task %s: %s of '%s' queued by %s (%s)", task->id, operation, target, who->name, who->door);
+	}
 	task_table_prune(&purged->tasks, purged->conf->keep_tasks);
 	compact_journal();
 	return task;
@@ -132,6 +287,13 @@ void runner_schedule(void)
 		if (!tc) {
 			purged->queued--;
 			runner_on_end(t, TASK_FAILED, NULL, "its target was removed from the configuration by a reload", NULL);
+			continue;
+		}
+		char why[512];
+		if (strcmp(t->operation, "plan") != 0 && runner_protected(tc, why, sizeof(why))) {
+			/* Checked again at start: a reload may have protected it since the request or its approval. */
+			purged->queued--;
+			runner_on_end(t, TASK_FAILED, NULL, why, NULL);
 			continue;
 		}
 		if (exec_start(t, tc, strcmp(t->operation, "plan") == 0) < 0) {
@@ -206,9 +368,11 @@ int runner_cancel(struct task *task, const struct caller *who, enum purge_err *r
 	}
 	char why[128];
 	snprintf(why, sizeof(why), "cancelled by %s", who->name);
-	if (task->state == TASK_QUEUED) {
-		purged->queued--;
+	if (task->state == TASK_QUEUED || task->state == TASK_AWAITING) {
+		if (task->state == TASK_QUEUED)
+			purged->queued--;
 		runner_on_end(task, TASK_CANCELLED, NULL, why, NULL);
+		arm_approvals();
 		return 0;
 	}
 	task->cancel_requested = true;
@@ -225,7 +389,8 @@ unsigned runner_stop_all(void)
 
 	for (size_t i = 0; i < purged->tasks.n; i++) {
 		struct task *t = purged->tasks.v[i];
-		if (!task_state_is_final(t->state))
+		/* An awaiting task stays awaiting across a restart, its deadline intact. */
+		if (!task_state_is_final(t->state) && t->state != TASK_AWAITING)
 			runner_cancel(t, &shutdown, &e, msg, sizeof(msg));
 	}
 	return purged->running;
@@ -245,7 +410,7 @@ static void restore_one(const json_t *record, void *userdata)
 void runner_restore(void)
 {
 	struct journal_report rep;
-	size_t interrupted = 0;
+	size_t interrupted = 0, awaiting = 0;
 	int r;
 
 	r = journal_open(purged->conf->state_dir, restore_one, NULL, &purged->journal, &rep);
@@ -263,6 +428,19 @@ void runner_restore(void)
 		struct task *t = purged->tasks.v[i];
 		if (task_state_is_final(t->state))
 			continue;
+		if (t->state == TASK_AWAITING && !t->needs_request_credentials) {
+			awaiting++; /* the timer expires those whose deadline passed while purged was down */
+			continue;
+		}
+		if (t->state == TASK_AWAITING) {
+			t->state = TASK_FAILED;
+			t->ended = now_usec();
+			task_set_error(t, "the credentials this purge was asked with (the REST request's body) are never "
+				       "journaled and were lost at the daemon's restart: ask for the purge again");
+			runner_persist(t);
+			interrupted++;
+			continue;
+		}
 		/* Never silently lost, never silently re-run. */
 		t->state = TASK_FAILED;
 		t->ended = now_usec();
@@ -284,7 +462,8 @@ void runner_restore(void)
 		interrupted++;
 	}
 	task_table_prune(&purged->tasks, purged->conf->keep_tasks);
-	log_info("journal: %zu task(s) restored, %zu interrupted by the restart marked failed",
-		 purged->tasks.n, interrupted);
+	log_info("journal: %zu task(s) restored, %zu interrupted by the restart marked failed, %zu awaiting approval",
+		 purged->tasks.n, interrupted, awaiting);
 	compact_journal();
+	arm_approvals();
 }

@@ -22,6 +22,7 @@ static const char *const state_names[_TASK_STATE_MAX] = {
 	[TASK_FINISHED] = "finished",
 	[TASK_FAILED] = "failed",
 	[TASK_CANCELLED] = "cancelled",
+	[TASK_AWAITING] = "awaiting_approval",
 };
 
 const char *task_state_to_string(enum task_state s)
@@ -365,6 +366,9 @@ struct task *task_free(struct task *task)
 	json_decref(task->errors);
 	json_decref(task->params);
 	json_decref(task->warnings);
+	free(task->requester);
+	free(task->approved_by);
+	free(task->may_approve);
 	json_wipe_strings(task->request_credentials);
 	json_decref(task->request_credentials);
 	free(task);
@@ -406,7 +410,7 @@ static int pack_json_or_empty(msgpack_packer *pk, const json_t *j, bool map)
  */
 int task_pack(const struct task *task, msgpack_packer *pk)
 {
-	PUT(msgpack_pack_map(pk, task->params ? 14 : 13));
+	PUT(msgpack_pack_map(pk, 13 + !!task->params + !!task->requester));
 	KEY("id");
 	PUT(pack_str(pk, task->id));
 	KEY("target");
@@ -448,6 +452,20 @@ int task_pack(const struct task *task, msgpack_packer *pk)
 	if (task->params) {
 		KEY("params");
 		PUT(proto_pack_json(pk, task->params));
+	}
+	if (task->requester) {
+		KEY("approval");
+		PUT(msgpack_pack_map(pk, 5));
+		KEY("requester");
+		PUT(pack_str(pk, task->requester));
+		KEY("deadline");
+		PUT(pack_time(pk, task->approval_deadline));
+		KEY("decided_by");
+		PUT(pack_str(pk, task->approved_by));
+		KEY("may_approve");
+		PUT(pack_str(pk, task->may_approve));
+		KEY("request_credentials");
+		PUT(task->needs_request_credentials ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 	}
 	return 0;
 }
@@ -519,5 +537,17 @@ struct task *task_from_json(const json_t *j)
 	task->params = json_is_object(params) ? json_deep_copy(params) : NULL;
 	json_t *warnings = json_object_get(j, "warnings");
 	task->warnings = json_is_array(warnings) && json_array_size(warnings) ? json_deep_copy(warnings) : NULL;
+	json_t *approval = json_object_get(j, "approval");
+	if (json_is_string(json_object_get(approval, "requester"))) {
+		task->requester = dup_str(json_object_get(approval, "requester"));
+		task->approval_deadline = parse_time(json_object_get(approval, "deadline"));
+		task->approved_by = dup_str(json_object_get(approval, "decided_by"));
+		task->may_approve = dup_str(json_object_get(approval, "may_approve"));
+		task->needs_request_credentials = json_is_true(json_object_get(approval, "request_credentials"));
+	}
+	if (st == TASK_AWAITING && !task->requester) {
+		task_free(task); /* an awaiting task without its requester could be approved by anyone */
+		return NULL;
+	}
 	return task;
 }

@@ -16,6 +16,7 @@ enum task_state {
 	TASK_FINISHED,
 	TASK_FAILED,
 	TASK_CANCELLED,
+	TASK_AWAITING,            /* "awaiting_approval": a purge under approvals = 1, before a second identity approves */
 	_TASK_STATE_MAX,
 	_TASK_STATE_INVALID = -EINVAL,
 };
@@ -38,6 +39,12 @@ struct task {
 	json_t *errors;           /* [{target|cluster_name, error_code, description}] */
 	json_t *params;           /* operation parameters (crdb.purge: {"instances": [...]}), or NULL */
 	json_t *warnings;         /* [string]: what the administrator should know (insecure TLS...) */
+	/* The two-person rule (approvals = 1); all NULL/0 when the target did not ask for it. */
+	char *requester;          /* identity that asked: "uid N" (login uid, else uid) or "token NAME" */
+	int64_t approval_deadline; /* usec since the epoch; expires then unless approved */
+	char *approved_by;        /* "NAME (IDENTITY)" of whoever approved or rejected */
+	char *may_approve;        /* who may approve, in words */
+	bool needs_request_credentials; /* a REST body's credentials wait in memory only (journaled as a flag) */
 
 	/* Run time only, never journaled. */
 	struct executor *exec;

@@ -33,6 +33,8 @@ static const struct {
 	[PURGE_OP_CRDB_PURGE] = { "crdb.purge", true },
 	[PURGE_OP_TASKS_MANIFEST] = { "tasks.manifest", false },
 	[PURGE_OP_REST_REFUSALS] = { "rest.refusals", false }, /* audited by its handler, in aggregate */
+	[PURGE_OP_TASKS_APPROVE] = { "tasks.approve", true },
+	[PURGE_OP_TASKS_REJECT] = { "tasks.reject", true },
 };
 
 static const struct {

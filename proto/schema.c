@@ -257,6 +257,8 @@ static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_CRDB_PURGE] = crdb_args,
 	[PURGE_OP_TASKS_MANIFEST] = manifest_args,
 	[PURGE_OP_REST_REFUSALS] = refusals_args,
+	[PURGE_OP_TASKS_APPROVE] = task_arg,
+	[PURGE_OP_TASKS_REJECT] = task_arg,
 };
 
 static const struct field request_fields[] = {

@@ -301,6 +301,16 @@ static bool purge_reply(const json_t *msg, void *ud)
 	}
 	const json_t *task = json_object_get(msg, "result");
 	snprintf(st->task_id, sizeof(st->task_id), "%s", json_string_value(json_object_get(task, "id")));
+	const char *status = json_string_value(json_object_get(task, "status"));
+	if (status && strcmp(status, "awaiting_approval") == 0 && !req->prefer_async) {
+		/* Nothing to wait for until a second person approves: say how, the task stays awaiting. */
+		lucid_message(req, 409, NULL, "Error: the purge of %s needs a second person's approval: task %s awaits "
+			      "it; approve it with 'purgectl approve %s' as another user, or POST /v1/tasks/%s/approve "
+			      "with another token, then follow GET /v1/tasks/%s (send 'Prefer: respond-async' to get "
+			      "202 and the task's Location instead)", display_name(st->target), st->task_id, st->task_id,
+			      st->task_id, st->task_id);
+		return false;
+	}
 	if (req->prefer_async) {
 		char loc[96];
 		snprintf(loc, sizeof(loc), "Location: /v1/tasks/%s\r\nPreference-Applied: respond-async\r\n",
@@ -468,6 +478,18 @@ static void h_task_cancel(struct http_request *req, char **seg)
 		relay(req, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", seg[2]));
 }
 
+static void h_task_approve(struct http_request *req, char **seg)
+{
+	if (valid_task_id(req, seg[2]))
+		relay(req, PURGE_OP_TASKS_APPROVE, json_pack("{s:s}", "id", seg[2]));
+}
+
+static void h_task_reject(struct http_request *req, char **seg)
+{
+	if (valid_task_id(req, seg[2]))
+		relay(req, PURGE_OP_TASKS_REJECT, json_pack("{s:s}", "id", seg[2]));
+}
+
 static void h_targets(struct http_request *req, char **seg)
 {
 	(void)seg;
@@ -505,7 +527,14 @@ static json_t *crdb_view(const json_t *task)
 	const json_t *progress = json_object_get(task, "progress");
 	const json_t *ids = json_object_get(json_object_get(task, "params"), "instances");
 	json_t *clusters = json_array(), *errors = json_array(), *e;
+	const char *pending = NULL;
 	size_t i;
+
+	/* Redis Enterprise knows no approval: such a task is "queued", and pending_reason says why. */
+	if (status && strcmp(status, "awaiting_approval") == 0) {
+		status = "queued";
+		pending = "awaiting_approval";
+	}
 
 	json_array_foreach(json_object_get(task, "errors"), i, e) {
 		const char *cluster = json_string_value(json_object_get(e, "cluster_name"));
@@ -535,7 +564,7 @@ static json_t *crdb_view(const json_t *task)
 		 json_string_value(json_object_get(progress, "step")) ?: "keys",
 		 (long long)json_integer_value(json_object_get(progress, "done")),
 		 (long long)json_integer_value(json_object_get(progress, "total")));
-	return json_pack("{s:O, s:O, s:s, s:s, s:o, s:{s:o, s:s}, s:O, s:O, s:s, s:O}",
+	json_t *view = json_pack("{s:O, s:O, s:s, s:s, s:o, s:{s:o, s:s}, s:O, s:O, s:s, s:O}",
 			 "id", json_object_get(task, "id"),
 			 "crdb_guid", json_object_get(task, "target"),
 			 "operation", "purge",
@@ -546,6 +575,12 @@ static json_t *crdb_view(const json_t *task)
 			 "ended", json_object_get(task, "ended"),
 			 "worker_name", "purged-executor",
 			 "keys_deleted", counts);
+	if (view && pending) {
+		const json_t *ap = json_object_get(task, "approval");
+		json_object_set_new(view, "pending_reason", json_string(pending));
+		json_object_set(view, "approval", (json_t *)ap);
+	}
+	return view;
 }
 
 static bool crdb_task_reply(const json_t *msg, void *ud)
@@ -632,6 +667,8 @@ static const struct route routes[] = {
 	{ HTTP_GET, "/v1/tasks", "tasks", STYLE_V1, false, h_tasks },
 	{ HTTP_GET, "/v1/tasks/*", "task", STYLE_V1, false, h_task },
 	{ HTTP_POST, "/v1/tasks/*/cancel", "task_cancel", STYLE_V1, false, h_task_cancel },
+	{ HTTP_POST, "/v1/tasks/*/approve", "task_approve", STYLE_V1, false, h_task_approve },
+	{ HTTP_POST, "/v1/tasks/*/reject", "task_reject", STYLE_V1, false, h_task_reject },
 	{ HTTP_GET, "/v1/targets", "targets", STYLE_V1, false, h_targets },
 	{ HTTP_PUT, "/v1/crdbs/*/purge", "crdb_purge", STYLE_V1, false, h_crdb_purge },
 	{ HTTP_GET, "/v1/crdb_tasks", "crdb_tasks", STYLE_V1, false, h_crdb_tasks },

@@ -57,6 +57,8 @@ enum purge_op {
 	PURGE_OP_CRDB_PURGE,
 	PURGE_OP_TASKS_MANIFEST,
 	PURGE_OP_REST_REFUSALS,  /* purged-rest's count of the requests it refused itself (its link only) */
+	PURGE_OP_TASKS_APPROVE,  /* the two-person rule: another identity lets an awaiting purge run */
+	PURGE_OP_TASKS_REJECT,   /* ... or anyone allowed ends it */
 	_PURGE_OP_MAX,
 	_PURGE_OP_INVALID = -EINVAL,
 };
