@@ -105,6 +105,10 @@ static const struct {
 	const char *error; /* expected substring, with the line number */
 } bad[] = {
 	{ "[daemon]\nbogus = 1\n", "test.conf:2: unknown key 'bogus' in [daemon]" },
+	{ "[target d]\ntype = noop\nprotect = maybe\n", "test.conf:3: protect = 'maybe': expected yes or no" },
+	{ "[target d]\ntype = noop\napprovals = 2\n", "test.conf:3: approvals = '2': expected a whole number from 0 to 1" },
+	{ "[crdb 1d7741cc-1110-4e2f-bc6c-935292783d24]\ninstance.1 = redis://127.0.0.1:1\napproval_timeout = 0\n",
+	  "test.conf:3: approval_timeout = '0': expected a whole number from 1 to 604800" },
 	{ "[daemon]\nmax_executors = 0\n", "test.conf:2: max_executors = '0': expected a whole number from 1 to 256" },
 	{ "[daemon]\nmax_executors = many\n", "test.conf:2: max_executors = 'many'" },
 	{ "[daemon]\nmax_executors = -1\n", "test.conf:2: max_executors = '-1'" },
@@ -291,6 +295,39 @@ START_TEST(test_dropins)
 }
 END_TEST
 
+/* protect, approvals and approval_timeout: every target type and [crdb GUID]; never in the executor's settings. */
+START_TEST(test_protection_keys)
+{
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+	const char *text = "[target a]\ntype = noop\nprotect = yes\n"
+			   "[target b]\ntype = noop\napprovals = 1\napproval_timeout = 60\n"
+			   "[crdb 1d7741cc-1110-4e2f-bc6c-935292783d24]\ninstance.1 = redis://127.0.0.1:1\n"
+			   "protect = on\napprovals = 1\n";
+
+	if (parse(text, &c, &errs) < 0)
+		dump(&errs);
+	ck_assert_ptr_nonnull(c);
+	const struct target_conf *a = config_find_target(c, "a"), *b = config_find_target(c, "b");
+	const struct target_conf *g = config_find_target(c, "1d7741cc-1110-4e2f-bc6c-935292783d24");
+	ck_assert(a->protect);
+	ck_assert_str_eq(a->protect_where, "test.conf:3");
+	ck_assert_uint_eq(a->approvals, 0);
+	ck_assert_uint_eq(a->approval_timeout, 3600);
+	ck_assert(!b->protect);
+	ck_assert_ptr_null(b->protect_where);
+	ck_assert_uint_eq(b->approvals, 1);
+	ck_assert_uint_eq(b->approval_timeout, 60);
+	ck_assert(g->protect);
+	ck_assert_str_eq(g->protect_where, "test.conf:10");
+	ck_assert_uint_eq(g->approvals, 1);
+	ck_assert_ptr_null(json_object_get(a->settings, "protect"));
+	ck_assert_ptr_null(json_object_get(b->settings, "approvals"));
+	ck_assert_ptr_null(json_object_get(g->settings, "protect"));
+	config_free(c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -310,6 +347,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_secret_owner);
 	tcase_add_test(tc, test_secret_empty_and_symlink);
 	tcase_add_test(tc, test_dropins);
+	tcase_add_test(tc, test_protection_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }

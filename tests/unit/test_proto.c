@@ -53,7 +53,7 @@ START_TEST(test_roundtrip_requests)
 		if (op == PURGE_OP_PLAN || op == PURGE_OP_PURGE)
 			json_object_set_new(args, "target", json_string("demo"));
 		if (op == PURGE_OP_TASKS_GET || op == PURGE_OP_TASKS_CANCEL || op == PURGE_OP_TASKS_WATCH ||
-		    op == PURGE_OP_TASKS_MANIFEST)
+		    op == PURGE_OP_TASKS_MANIFEST || op == PURGE_OP_TASKS_APPROVE || op == PURGE_OP_TASKS_REJECT)
 			json_object_set_new(args, "id", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
 		if (op == PURGE_OP_TASKS_LIST)
 			json_object_set_new(args, "limit", json_integer(10));
@@ -191,6 +191,27 @@ static void bad_unknown_key(msgpack_packer *pk)
 	pk_str(pk, "status");
 	pk_str(pk, "sudo");
 	msgpack_pack_true(pk);
+}
+/* tasks.approve takes the task id and nothing else: no "as" a client could claim to be. */
+static void bad_approve_extra(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "tasks.approve");
+	pk_str(pk, "args");
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "id");
+	pk_str(pk, "01a227ad-f7bc-7304-b19f-9b57b020426a");
+	pk_str(pk, "approver");
+	pk_str(pk, "someone-else");
+}
+static void bad_approve_no_id(msgpack_packer *pk)
+{
+	pk_req_head(pk, 1);
+	pk_str(pk, "op");
+	pk_str(pk, "tasks.reject");
+	pk_str(pk, "args");
+	msgpack_pack_map(pk, 0);
 }
 static void bad_args_type(msgpack_packer *pk)
 {
@@ -405,6 +426,8 @@ static const struct {
 	{ "wrong version", bad_version, PURGE_ERR_BAD_REQUEST, "version 99" },
 	{ "negative id", bad_negative_id, PURGE_ERR_BAD_REQUEST, "key 'id' must be a non-negative integer" },
 	{ "unknown key", bad_unknown_key, PURGE_ERR_BAD_REQUEST, "unknown key 'sudo'" },
+	{ "approve with an approver", bad_approve_extra, PURGE_ERR_BAD_REQUEST, "unknown key 'args.approver'" },
+	{ "reject without an id", bad_approve_no_id, PURGE_ERR_BAD_REQUEST, "missing key 'args.id'" },
 	{ "args not a map", bad_args_type, PURGE_ERR_BAD_REQUEST, "key 'args' must be a map, got string" },
 	{ "missing target", bad_missing_target, PURGE_ERR_BAD_REQUEST, "missing key 'args.target'" },
 	{ "bad target name", bad_target_name, PURGE_ERR_BAD_REQUEST, "key 'args.target' must be a name" },

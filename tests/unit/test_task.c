@@ -70,6 +70,41 @@ END_TEST
  * from it decodes to task_to_json's object, keys in the documented order,
  * every optional part present or absent as it should be.
  */
+/* An awaiting task keeps its requester and deadline through the journal; without a requester it is refused. */
+START_TEST(test_awaiting_roundtrip)
+{
+	struct task_table t;
+	task_table_init(&t);
+	struct task *a = task_table_add(&t, "demo", "purge", "alice", 1000, "ctl", T0);
+	a->state = TASK_AWAITING;
+	a->requester = strdup("uid 1000");
+	a->approval_deadline = T0 + 3600 * 1000000LL;
+	a->may_approve = strdup("anyone but uid 1000");
+	a->needs_request_credentials = true;
+
+	json_t *j = task_to_json(a);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "awaiting_approval");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "approval"), "deadline")),
+			 "2026-11-18T12:06:40Z");
+	struct task *b = task_from_json(j);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(b->state, TASK_AWAITING);
+	ck_assert_str_eq(b->requester, "uid 1000");
+	ck_assert_int_eq(b->approval_deadline, a->approval_deadline);
+	ck_assert(b->needs_request_credentials);
+	ck_assert_ptr_null(b->approved_by);
+	json_t *j2 = task_to_json(b);
+	ck_assert(json_equal(j, j2));
+	json_decref(j2);
+	task_free(b);
+
+	json_object_del(j, "approval");
+	ck_assert_ptr_null(task_from_json(j)); /* anyone could approve it */
+	json_decref(j);
+	task_table_free(&t);
+}
+END_TEST
+
 START_TEST(test_packed_reply)
 {
 	struct task_table t;
@@ -295,6 +330,7 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, test_ids_increase);
 	tcase_add_test(tc, test_json_roundtrip);
 	tcase_add_test(tc, test_packed_reply);
+	tcase_add_test(tc, test_awaiting_roundtrip);
 	tcase_add_test(tc, test_put_and_prune);
 	tcase_add_test(tc, test_state_names);
 	tcase_add_test(tc, test_safe_text);
