@@ -185,7 +185,12 @@ check "purged -t accepts the configuration" X purged -t -c /etc/purged/purged.co
 expect_code 0 "systemctl start purged" X systemctl start purged.service
 expect_eq "…active" "$(X systemctl is-active purged.service)" active
 MAIN=$(cprop MainPID)
-proc_eq_c() { local what=$1 pid=$2 key=$3 want=$4; expect_eq "$what ($key)" "$(cstatus "$pid" "$key")" "$want"; }
+# proc_eq_c DESCRIPTION PID KEY WANT: /proc/PID/status of a process in the container; a missing PID fails.
+proc_eq_c() {
+	local what=$1 pid=$2 key=$3 want=$4
+	case $pid in '' | *[!0-9]*) not_ok "$what ($key): no process '$pid'"; return ;; esac
+	expect_eq "$what ($key)" "$(cstatus "$pid" "$key")" "$want"
+}
 proc_eq_c "the supervisor runs as root" "$MAIN" Uid 0
 proc_eq_c "…with no_new_privs (NoNewPrivileges=yes)" "$MAIN" NoNewPrivs 1
 proc_eq_c "…under systemd's seccomp filter (SystemCallFilter=)" "$MAIN" Seccomp 2

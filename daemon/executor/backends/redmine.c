@@ -470,7 +470,8 @@ static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known)
 	for (size_t i = 0; i < s->issues.n; i++)
 		if (s->issues.v[i].project > known)
 			known = s->issues.v[i].project;
-	qsort(pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id);
+	if (pr.n_listed) /* qsort(NULL, 0) is undefined */
+		qsort(pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id);
 	pr.hi = known + PROBE_MARGIN;
 	if (pr.hi > PROBE_MAX) {
 		free(pr.listed);
@@ -495,7 +496,8 @@ static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known)
 				 "would take more than %d requests, so what is left cannot be known; delete archived "
 				 "projects in Redmine itself", rm->ctx->target, (long long)pr.hi, PROBE_MAX);
 	}
-	qsort(s->hidden, s->n_hidden, sizeof(*s->hidden), cmp_id);
+	if (s->n_hidden)
+		qsort(s->hidden, s->n_hidden, sizeof(*s->hidden), cmp_id);
 	batch_free(&b);
 	free(pr.listed);
 	return r;
