@@ -48,13 +48,17 @@ _purgectl() {
 	fi
 	case $cmd in
 	"")
-		COMPREPLY=($(compgen -W "status targets plan purge tasks task cancel wait reload crdb token" -- "$cur"))
+		COMPREPLY=($(compgen -W "status targets plan purge tasks task cancel wait reload approve reject crdb token" -- "$cur"))
 		;;
 	plan | purge)
 		[[ $n -eq 1 ]] && COMPREPLY=($(compgen -W "$(_purgectl_json targets | sed -n 's/^ *"name": "\(.*\)",\{0,1\}$/\1/p')" -- "$cur"))
 		;;
 	task | cancel | wait)
 		[[ $n -eq 1 ]] && COMPREPLY=($(compgen -W "$(_purgectl_json tasks --limit 100 | sed -n 's/^ *"id": "\(.*\)",\{0,1\}$/\1/p')" -- "$cur"))
+		;;
+	approve | reject)
+		# Only the tasks awaiting approval: each task's "id" comes before its "status".
+		[[ $n -eq 1 ]] && COMPREPLY=($(compgen -W "$(_purgectl_json tasks --limit 1000 | awk -F'"' '/^ *"id": / { id = $4 } /^ *"status": "awaiting_approval"/ { print id }')" -- "$cur"))
 		;;
 	crdb)
 		if [[ $n -eq 1 ]]; then
