@@ -23,7 +23,9 @@ mkdir "$T/bin"
 cp "$B/purged" "$B/purged-executor" "$B/purged-executor-http" "$B/purgectl" "$T/bin/"
 chmod 755 "$T/bin" "$T/bin/"*
 PIDS=()
+ITOP_DOWN=
 cleanup() {
+	[ -n "$ITOP_DOWN" ] && $ITOP_DOWN >/dev/null 2>&1
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	rm -rf "$T"
@@ -204,9 +206,140 @@ PY
 	echo "crdb executor peak RSS ($KEYS keys): $RSS KiB (target <= 16384: $(verdict "$RSS" 16384))"
 }
 
+# ------------------------------------------------------------------ iTop
+# A real iTop 3.2.0 (../shared/peers/itop-up.sh: nginx + php-fpm + MariaDB) behind
+# tests/peers/fault_proxy.py, which counts requests and TCP connections. Data seeded by
+# tests/peers/itop_seed.py (a few of each class through REST, UserRequests copied in SQL),
+# dumped once, restored with MariaDB before every run. Reference: one bulk core/delete per
+# class of purged's default scope, in its order (VirtualMachines first among the FunctionalCIs),
+# keeping what it keeps (the Persons of User accounts and their Organizations), each by curl;
+# the password read from a file. Both must leave the same objects.
+bench_itop() {
+	local peers=$SRC/../shared/peers
+	if [ ! -x "$peers/itop-up.sh" ] || [ "$(id -u)" != 0 ]; then
+		echo "SKIP: bench: iTop purges: needs root and ../shared/peers/itop-up.sh (a real iTop), absent here"
+		return
+	fi
+	local IPORT=${ITOP_BENCH_PORT:-18690} S URL SOCKET PXP RUNS_S=5 RUNS_L=3 sets="small large"
+	[ "$QUICK" = 1 ] && RUNS_S=1 sets=small
+	S=${ITOP_STATE_ROOT:-/var/tmp/itop-peer}/$IPORT
+	install -m 0600 /dev/null "$T/itop-pw"
+	if ! URL=$("$peers/itop-up.sh" "$IPORT" "$T/itop-pw" 2>"$T/itop-up.log" | head -n 1); then
+		FAILS+=("the real iTop did not start: $(tail -n 3 "$T/itop-up.log" | tr '\n' ' ')")
+		return
+	fi
+	ITOP_DOWN="$peers/itop-down.sh $IPORT"
+	SOCKET=$S/mysql/mysqld.sock
+	PXP=$(free_port)
+	python3 "$SRC/tests/peers/fault_proxy.py" "$PXP" "$IPORT" >"$T/itop-proxy.log" 2>&1 &
+	PIDS+=($!)
+	local PURL=http://127.0.0.1:$PXP/webservices/rest.php
+	for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PXP/__stats" -o /dev/null && break; sleep 0.05; done
+	local sql="mariadb --no-defaults --socket=$SOCKET -uroot"
+	seed() { python3 "$SRC/tests/peers/itop_seed.py" "$URL" purger "$T/itop-pw" seed "$@" "$SOCKET" >/dev/null; }
+	dump() { mariadb-dump --no-defaults --socket="$SOCKET" -uroot --single-transaction --skip-dump-date itop >"$1"; }
+	restore() {
+		$sql -e 'DROP DATABASE IF EXISTS itop; CREATE DATABASE itop CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci' &&
+			$sql itop <"$1"
+	}
+	# ~150 objects across the classes; then one class of 2 500 more.
+	local t
+	for t in S1 S2 $([ "$QUICK" = 1 ] || echo S3 S4); do seed "$t" 18 || FAILS+=("seeding iTop ($t) failed"); done
+	dump "$T/itop-small.sql"
+	if [ "$QUICK" != 1 ]; then
+		seed L 2500 || FAILS+=("seeding iTop (2 500 UserRequests) failed")
+		dump "$T/itop-large.sql"
+	fi
+	# The request body in a 0600 file: version, user, password (url-encoded) and json_data.
+	install -m 0600 /dev/null "$T/itop-auth"
+	printf 'version=1.3&auth_user=purger&auth_pwd=%s' "$(jq -sRr @uri <"$T/itop-pw")" >"$T/itop-auth"
+	icall() { # JSON -> iTop's answer
+		install -m 0600 /dev/null "$T/itop-req"
+		{ cat "$T/itop-auth"; printf '&json_data='; printf '%s' "$1" | jq -sRr @uri; } >"$T/itop-req"
+		curl -s --data-binary @"$T/itop-req" "$PURL"
+	}
+	local CLASSES
+	CLASSES=$(sed -n '/default_classes\[\] =/,/;/p' "$SRC/daemon/executor/backends/itop.c" | grep -o '"[^"]*"' | tr -d '"\n' | tr , ' ')
+	# By hand, the VirtualMachines must go before the other FunctionalCIs: in one bulk delete
+	# iTop refuses a Hypervisor that a VirtualMachine of the same request uses (code 100).
+	local REFCLASSES=${CLASSES/ FunctionalCI / VirtualMachine FunctionalCI }
+	reference() { # prints the objects iTop reported deleted
+		local persons orgs cls key n=0
+		persons=$(icall '{"operation":"core/get","class":"User","key":"SELECT User","output_fields":"contactid"}' |
+			jq -r '[.objects // {} | .[] | .fields.contactid | tostring | select(. != "0")] | join(",")')
+		orgs=$(icall "{\"operation\":\"core/get\",\"class\":\"Person\",\"key\":\"SELECT Person WHERE id IN (${persons:-0})\",\"output_fields\":\"org_id\"}" |
+			jq -r '[.objects // {} | .[] | .fields.org_id | tostring] | unique | join(",")')
+		for cls in $REFCLASSES; do
+			key="SELECT $cls"
+			case $cls in
+			Contact | Person) [ -n "$persons" ] && key="$key WHERE id NOT IN ($persons)" ;;
+			Organization) [ -n "$orgs" ] && key="$key WHERE id NOT IN ($orgs)" ;;
+			esac
+			n=$((n + $(icall "{\"operation\":\"core/delete\",\"class\":\"$cls\",\"key\":\"$key\",\"simulate\":false,\"comment\":\"bench reference\"}" |
+				jq '[.objects // {} | .[] | select(.code == 0)] | length')))
+		done
+		echo "$n"
+	}
+	left() { # objects of the default classes still there (straight to nginx: not counted)
+		python3 - "$SRC/tests/peers" "$URL" "$T/itop-pw" $CLASSES <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from itop_seed import ITop
+it = ITop(sys.argv[2], "purger", sys.argv[3])
+print(sum(it.count("SELECT " + c) for c in sys.argv[4:]))
+PY
+	}
+	stats() { curl -s "http://127.0.0.1:$PXP/__stats" | jq -r '"\(.requests) \(.connections)"'; }
+	install -m 0600 /dev/null "$T/itop-pw-purged"
+	cat "$T/itop-pw" >"$T/itop-pw-purged"
+	printf '[target itop]\ntype = itop\nurl = %s\nuser = purger\npassword_file = %s/itop-pw-purged\n' "$PURL" "$T" >>"$T/targets.conf"
+	reload
+	local set runs r t0 s0 s1 ref=() pur=() a b
+	echo "## iTop purges (a real iTop 3.2.0 behind nginx + php-fpm, through a counting proxy; alternated runs, medians)"
+	echo "| data | reference: one bulk core/delete per class by curl | purged (default scope) | ratio | target |"
+	echo "|---|---|---|---|---|"
+	for set in $sets; do
+		runs=$([ "$set" = small ] && echo "$RUNS_S" || echo "$RUNS_L")
+		ref=() pur=()
+		local refreq refconn purreq purconn refdel purdel refleft purleft objs
+		for r in $(seq 1 "$runs"); do
+			restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
+			[ -z "${objs:-}" ] && objs=$(left)
+			read -r s0 a <<<"$(stats)"
+			t0=$(now)
+			refdel=$(reference)
+			ref+=("$(secs "$t0" "$(now)")")
+			read -r s1 b <<<"$(stats)"
+			refreq=$((s1 - s0)) refconn=$((b - a))
+			refleft=$(left)
+			restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
+			read -r s0 a <<<"$(stats)"
+			t0=$(now)
+			$CTL --json purge itop --yes --wait >"$T/cmd.out" 2>"$T/cmd.err" || FAILS+=("iTop purge ($set) failed: $(jq -r .error "$T/cmd.out" 2>/dev/null | head -c 300)")
+			pur+=("$(secs "$t0" "$(now)")")
+			read -r s1 b <<<"$(stats)"
+			purreq=$((s1 - s0)) purconn=$((b - a))
+			purdel=$(jq '[.counts[]] | add // 0' "$T/cmd.out")
+			purleft=$(left)
+		done
+		local mr mp rr lim
+		mr=$(median "${ref[@]}")
+		mp=$(median "${pur[@]}")
+		rr=$(ratio "$mp" "$mr")
+		lim=$([ "$set" = small ] && echo 1.3 || echo 1.1)
+		[ "$refleft" = "$purleft" ] || FAILS+=("iTop ($set): the reference left $refleft objects, purged $purleft: they must do the same")
+		echo "| $set: $objs objects in the default classes ($runs runs) | $mr s, $refreq requests over $refconn connection(s), $refdel deleted, $refleft left | $mp s, $purreq requests over $purconn connection(s), $purdel deleted (confirmed), $purleft left | $rr | <= $lim: $(verdict "$rr" "$lim") |"
+		objs=
+	done
+	echo "itop executor peak RSS: $(peak_rss) KiB (target <= 16384)"
+	"$peers/itop-down.sh" "$IPORT" >/dev/null 2>&1
+	ITOP_DOWN=
+}
+
 for part in $PARTS; do
 	case $part in
 	redis) bench_redis ;;
+	itop) bench_itop ;;
 	*) FAILS+=("unknown part '$part' (redis, itop, redmine)") ;;
 	esac
 done
