@@ -21,6 +21,13 @@ trap 'userdel "$U1" 2>/dev/null; userdel "$U2" 2>/dev/null; groupdel "$GRP" 2>/d
 UID1=$(id -u "$U1")
 UID2=$(id -u "$U2")
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$GRP" --clear-groups "$T/bin/purgectl" -s "$SOCK" "$@"; }
+# login LOGINUID USER ARGS...: purgectl as USER in a login session of LOGINUID (as pam_loginuid sets it, then su/sudo).
+login() {
+	local luid=$1 u=$2
+	shift 2
+	sh -c 'echo "$1" >/proc/self/loginuid || exit 99; shift; exec "$@"' sh "$luid" \
+		setpriv --reuid="$u" --regid="$GRP" --clear-groups "$T/bin/purgectl" -s "$SOCK" "$@"
+}
 
 # Two REST tokens: alice and bob.
 PORT=$(free_port)
@@ -70,7 +77,17 @@ type = noop
 objects = 3
 step_ms = 1
 approvals = 1
+
+[target creds]
+type = itop
+url = http://127.0.0.1:$RP/webservices/rest.php
+user = purge
+password_file = $T/itop-pw
+accept_request_credentials = yes
+approvals = 1
 EOF2
+install -m 0600 /dev/null "$T/itop-pw"
+echo "configured-password" >"$T/itop-pw"
 PROTECT_LINE=$(grep -n '^protect = yes' "$CONF" | head -n 1 | cut -d: -f1)
 start_purged || { finish; exit 1; }
 check "purged-rest answers" wait_until 10 curl -sf "$U/healthz" -o /dev/null
@@ -144,6 +161,26 @@ expect_contains "…saying by whom" "$(ctl --json task "$ID" | jq -r .error)" "r
 check "who rejected is audited" grep -q "\"who\":\"$U2\",\"uid\":$UID2,\"door\":\"ctl\",\"op\":\"tasks.reject\",\"target\":\"twoman\",\"task\":\"$ID\",\"outcome\":\"ok\"" "$AUDIT"
 expect_code 6 "a rejected task cannot be approved" as "$U1" approve "$ID"
 
+echo "# the login uid decides, not the uid"
+if sh -c 'echo 4242 >/proc/self/loginuid' 2>/dev/null; then
+	expect_code 0 "$U1 in login session 1500 asks" login 1500 "$U1" --json purge twoman --yes --detach
+	ID=$(jf "$OUT" .id)
+	expect_eq "…the requester is the login uid" "$(jf "$OUT" .approval.requester)" "uid 1500"
+	expect_code 4 "$U2 in the same login session (one person, two accounts) cannot approve" login 1500 "$U2" approve "$ID"
+	expect_code 4 "…nor root in that session (sudo)" login 1500 root approve "$ID"
+	expect_code 0 "root in another login session (another administrator who used sudo) approves" login 1600 root approve "$ID"
+	check "…and the purge finishes" wait_until 10 status_is "$ID" finished
+	check "the audit line names the approver's identity" grep -q "\"who\":\"root\",\"uid\":0,\"door\":\"ctl\",\"op\":\"tasks.approve\",\"target\":\"twoman\",\"task\":\"$ID\",\"outcome\":\"ok\",.*\"identity\":\"uid 1600\"" "$AUDIT"
+else
+	skip_part "login uid" "this kernel or container does not let root set /proc/self/loginuid"
+fi
+
+echo "# cancel"
+expect_code 0 "$U1 asks" as "$U1" --json purge twoman --yes --detach
+ID=$(jf "$OUT" .id)
+expect_code 0 "a task awaiting approval can be cancelled like a queued one" as "$U1" cancel "$ID"
+expect_eq "…cancelled" "$(task_status "$ID")" "cancelled"
+
 echo "# expiry"
 expect_code 0 "a purge of a target with approval_timeout = 2" ctl --json purge brief --yes --detach
 ID=$(jf "$OUT" .id)
@@ -177,6 +214,13 @@ ID=$(jf "$OUT" .id)
 stop_purged TERM
 start_purged || { finish; exit 1; }
 expect_eq "…still awaiting" "$(task_status "$ID")" "awaiting_approval"
+expect_code 0 "a purge with approval_timeout = 2" ctl --json purge brief --yes --detach
+BRIEF=$(jf "$OUT" .id)
+stop_purged KILL
+sleep 2.5
+start_purged || { finish; exit 1; }
+check "…whose deadline passed while purged was down expires at the restart" wait_until 3 status_is "$BRIEF" cancelled
+expect_contains "…saying why" "$(ctl --json task "$BRIEF" | jq -r .error)" "not approved within approval_timeout (2 s)"
 
 echo "# re-checked at approval against the running configuration"
 sed -i '/^\[target twoman\]/a protect = yes' "$CONF"
@@ -216,6 +260,18 @@ expect_eq "…queued, awaiting approval" "$(jf "$BODY" '.status + " " + .pending
 expect_http 200 "bob rejects it" "$TB" POST "/v1/tasks/$ID/reject"
 expect_eq "…cancelled" "$(jf "$BODY" .status)" "cancelled"
 expect_http 400 "a malformed task id is a bad request" "$TB" POST "/v1/tasks/nope/approve"
+
+echo "# credentials from a REST body are never journaled"
+expect_http 202 "a purge with credentials in its body awaits approval" "$TA" POST /purge/creds \
+	-H 'Prefer: respond-async' -H 'Content-Type: application/json' --data '{"username":"u","password":"BODY-SECRET-42"}'
+ID=$(jf "$BODY" .id)
+expect_eq "…the task says they are held" "$(jf "$BODY" .approval.request_credentials)" "true"
+check "…the journal never holds the password" no_match -r "BODY-SECRET-42" "$T/state"
+stop_purged KILL
+start_purged || { finish; exit 1; }
+expect_eq "after a restart that task fails" "$(task_status "$ID")" "failed"
+expect_contains "…saying why" "$(ctl --json task "$ID" | jq -r .error)" "are never journaled and were lost at the daemon's restart"
+check "…and the log never held the password" no_match "BODY-SECRET-42" "$LOG"
 
 stop_purged TERM
 finish
