@@ -43,7 +43,8 @@ static void usage(FILE *f)
 		"                                  tasks, newest first\n"
 		"  task ID [--manifest]            one task; with --manifest, what it deleted, one JSON\n"
 		"                                  line per object (a JSON array with --json)\n"
-		"  cancel ID                       cancel a queued or running task\n"
+		"  cancel ID [--detach]            cancel a queued or running task and wait until it has\n"
+		"                                  stopped and reconciled (--detach: return at once)\n"
 		"  approve ID                      approve a purge awaiting approval (approvals = 1):\n"
 		"                                  only another person than the one who asked may\n"
 		"  reject ID                       reject a purge awaiting approval (it ends cancelled)\n"
@@ -226,6 +227,35 @@ static void render_cancel(const json_t *task)
 {
 	printf("task %s: cancel requested (status now %s)\n", json_string_value(json_object_get(task, "id")),
 	       json_string_value(json_object_get(task, "status")));
+}
+
+/*
+ * Cancel and wait for the end, as systemctl stop does: the executor first
+ * reconciles what it had in flight (up to cancel_grace), and only then is
+ * the target free again. "cancelled" is success here.
+ */
+static int cmd_cancel(struct client *c, const char *id)
+{
+	json_t *res = NULL;
+	int r = client_call(c, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", id), &res);
+	if (r)
+		return r;
+	const char *st = json_string_value(json_object_get(res, "status"));
+	if (st && !strcmp(st, "cancelled")) { /* it was queued: nothing ran */
+		if (opt_json)
+			print_json(res);
+		else
+			render_cancel(res);
+		json_decref(res);
+		return EXIT_PURGECTL_OK;
+	}
+	json_decref(res);
+	if (!opt_json)
+		fprintf(stderr, "task %s: stop requested; waiting for it to stop and reconcile (--detach returns at "
+			"once)\n", id);
+	r = follow(c, id);
+	/* Finished all the same (the stop came after its last delete): the cancel did not take. */
+	return r == EXIT_PURGECTL_CANCELLED ? EXIT_PURGECTL_OK : r == EXIT_PURGECTL_OK ? EXIT_PURGECTL_CONFLICT : r;
 }
 
 static void render_decision(const json_t *task)
@@ -477,7 +507,8 @@ run:
 	} else if (strcmp(cmd, "task") == 0) {
 		r = simple(&c, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", args[0]), render_task, NULL);
 	} else if (strcmp(cmd, "cancel") == 0) {
-		r = simple(&c, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", args[0]), render_cancel, NULL);
+		r = o.wait == 0 ? simple(&c, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", args[0]), render_cancel, NULL)
+				: cmd_cancel(&c, args[0]);
 	} else if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0) {
 		r = simple(&c, strcmp(cmd, "approve") == 0 ? PURGE_OP_TASKS_APPROVE : PURGE_OP_TASKS_REJECT,
 			   json_pack("{s:s}", "id", args[0]), render_decision, NULL);
