@@ -12,16 +12,18 @@
 install -m 0600 /dev/null "$T/secret"
 echo "s3cret-probe" >"$T/secret"
 mint_token ci
-OTHER=$(free_port)
-ALLOWED=$(free_port)
+# Two listeners on ports the kernel picks, distinct by construction, bound before we go on.
+mkfifo "$T/ports"
 python3 -c '
 import socket, sys, time
 ss = []
-for p in sys.argv[1:]:
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", int(p))); s.listen(16); ss.append(s)
-time.sleep(60)' "$OTHER" "$ALLOWED" &
+for _ in range(2):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16); ss.append(s)
+with open(sys.argv[1], "w") as f:
+    f.write(" ".join(str(s.getsockname()[1]) for s in ss) + "\n")
+time.sleep(300)' "$T/ports" &
 LISTENERS=$!
+read -r -t 10 OTHER ALLOWED <>"$T/ports" || { not_ok "the two test listeners did not start"; finish; exit 1; }
 trap 'kill $LISTENERS 2>/dev/null; cleanup' EXIT
 RPORT=$(free_port)
 write_config <<EOF2
