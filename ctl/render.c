@@ -100,23 +100,30 @@ static void free_cells(char **cells, size_t n)
 
 void render_targets(const json_t *arr)
 {
-	static const char *const head[] = { "TARGET", "TYPE", "ACTIVE TASK", "SETTINGS" };
+	static const char *const head[] = { "TARGET", "TYPE", "GUARD", "ACTIVE TASK", "SETTINGS" };
 	size_t rows = json_array_size(arr), i;
-	char **cells = xcalloc(rows * 4 + 1, sizeof(char *));
+	char **cells = xcalloc(rows * 5 + 1, sizeof(char *));
 	json_t *t;
 
 	json_array_foreach(arr, i, t) {
 		char *settings = json_dumps(json_object_get(t, "settings"), JSON_COMPACT | JSON_SORT_KEYS);
-		cells[i * 4] = xstrdup(str(t, "name"));
-		cells[i * 4 + 1] = xstrdup(str(t, "type"));
-		cells[i * 4 + 2] = xstrdup(str(t, "active_task"));
-		cells[i * 4 + 3] = settings ? settings : xstrdup("{}");
+		cells[i * 5] = xstrdup(str(t, "name"));
+		cells[i * 5 + 1] = xstrdup(str(t, "type"));
+		/* protect = yes, or approvals = 1: how a purge of it is guarded. */
+		const char *guard = "-";
+		if (json_is_true(json_object_get(t, "protect")))
+			guard = "protected";
+		else if (num(t, "approvals") > 0)
+			guard = "two-person";
+		cells[i * 5 + 2] = xstrdup(guard);
+		cells[i * 5 + 3] = xstrdup(str(t, "active_task"));
+		cells[i * 5 + 4] = settings ? settings : xstrdup("{}");
 	}
 	if (rows == 0)
 		printf("no targets configured\n");
 	else
-		table(head, 4, cells, rows);
-	free_cells(cells, rows * 4);
+		table(head, 5, cells, rows);
+	free_cells(cells, rows * 5);
 }
 
 static char *progress_cell(const json_t *t)

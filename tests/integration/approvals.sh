@@ -90,6 +90,9 @@ install -m 0600 /dev/null "$T/itop-pw"
 echo "configured-password" >"$T/itop-pw"
 PROTECT_LINE=$(grep -n '^protect = yes' "$CONF" | head -n 1 | cut -d: -f1)
 start_purged || { finish; exit 1; }
+expect_code 0 "purgectl targets" ctl targets
+check "…shows vault protected" grep -qE '^vault +noop +protected ' <<<"$OUT"
+check "…and twoman under the two-person rule" grep -qE '^twoman +noop +two-person ' <<<"$OUT"
 check "purged-rest answers" wait_until 10 curl -sf "$U/healthz" -o /dev/null
 AUDIT=$T/state/audit.jsonl
 
