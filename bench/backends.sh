@@ -24,8 +24,10 @@ cp "$B/purged" "$B/purged-executor" "$B/purged-executor-http" "$B/purgectl" "$T/
 chmod 755 "$T/bin" "$T/bin/"*
 PIDS=()
 ITOP_DOWN=
+REDMINE_DOWN=
 cleanup() {
 	[ -n "$ITOP_DOWN" ] && $ITOP_DOWN >/dev/null 2>&1
+	[ -n "$REDMINE_DOWN" ] && $REDMINE_DOWN >/dev/null 2>&1
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	rm -rf "$T"
@@ -336,8 +338,112 @@ PY
 	ITOP_DOWN=
 }
 
+# ------------------------------------------------------------------ Redmine
+# A real Redmine 5.0 (tests/peers/redmine-up.sh: Debian's packages, SQLite, WEBrick) behind
+# tests/peers/fault_proxy.py, which counts requests. Seeded through REST (top-level projects
+# each with a subproject and an issue, users, groups with a member), the issues copied in SQL
+# up to ~1 000; the database saved once and restored (sqlite3 .restore) before every run.
+# Reference: a sequential curl DELETE loop over the same top-level projects, users and groups
+# (the API key read from a file). purged: scope = projects, users, groups, default parallel.
+bench_redmine() {
+	if [ "$(id -u)" != 0 ] || [ ! -d /usr/share/redmine ] || ! command -v sqlite3 >/dev/null; then
+		echo "SKIP: bench: Redmine purges: needs root, Redmine's Debian packages (tests/peers/redmine-up.sh installs them) and sqlite3"
+		return
+	fi
+	local NT=30 NU=20 NG=5 NI=1000 RUNS=5 RMP PXP RURL KEY DB i
+	[ "$QUICK" = 1 ] && NT=5 NU=5 NG=2 NI=100 RUNS=1
+	RMP=$(free_port)
+	export REDMINE_STATE=/var/lib/redmine-test
+	if ! RURL=$("$SRC/tests/peers/redmine-up.sh" "$RMP" "$T/rm-key" 2>"$T/redmine-up.log"); then
+		FAILS+=("Redmine did not start: $(tail -n 3 "$T/redmine-up.log" | tr '\n' ' ')")
+		return
+	fi
+	REDMINE_DOWN="$SRC/tests/peers/redmine-down.sh $RMP"
+	DB=$REDMINE_STATE/$RMP/redmine.sqlite3
+	PXP=$(free_port)
+	python3 "$SRC/tests/peers/fault_proxy.py" "$PXP" "$RMP" >"$T/rm-proxy.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PXP/__stats" -o /dev/null && break; sleep 0.05; done
+	local PURL=http://127.0.0.1:$PXP
+	install -m 0600 /dev/null "$T/rm-header"
+	printf 'X-Redmine-API-Key: %s\n' "$(cat "$T/rm-key")" >"$T/rm-header"
+	api() { curl -s -X "$1" -H @"$T/rm-header" -H 'Content-Type: application/json' ${3:+-d "$3"} "$RURL$2"; }
+	local tops=() users=() groups=() p c u g
+	for i in $(seq 1 "$NT"); do
+		p=$(api POST /projects.json "{\"project\":{\"name\":\"Bench $i\",\"identifier\":\"bench-$i\"}}" | jq -r .project.id)
+		c=$(api POST /projects.json "{\"project\":{\"name\":\"Bench $i child\",\"identifier\":\"bench-$i-child\",\"parent_id\":$p}}" | jq -r .project.id)
+		tops+=("$p")
+		for p in "$p" "$c"; do api POST /issues.json "{\"issue\":{\"project_id\":$p,\"subject\":\"issue of $p\"}}" >/dev/null; done
+	done
+	for i in $(seq 1 "$NU"); do
+		users+=("$(api POST /users.json "{\"user\":{\"login\":\"bench$i\",\"firstname\":\"B$i\",\"lastname\":\"Bench\",\"mail\":\"bench$i@example.invalid\",\"password\":\"secret-pass-123\"}}" | jq -r .user.id)")
+	done
+	for i in $(seq 1 "$NG"); do
+		g=$(api POST /groups.json "{\"group\":{\"name\":\"Bench group $i\"}}" | jq -r .group.id)
+		groups+=("$g")
+		api POST "/groups/$g/users.json" "{\"user_id\":${users[$((i - 1))]}}" >/dev/null
+	done
+	# ~NI issues: each seeded issue copied K times in SQL.
+	local K=$(((NI + 2 * NT - 1) / (2 * NT) - 1))
+	sqlite3 "$DB" "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $K)
+		INSERT INTO issues (tracker_id, project_id, subject, status_id, priority_id, author_id, lock_version,
+			created_on, updated_on, start_date, done_ratio, is_private, lft, rgt)
+		SELECT tracker_id, project_id, subject || ' copy ' || n, status_id, priority_id, author_id, 0,
+			created_on, updated_on, start_date, 0, 0, 1, 2 FROM issues, seq;
+		UPDATE issues SET root_id = id WHERE root_id IS NULL;" || FAILS+=("copying Redmine issues failed")
+	NI=$(sqlite3 "$DB" 'SELECT count(*) FROM issues')
+	case " ${tops[*]} ${users[*]} ${groups[*]} " in *" null "* | *"  "*) FAILS+=("seeding Redmine failed (an id is missing)") ;; esac
+	sqlite3 "$DB" ".backup $T/rm-seed.db"
+	restore() { sqlite3 "$DB" ".restore $T/rm-seed.db"; }
+	left() { sqlite3 "$DB" "SELECT (SELECT count(*) FROM projects) || ' projects, ' || (SELECT count(*) FROM issues) || ' issues, ' || (SELECT count(*) FROM users WHERE type = 'User' AND admin = 0) || ' users, ' || (SELECT count(*) FROM users WHERE type = 'Group') || ' groups'"; }
+	reference() {
+		local x bad=0
+		for x in "${tops[@]/#/projects/}" "${users[@]/#/users/}" "${groups[@]/#/groups/}"; do
+			case $(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H @"$T/rm-header" "$PURL/$x.json") in 204 | 200) ;; *) bad=$((bad + 1)) ;; esac
+		done
+		[ "$bad" = 0 ] || FAILS+=("Redmine reference: $bad DELETEs not answered 204")
+	}
+	reqs() { curl -s "$PURL/__stats" | jq .requests; }
+	install -m 0600 /dev/null "$T/rm-key-purged"
+	cat "$T/rm-key" >"$T/rm-key-purged"
+	printf '[target redmine]\ntype = redmine\nurl = %s/\napi_key_file = %s/rm-key-purged\nscope = projects, users, groups\n' "$PURL" "$T" >>"$T/targets.conf"
+	reload
+	local ref=() pur=() r t0 a refreq purreq refleft purleft before
+	before=$(left)
+	for r in $(seq 1 "$RUNS"); do
+		restore || FAILS+=("restoring Redmine's database failed")
+		a=$(reqs)
+		t0=$(now)
+		reference
+		ref+=("$(secs "$t0" "$(now)")")
+		refreq=$(($(reqs) - a))
+		refleft=$(left)
+		restore || FAILS+=("restoring Redmine's database failed")
+		a=$(reqs)
+		t0=$(now)
+		$CTL --json purge redmine --yes --wait >"$T/cmd.out" 2>"$T/cmd.err" || FAILS+=("Redmine purge failed: $(jq -r .error "$T/cmd.out" 2>/dev/null | head -c 300)")
+		pur+=("$(secs "$t0" "$(now)")")
+		purreq=$(($(reqs) - a))
+		purleft=$(left)
+	done
+	[ "$refleft" = "$purleft" ] || FAILS+=("Redmine: the reference left $refleft, purged $purleft: they must do the same")
+	local mr mp rr
+	mr=$(median "${ref[@]}")
+	mp=$(median "${pur[@]}")
+	rr=$(ratio "$mp" "$mr")
+	echo "## Redmine purges (a real Redmine 5.0, SQLite, WEBrick, through a counting proxy; $RUNS alternated runs, medians)"
+	echo "| data | reference: sequential curl DELETE loop | purged (scope projects, users, groups; parallel default) | ratio | target |"
+	echo "|---|---|---|---|---|"
+	echo "| $NT project trees, $NI issues, $NU users, $NG groups ($before in all) | $mr s, $refreq requests | $mp s, $purreq requests, counts $(jq -c .counts "$T/cmd.out") | $rr | <= 1.1: $(verdict "$rr" 1.1) |"
+	echo "left after each: reference $refleft; purged $purleft"
+	echo "redmine executor peak RSS: $(peak_rss) KiB (target <= 16384)"
+	$REDMINE_DOWN >/dev/null 2>&1
+	REDMINE_DOWN=
+}
+
 for part in $PARTS; do
 	case $part in
+	redmine) bench_redmine ;;
 	redis) bench_redis ;;
 	itop) bench_itop ;;
 	*) FAILS+=("unknown part '$part' (redis, itop, redmine)") ;;
