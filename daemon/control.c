@@ -4,6 +4,7 @@
  * frames, decode, hand requests to ops.c, queue replies. Supervisor only.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
 #include <pwd.h>
@@ -318,6 +319,47 @@ static bool in_control_group(uid_t uid, gid_t gid, const char *user)
 	return found;
 }
 
+/*
+ * The login uid of process @pid, or 4294967295 (unset) when it has none or
+ * cannot be read. Both files are read through one directory handle, so they
+ * describe one process; and that process must still run as @uid (what
+ * SO_PEERCRED saw at connect): a pid reused by another user's process is
+ * not taken for the caller.
+ */
+static unsigned long peer_login_uid(pid_t pid, uid_t uid)
+{
+	char path[32], buf[1024];
+	unsigned long login_uid = 4294967295UL, euid = 4294967295UL;
+	ssize_t n;
+	int dir, fd;
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return login_uid;
+	fd = openat(dir, "status", O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		const char *u = strstr(buf, "\nUid:");
+		unsigned long real;
+		if (!u || sscanf(u + 5, "%lu %lu", &real, &euid) != 2)
+			euid = 4294967295UL;
+	}
+	fd = euid == (unsigned long)uid ? openat(dir, "loginuid", O_RDONLY | O_CLOEXEC) : -1;
+	n = fd >= 0 ? read(fd, buf, 15) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		login_uid = strtoul(buf, NULL, 10);
+	}
+	close(dir);
+	return login_uid;
+}
+
 static void identify(struct ctl_conn *c)
 {
 	struct ucred cred;
@@ -343,15 +385,7 @@ static void identify(struct ctl_conn *c)
 	 * The login uid survives su and sudo: two administrators who both became
 	 * root are still two people. Unset (4294967295) outside a login session.
 	 */
-	char path[64], lu[16] = "";
-	unsigned long login_uid = 4294967295UL;
-	snprintf(path, sizeof(path), "/proc/%d/loginuid", (int)cred.pid);
-	FILE *f = fopen(path, "re");
-	if (f) {
-		if (fgets(lu, sizeof(lu), f))
-			login_uid = strtoul(lu, NULL, 10);
-		fclose(f);
-	}
+	unsigned long login_uid = peer_login_uid(cred.pid, cred.uid);
 	snprintf(c->who.identity, sizeof(c->who.identity), "uid %lu",
 		 login_uid != 4294967295UL ? login_uid : (unsigned long)cred.uid);
 	/* root and the daemon's own user always; others through the control group. */
