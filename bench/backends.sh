@@ -96,6 +96,7 @@ def on_term(*_):
     global stop
     stop = True
 signal.signal(signal.SIGTERM, on_term)
+open(sys.argv[2] + ".ready", "w").close()
 worst, n = 0.0, 0
 while not stop:
     t = time.perf_counter()
@@ -123,8 +124,12 @@ PY
 		shift
 		redis-cli -p "$port" CONFIG SET latency-monitor-threshold 1 >/dev/null
 		redis-cli -p "$port" LATENCY RESET >/dev/null
+		rm -f "$T/ping.out" "$T/ping.out.ready"
 		python3 "$T/pinger.py" "$port" "$T/ping.out" &
 		pp=$!
+		# Started (connected, its SIGTERM handler set) before anything is measured.
+		for _ in $(seq 1 200); do [ -e "$T/ping.out.ready" ] && break; sleep 0.05; done
+		[ -e "$T/ping.out.ready" ] || FAILS+=("the PINGing client did not start")
 		sleep 0.2
 		t0=$(now)
 		"$@" >"$T/cmd.out" 2>"$T/cmd.err" || FAILS+=("$* failed: $(head -c 300 "$T/cmd.err")")
@@ -132,9 +137,10 @@ PY
 		sleep 0.1
 		kill "$pp"
 		wait "$pp"
+		[ -s "$T/ping.out" ] || FAILS+=("the PINGing client said nothing")
 		# LATENCY LATEST: event, time, latest ms, max ms (flat, four lines per event)
 		ev=$(redis-cli -p "$port" LATENCY LATEST | awk 'NR % 4 == 0 && $1 > m { m = $1 } END { print m + 0 }')
-		echo "$(secs "$t0" "$t1") $(cut -d' ' -f1 "$T/ping.out") $ev"
+		echo "$(secs "$t0" "$t1") $(cut -d' ' -f1 "$T/ping.out" 2>/dev/null) $ev"
 	}
 	local ref=() refw=() refs=() pur=() purw=() purs=() idlew=() one=() four=() freed=() r out t0
 	for r in $(seq 1 "$RUNS"); do
