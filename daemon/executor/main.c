@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,6 +76,14 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1)
 		log_settag(argv[1]); /* the task id */
+	/*
+	 * Die with the supervisor: an executor whose supervisor is gone would go
+	 * on deleting beside a restarted one that has already marked its task
+	 * failed, with nobody to record what it deletes. A supervisor already
+	 * gone before this line closed the link: reading the job sees EOF.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		fatal("cannot ask to die with purged (prctl PR_SET_PDEATHSIG)");
 	/* SIGTERM is the supervisor's stop request (cancel, task timeout): drivers see it through
 	 * backend_stopping() and reconcile before they end; SIGKILL follows after stop_grace. */
 	backend_stop_init();
