@@ -859,6 +859,14 @@ static int read_text(const char *path, struct config_text *t, struct config_erro
 		close(fd);
 		return -EINVAL;
 	}
+	/* Whoever can write it decides who may purge (control_group) and what: root's or ours only. */
+	if (fd >= 0 && ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022))) {
+		add_error(&ps, 0, "the configuration is owned by uid %u with mode %04o: it must belong to root (or the "
+			  "daemon's uid %u) and not be writable by group or others; chown root and chmod go-w it",
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+		close(fd);
+		return -EPERM;
+	}
 	if (fd >= 0)
 		f = fdopen(fd, "r");
 	if (!f) {
@@ -903,7 +911,17 @@ int config_load(const char *path, struct daemon_conf **ret, struct config_errors
 	n++;
 	/* Drop-ins: files named "*.conf" in PATH.d, in name order, after the main file (as systemd and sshd do). */
 	char *dir = xasprintf("%s.d", path);
-	count = scandir(dir, &list, conf_filter, alphasort);
+	struct stat dst;
+	char why[512];
+	if (lstat(dir, &dst) == 0 && creds_check_private_dir(dir, "the drop-in folder", why, sizeof(why)) < 0) {
+		/* Anyone who can add a file there configures purged. */
+		struct parse_state ps = { .file = dir, .errs = errs };
+		add_error(&ps, 0, "%s", why);
+		r = -EPERM;
+		count = 0;
+	} else {
+		count = scandir(dir, &list, conf_filter, alphasort);
+	}
 	for (int i = 0; i < count; i++) {
 		char *p = xasprintf("%s/%s", dir, list[i]->d_name);
 		texts = xrealloc(texts, (n + 1) * sizeof(*texts));

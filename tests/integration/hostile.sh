@@ -90,6 +90,19 @@ EOF2
 expect_code 1 "a FIFO as password_file is refused by purged -t, without hanging" timeout 10 "$T/bin/purged" -c "$T/fifo.conf" -t
 expect_contains "…naming it" "$OUT$ERR" "is not a regular file"
 
+# Configuration anyone could write: whoever writes it decides who may purge (review of issue 15, F3).
+cp "$T/fifo.conf" "$T/open.conf"
+sed -i "s|^password_file = .*|objects = 1|" "$T/open.conf"
+chmod 0666 "$T/open.conf"
+expect_code 1 "a configuration writable by others is refused by purged -t" timeout 10 "$T/bin/purged" -c "$T/open.conf" -t
+expect_contains "…saying why and the fix" "$OUT$ERR" "not be writable by group or others; chown root and chmod go-w it"
+chmod 0644 "$T/open.conf"
+mkdir -m 0777 "$T/open.conf.d"
+expect_code 1 "a drop-in folder writable by others is refused" timeout 10 "$T/bin/purged" -c "$T/open.conf" -t
+expect_contains "…naming it" "$OUT$ERR" "the drop-in folder '$T/open.conf.d' has mode 0777"
+chmod 0755 "$T/open.conf.d"
+expect_code 0 "…and accepted once private" timeout 10 "$T/bin/purged" -c "$T/open.conf" -t
+
 # 10. Directories an unprivileged user could change.
 mkdir -p "$T/ww" "$T/real"
 chmod 0777 "$T/ww"
