@@ -159,7 +159,14 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 		if (t->state == TASK_AWAITING) {
 			/* Journaled as a flag only: a restart ends the task, it cannot run without them. */
 			t->needs_request_credentials = true;
-			runner_persist(t);
+			if (runner_persist(t) < 0) {
+				/* Unrecorded, a restart would keep it awaiting and run it without them: end it now. */
+				runner_on_end(t, TASK_FAILED, NULL, "the journal could not record that this purge holds "
+					      "credentials from its request", NULL);
+				return proto_reply_error(id, PURGE_ERR_UNAVAILABLE, "cannot record task %s in the journal "
+							 "under %s; free space or fix the state directory, then retry; "
+							 "nothing was done", t->id, purged->conf->state_dir);
+			}
 		}
 	} else if (creds)
 		log_debug("purge of '%s': credentials in the request ignored (accept_request_credentials is off)",
