@@ -106,5 +106,38 @@ int creds_check_private_dir(const char *path, const char *what, char *err, size_
 			 (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
-	return 0;
+	/*
+	 * Its parents too, up to /, as OpenSSH's safe_path does: whoever may
+	 * rename a parent may swap the whole tree (plant a socket that answers
+	 * root's purgectl). A parent writable by others is fine only when sticky
+	 * and root's, like /tmp.
+	 */
+	char *real = realpath(path, NULL);
+	if (!real) {
+		snprintf(err, errlen, "cannot resolve %s '%s': %s", what, path, strerror(errno));
+		return -1;
+	}
+	int r = 0;
+	for (char *slash = strrchr(real, '/'); r == 0 && slash; slash = strrchr(real, '/')) {
+		*slash = '\0';
+		const char *parent = real[0] ? real : "/";
+		if (stat(parent, &st) < 0) {
+			snprintf(err, errlen, "cannot stat '%s', a parent of %s '%s': %s", parent, what, path, strerror(errno));
+			r = -1;
+		} else if (st.st_uid != geteuid() && st.st_uid != 0) {
+			snprintf(err, errlen, "'%s', a parent of %s '%s', is owned by uid %u, neither root nor the daemon's "
+				 "uid %u: its owner could swap the folder; move %s or chown the parent", parent, what, path,
+				 (unsigned)st.st_uid, (unsigned)geteuid(), what);
+			r = -1;
+		} else if ((st.st_mode & 022) && !((st.st_mode & S_ISVTX) && st.st_uid == 0)) {
+			snprintf(err, errlen, "'%s', a parent of %s '%s', has mode %04o, writable by group or others "
+				 "without the sticky bit: they could swap the folder; chmod go-w it or move %s", parent, what,
+				 path, (unsigned)(st.st_mode & 07777), what);
+			r = -1;
+		}
+		if (!real[0])
+			break;
+	}
+	free(real);
+	return r;
 }

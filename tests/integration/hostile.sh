@@ -108,7 +108,9 @@ mkdir -p "$T/ww" "$T/real"
 chmod 0777 "$T/ww"
 ln -s "$T/real" "$T/link"
 for case in "state_dir = $T/ww|writable by group or others" "state_dir = $T/link|symbolic link" \
-	"control_socket = $T/ww/c.sock|writable by group or others"; do
+	"control_socket = $T/ww/c.sock|writable by group or others" \
+	"control_socket = $T/ww/sock/c.sock|a parent of the control socket directory" \
+	"state_dir = $T/ww/state|a parent of state_dir"; do
 	setting=${case%%|*}
 	want=${case#*|}
 	{
@@ -120,5 +122,13 @@ for case in "state_dir = $T/ww|writable by group or others" "state_dir = $T/link
 	} >"$T/dir.conf"
 	expect_code 1 "refuses to start with $setting" timeout 10 "$T/bin/purged" -c "$T/dir.conf"
 	expect_contains "…saying it is $want" "$ERR" "$want"
+	rm -rf "$T/ww/sock" "$T/ww/state"
 done
+# A parent writable by others is fine when sticky and root's, like /tmp (tests run under it).
+chmod 1777 "$T/ww"
+printf '[daemon]\ncontrol_socket = %s/ww/c2/c.sock\nstate_dir = %s/ww/state\nexecutor_user = nobody\n' "$T" "$T" >"$T/dir.conf"
+"$T/bin/purged" -c "$T/dir.conf" >"$T/sticky.log" 2>&1 &
+SPID=$!
+check "a sticky root-owned parent, like /tmp, is accepted" wait_until 10 test -S "$T/ww/c2/c.sock"
+kill "$SPID"; wait "$SPID" 2>/dev/null
 finish
