@@ -43,7 +43,7 @@ G=1d7741cc-1110-4e2f-bc6c-935292783d24
 G2=2e8852dd-2221-4f30-bd7d-046303894e35
 RP=$(free_port) # no redis listens there: nothing may ever be sent to it
 
-write_config "control_group = $GRP" <<EOF2
+write_config "control_group = $GRP" "max_executors = 1" <<EOF2
 $(rest_conf)
 
 [target vault]
@@ -65,6 +65,11 @@ type = noop
 objects = 5
 step_ms = 1
 approvals = 1
+
+[target slow]
+type = noop
+objects = 100000
+step_ms = 10
 
 [target brief]
 type = noop
@@ -231,6 +236,22 @@ expect_code 0 "reload protecting the target meanwhile" ctl reload
 expect_code 4 "$U2's approval is refused" as "$U2" approve "$ID"
 expect_contains "…saying why" "$ERR" "target 'twoman' is protected"
 expect_eq "…the task ended without running" "$(task_status "$ID")" "failed"
+sed -i '/^protect = yes$/d' "$CONF"
+expect_code 0 "reload unprotecting it" ctl reload
+echo "# ... and again at start"
+expect_code 0 "a long purge holds the only executor (max_executors = 1)" ctl --json purge slow --yes --detach
+SLOW=$(jf "$OUT" .id)
+check "…it runs" wait_until 5 status_is "$SLOW" started
+expect_code 0 "$U1 asks" as "$U1" --json purge twoman --yes --detach
+ID=$(jf "$OUT" .id)
+expect_code 0 "$U2 approves" as "$U2" --json approve "$ID"
+expect_eq "…the task is queued behind the long one" "$(jf "$OUT" .status)" "queued"
+sed -i '/^\[target twoman\]/a protect = yes' "$CONF"
+expect_code 0 "reload protecting the target before it starts" ctl reload
+expect_code 0 "the long purge is cancelled, freeing the executor" ctl cancel "$SLOW"
+check "…the approved task fails instead of starting" wait_until 10 status_is "$ID" failed
+expect_contains "…saying why" "$(ctl --json task "$ID" | jq -r .error)" "target 'twoman' is protected (protect = yes in $CONF:"
+expect_eq "…it never started" "$(ctl --json task "$ID" | jq -r .started)" "null"
 sed -i '/^protect = yes$/d' "$CONF"
 expect_code 0 "reload unprotecting it" ctl reload
 
