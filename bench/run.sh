@@ -347,6 +347,7 @@ stop_purged
 	echo "# purged benchmark results"
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "- load average (1, 5, 15 min) when the run ended: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
 	echo "- machine: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -m | awk '/^Mem:/ {print $2}') MiB, kernel $(uname -r)"
 	echo "- commit: $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)"
 	echo "- command: \`bench/run.sh\`$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1: short runs, figures are rough)')"
