@@ -396,7 +396,7 @@ static void identify(struct ctl_conn *c)
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct ctl_conn *c;
-	unsigned same_uid = 0;
+	unsigned same_uid = 0, allowed = 0;
 
 	if (status < 0) {
 		log_warnx("control: accept failed: %s, ignoring", uv_strerror(status));
@@ -409,8 +409,10 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	identify(c);
-	for (struct ctl_conn *o = conns; o; o = o->next)
+	for (struct ctl_conn *o = conns; o; o = o->next) {
 		same_uid += o->who.uid == c->who.uid;
+		allowed += o->who.allowed;
+	}
 	c->next = conns;
 	if (conns)
 		conns->prev = c;
@@ -430,9 +432,10 @@ static void on_connection(uv_stream_t *server, int status)
 					      purged->conf->control_group), true);
 		return;
 	}
-	if (n_conns > CTL_MAX_CONNS || same_uid >= CTL_MAX_CONNS_PER_UID) {
+	/* Only allowed callers count against the limits: refused ones cannot crowd root out. */
+	if (allowed >= CTL_MAX_CONNS || same_uid >= CTL_MAX_CONNS_PER_UID) {
 		log_warnx_limited(&conn_limit_log, "control: too many connections (%u in all, %u from %s); refusing "
-				  "pid %lld", n_conns, same_uid + 1, c->who.name, (long long)c->who.pid);
+				  "pid %lld", allowed + 1, same_uid + 1, c->who.name, (long long)c->who.pid);
 		send_msg(c, proto_reply_error(0, PURGE_ERR_BUSY, "too many connections to purged; close some and retry"),
 			 true);
 		return;
@@ -505,7 +508,8 @@ void ctl_listen(const char *path, const char *group)
 			 "uid %u may connect", path, group, (unsigned)geteuid());
 	if (chmod(path, 0660) < 0)
 		fatal("cannot chmod the control socket '%s'", path);
-	r = uv_listen((uv_stream_t *)&listener, 64, on_connection);
+	/* A deep backlog: a flood of refused callers must not fill it before root gets its turn. */
+	r = uv_listen((uv_stream_t *)&listener, 1024, on_connection);
 	if (r < 0)
 		fatalx("cannot listen on the control socket '%s': %s", path, uv_strerror(r));
 	listening = true;
