@@ -19,6 +19,8 @@
 #include "purged/util.h"
 #include "purged/uvio.h"
 
+#define MANIFEST_BYTES_MAX (256ull << 20) /* one task's manifest on disk */
+
 struct executor {
 	uv_process_t proc;
 	uv_pipe_t msg;            /* fd 3 in the executor */
@@ -39,6 +41,7 @@ struct executor {
 	bool dry_run;             /* a plan: deletes nothing, reports no deletion */
 	bool probe;               /* a sandbox probe target (--test-probes): its result counts are probes */
 	uint64_t entries;         /* manifest entries received */
+	uint64_t manifest_bytes;  /* their size, roughly as written */
 	int manifest_err;         /* first manifest write error (-errno): the manifest is incomplete */
 	char *stop_reason;        /* SIGTERM sent because of a task timeout (NULL: a cancel) */
 	bool stop_sent;           /* SIGTERM sent: the executor is stopping and reconciling */
@@ -268,11 +271,18 @@ static void violation(struct executor *e, const char *what)
  */
 static const char *record_deleted(struct executor *e, const json_t *msg)
 {
-	json_t *entries = json_object_get(msg, "manifest");
-	const char *bad = task_add_confirmed(e->task, msg, e->entries);
+	json_t *entries = json_object_get(msg, "manifest"), *x;
+	size_t i, bytes = 0;
 
+	/* A byte budget too, so that a compromised executor cannot fill root's disk with long names. */
+	json_array_foreach(entries, i, x)
+		bytes += 64 + json_string_length(json_object_get(x, "name")) + json_string_length(json_object_get(x, "id"));
+	if (e->manifest_bytes + bytes > MANIFEST_BYTES_MAX)
+		return "a manifest over 256 MiB";
+	const char *bad = task_add_confirmed(e->task, msg, e->entries);
 	if (bad)
 		return bad;
+	e->manifest_bytes += bytes;
 	e->entries += json_array_size(entries);
 	/* Journaled as they grow (unsynced, at most once a second): a supervisor crash keeps them too. */
 	if (mono_usec() - e->persisted >= 1000000) {

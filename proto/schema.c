@@ -114,7 +114,8 @@ static bool is_manifest(const json_t *v)
 		const json_t *name = json_object_get(e, "name"), *cascade = json_object_get(e, "cascade");
 		if (!json_is_object(e) || json_object_size(e) != 2u + !!name + !!cascade || !json_is_string(kind) ||
 		    !is_name(json_string_value(kind), json_string_length(kind)) ||
-		    !(json_is_string(id) || json_is_integer(id)) || (name && !json_is_string(name)) ||
+		    !(json_is_integer(id) || (json_is_string(id) && json_string_length(id) <= PURGE_MANIFEST_ID_MAX)) ||
+		    (name && (!json_is_string(name) || json_string_length(name) > PURGE_MANIFEST_NAME_MAX)) ||
 		    (cascade && !json_is_boolean(cascade)))
 			return false;
 	}

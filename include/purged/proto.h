@@ -27,6 +27,8 @@
 #define PURGE_AUTH_MAX       256          /* bearer token forwarded by purged-rest */
 #define PURGE_TASK_ID_LEN    36           /* UUID text form */
 #define PURGE_INSTANCES_MAX  64           /* CRDB instances in one purge */
+#define PURGE_MANIFEST_ID_MAX   128       /* bytes of a manifest entry's string id */
+#define PURGE_MANIFEST_NAME_MAX 1024      /* bytes of a manifest entry's name: a disk-filling child is cut off */
 
 /* The kind of a message, told by its distinguishing key. */
 enum purge_msg_type {

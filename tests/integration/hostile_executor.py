@@ -73,6 +73,9 @@ ATTACKS = {
     # A manifest name that is not UTF-8, after two good deletions.
     "badname": lambda: send({"manifest": [entry(1), entry(2)]},
                             {"manifest": [{"kind": "objects", "id": 3, "name": b"\xff\xfeobject"}]}),
+    # A name long enough to fill root's disk quickly, frame after frame (hostile review of issue 15, F5).
+    "longname": lambda: send({"manifest": [entry(1)]},
+                             {"manifest": [{"kind": "objects", "id": 2, "name": "x" * 60000}]}),
     # A kind that is not a name.
     "badkind": lambda: send({"manifest": [{"kind": "no such kind!", "id": 1}]}),
     # A result count that is negative.

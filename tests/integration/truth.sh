@@ -282,6 +282,8 @@ killed() {
 killed badkey purge "protocol violation by the executor: map key"
 killed badname purge "protocol violation by the executor: string is not valid UTF-8"
 expect_eq "badname: …the 2 deletions before it are kept" "$(jf "$OUT" .counts.objects)" "2"
+killed longname purge "protocol violation by the executor: key 'manifest' must be an array of {kind, id, name, cascade} entries"
+expect_eq "longname: …the deletion before it is kept" "$(jf "$OUT" .counts.objects)" "1"
 killed badkind purge "protocol violation by the executor: key 'manifest' must be an array of {kind, id, name, cascade} entries"
 killed countkind purge "protocol violation by the executor: a result count that is not a kind"
 killed overflow purge "protocol violation by the executor: a confirmed count over 2^53"
@@ -304,7 +306,7 @@ E=$(jf "$OUT" .error)
 check "…with the text cut to at most 4 KiB, on a character boundary (${#E} characters)" sh -c "[ ${#E} -ge 1000 ] && [ \"\$(printf '%s' '$E' | wc -c)\" -le 4096 ] && printf '%s' '$E' | iconv -f UTF-8 -t UTF-8 >/dev/null"
 expect_proc "purged is still up after every attack" "$PURGED_PID" true
 ctl --json tasks --limit 100 | jq -c '[.[] | {id, status, error, counts}]' >"$T/before"
-check "every attack's task is listed" test "$(jq length "$T/before")" -ge 13
+check "every attack's task is listed" test "$(jq length "$T/before")" -ge 14
 stop_purged TERM
 expect_eq "purged stopped cleanly" "$STOP_STATUS" "0"
 start_purged || { finish; exit 1; }
