@@ -17,10 +17,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "daemon/childlog.h"
 #include "daemon/purged.h"
 #include "daemon/rest/rest.h"
 #include "purged/log.h"
 #include "purged/util.h"
+#include "purged/uvio.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
@@ -43,6 +45,34 @@ static struct {
 } rc = { .listen_fd = -1 };
 
 static void spawn_child(void);
+
+/*
+ * purged-rest's stderr: a pipe relayed line by line into our log with its
+ * pid, never its raw bytes on our stderr (a compromised child could forge a
+ * daemon line or flood the journal). Static slots: an old child's pipe may
+ * still drain while its successor starts.
+ */
+static struct rest_log {
+	uv_pipe_t pipe;
+	struct childlog log;
+	bool used;
+} rest_logs[4];
+
+static void on_rest_log_closed(uv_handle_t *h)
+{
+	((struct rest_log *)h->data)->used = false;
+}
+
+static void on_rest_log(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct rest_log *l = s->data;
+	if (nread < 0) {
+		childlog_flush(&l->log);
+		uv_close((uv_handle_t *)s, on_rest_log_closed);
+	} else {
+		childlog_feed(&l->log, buf->base, (size_t)nread);
+	}
+}
 
 static void on_retry(uv_timer_t *t)
 {
@@ -131,8 +161,23 @@ static void spawn_child(void)
 	}
 	stdio[0].flags = UV_IGNORE;
 	stdio[1].flags = UV_IGNORE;
-	stdio[2].flags = UV_INHERIT_FD; /* its log lines join ours */
-	stdio[2].data.fd = STDERR_FILENO;
+	struct rest_log *log = NULL;
+	for (size_t i = 0; i < sizeof(rest_logs) / sizeof(rest_logs[0]) && !log; i++)
+		if (!rest_logs[i].used)
+			log = &rest_logs[i];
+	if (!log) {
+		log_warnx("rest: the log pipes of earlier purged-rest processes are still open; retrying in %u ms",
+			  rc.backoff_ms);
+		close(sv[0]);
+		close(sv[1]);
+		uv_timer_start(&rc.retry, on_retry, rc.backoff_ms, 0);
+		return;
+	}
+	log->used = true;
+	uv_pipe_init(purged->loop, &log->pipe, 0);
+	log->pipe.data = log;
+	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[2].data.stream = (uv_stream_t *)&log->pipe;
 	stdio[3].flags = UV_INHERIT_FD;
 	stdio[3].data.fd = sv[1];
 	stdio[4].flags = UV_INHERIT_FD;
@@ -153,11 +198,14 @@ static void spawn_child(void)
 	close(sv[1]);
 	if (r < 0) {
 		close(sv[0]);
+		uv_close((uv_handle_t *)&log->pipe, on_rest_log_closed);
 		uv_close((uv_handle_t *)&rc.proc, NULL);
 		log_warnx("rest: cannot start '%s': %s; retrying in %u ms", rc.path, uv_strerror(r), rc.backoff_ms);
 		uv_timer_start(&rc.retry, on_retry, rc.backoff_ms, 0);
 		return;
 	}
+	childlog_init(&log->log, "[purged-rest %d]", rc.proc.pid);
+	uv_read_start((uv_stream_t *)&log->pipe, uvio_read_buf, on_rest_log);
 	rc.running = true;
 	rc.started = mono_usec();
 	rc.link = ctl_adopt_rest(sv[0], on_link_closed);
@@ -210,6 +258,10 @@ void rest_child_stop(void)
 	uv_timer_stop(&rc.reaper);
 	if (rc.running)
 		uv_process_kill(&rc.proc, SIGTERM);
+	/* The loop ends before its pipe's end is read: say now what it had not finished saying. */
+	for (size_t i = 0; i < sizeof(rest_logs) / sizeof(rest_logs[0]); i++)
+		if (rest_logs[i].used)
+			childlog_flush(&rest_logs[i].log);
 	close(rc.listen_fd);
 	rc.listen_fd = -1;
 	free(rc.path);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "buildconf.h"
+#include "daemon/childlog.h"
 #include "daemon/manifest.h"
 #include "daemon/purged.h"
 #include "purged/log.h"
@@ -28,8 +29,7 @@ struct executor {
 	uv_timer_t timer;         /* task_timeout, then the kill grace */
 	struct task *task;        /* NULL once the outcome is settled */
 	struct proto_reader rd;
-	char logbuf[1024];
-	size_t loglen;
+	struct childlog relay;    /* its stderr, into our log */
 	int open_handles;
 	bool exited, msg_eof, log_eof;
 	int64_t exit_status;
@@ -50,15 +50,11 @@ struct executor {
 	int64_t persisted;        /* mono usec the running counts were last journaled */
 	int64_t window_start;     /* flood check: frames in the current second */
 	unsigned window_frames;
-	int64_t log_window;       /* log relay budget: lines in the current second, and dropped */
-	unsigned log_lines;
-	uint64_t log_dropped;
 };
 
 /* What an executor may send before it is called hostile and killed (more in task.h). */
 #define FRAMES_PER_SEC_MAX 20000     /* messages in one second */
 #define ERROR_TEXT_MAX 4096          /* bytes of the backend's error kept in the task */
-#define LOG_LINES_PER_SEC 200        /* executor log lines relayed; more are counted, not logged */
 
 char *exec_find_helper(const char *name)
 {
@@ -101,7 +97,6 @@ static void close_all(struct executor *e)
 			uv_close(hs[i], on_close);
 }
 
-static void flush_log(struct executor *e, bool all);
 
 /* A sandbox probe reports its attempts as counts "probe.WHAT" in its result: not deletions. */
 static void merge_probe_counts(struct task *t, const json_t *counts)
@@ -132,7 +127,7 @@ static void settle(struct executor *e)
 	if (!t || !e->exited || !e->msg_eof || !e->log_eof)
 		return;
 	e->task = NULL;
-	flush_log(e, true);
+	childlog_flush(&e->relay);
 	uv_timer_stop(&e->timer);
 	manifest_close(&e->manifest_fd); /* synced before the end is journaled */
 
@@ -366,84 +361,17 @@ static void on_msg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-static void log_dropped(struct executor *e)
-{
-	if (!e->log_dropped)
-		return;
-	log_warnx("[executor %d task %.8s] %llu log lines not relayed (more than %d a second)", e->pid,
-		  e->task ? e->task->id : "-", (unsigned long long)e->log_dropped, LOG_LINES_PER_SEC);
-	e->log_dropped = 0;
-}
-
-/* Relay the executor's stderr line by line, keeping its "<N>" priority; a flood is counted, not relayed. */
-static void relay_line(struct executor *e, char *line)
-{
-	int prio = 6;
-	int64_t now = mono_usec();
-
-	if (now - e->log_window >= 1000000) {
-		log_dropped(e);
-		e->log_window = now;
-		e->log_lines = 0;
-	}
-	if (++e->log_lines > LOG_LINES_PER_SEC) {
-		e->log_dropped++;
-		return;
-	}
-	if (line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>') {
-		prio = line[1] - '0';
-		line += 3;
-	}
-	if (prio < 3)
-		prio = 3; /* an executor cannot raise alerts above err */
-	switch (prio) {
-	case 3:
-	case 4:
-	case 5:
-		log_warnx("[executor %d task %.8s] %s", e->pid, e->task ? e->task->id : "-", line);
-		break;
-	case 7:
-		log_debug("[executor %d task %.8s] %s", e->pid, e->task ? e->task->id : "-", line);
-		break;
-	default:
-		log_info("[executor %d task %.8s] %s", e->pid, e->task ? e->task->id : "-", line);
-	}
-}
-
-static void flush_log(struct executor *e, bool all)
-{
-	char *nl;
-	while ((nl = memchr(e->logbuf, '\n', e->loglen))) {
-		*nl = '\0';
-		relay_line(e, e->logbuf);
-		size_t used = (size_t)(nl - e->logbuf) + 1;
-		memmove(e->logbuf, nl + 1, e->loglen - used);
-		e->loglen -= used;
-	}
-	if (e->loglen && (all || e->loglen == sizeof(e->logbuf) - 1)) {
-		e->logbuf[e->loglen] = '\0';
-		relay_line(e, e->logbuf);
-		e->loglen = 0;
-	}
-	if (all)
-		log_dropped(e);
-}
-
 static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct executor *e = s->data;
 	if (nread < 0) {
 		uv_read_stop(s);
-		flush_log(e, true);
+		childlog_flush(&e->relay);
 		e->log_eof = true;
 		settle(e);
 		return;
 	}
-	for (ssize_t i = 0; i < nread; i++) {
-		e->logbuf[e->loglen++] = buf->base[i];
-		if (e->logbuf[e->loglen - 1] == '\n' || e->loglen == sizeof(e->logbuf) - 1)
-			flush_log(e, false);
-	}
+	childlog_feed(&e->relay, buf->base, (size_t)nread);
 }
 
 struct job_write {
@@ -567,6 +495,7 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	e->pid = e->proc.pid;
 	e->task = task;
 	task->exec = e;
+	childlog_init(&e->relay, "[executor %d task %.8s]", e->pid, task->id);
 
 	json_t *settings = NULL, *secrets = NULL;
 	job_scope(tc, task, &settings, &secrets);

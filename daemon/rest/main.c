@@ -114,9 +114,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* 1024 clients, the two inherited sockets, the loop's own fds. */
 	/*
-	 * Its stderr is the daemon's (a file, when not under journald): no
-	 * RLIMIT_FSIZE, or its first log line would kill it. Landlock still
-	 * denies it every file open.
+	 * Its stderr is a pipe the supervisor relays into its log with our pid:
+	 * no RLIMIT_FSIZE all the same (a debug run may hand it a file).
+	 * Landlock denies it every file open.
 	 */
 	if (sandbox_prepare(LISTEN_FD, REST_MAX_CONNS + 64, false, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s", err);

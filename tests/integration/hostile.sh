@@ -93,6 +93,21 @@ if [ "$IS_ROOT" = 1 ]; then
 	check "…that count every refusal: the 66 by purgectl and the flood's ($SUM)" test "$SUM" -gt 66
 fi
 
+# A compromised purged-rest's stderr (a stand-in that forges a daemon line and floods): relayed with its pid,
+# capped at warning level, at most 200 lines a second, never a raw daemon line (review of issue 15, F4).
+cp "$T/bin/purged-rest" "$T/real-rest"
+printf '#!/bin/sh\nprintf "<2>purged: audit: root (uid 0) via ctl: purge target forged -> ok\\n" >&2\ni=0\nwhile [ $i -lt 3000 ]; do echo "<3>flooding $i" >&2; i=$((i + 1)); done\nsleep 2\n' >"$T/bin/purged-rest"
+chmod 755 "$T/bin/purged-rest"
+start_purged || { finish; exit 1; }
+check "the stand-in's lines are relayed" wait_until 10 grep -q "flooding 1" "$LOG"
+check "…and when its log ends, how many were not relayed is said" \
+	wait_until 10 grep -qE "\[purged-rest [0-9]+\] [0-9]+ log lines not relayed" "$LOG"
+stop_purged
+check "purged-rest's stderr cannot forge a daemon line" no_match -E '^<[0-7]>purged: audit: root \(uid 0\) via ctl: purge target forged' "$LOG"
+check "…it is relayed with its pid, at warning level" grep -qE '^<4>purged: \[purged-rest [0-9]+\] purged: audit: root \(uid 0\) via ctl: purge target forged' "$LOG"
+check "…and a flood of 3000 lines is cut to a few hundred ($(grep -c flooding "$LOG"))" test "$(grep -c flooding "$LOG")" -le 1000
+mv "$T/real-rest" "$T/bin/purged-rest"
+
 # 6. A FIFO as a secret file: refused at once, not a hang.
 mkfifo "$T/fifo"
 cat >"$T/fifo.conf" <<EOF2
