@@ -135,6 +135,7 @@ static int follow(struct client *c, const char *id)
 			printf("\n");
 			if (json_object_size(json_object_get(last, "counts")))
 				render_counts(json_object_get(last, "counts"));
+			render_warnings(last);
 		}
 		r = task_exit_code(last);
 	}

@@ -42,6 +42,8 @@ void render_status(const json_t *st);
 void render_targets(const json_t *arr);
 void render_tasks(const json_t *arr);
 void render_task(const json_t *t);
+/* A task's warnings, one "warning:" line each (what it could not see or count). */
+void render_warnings(const json_t *t);
 void render_counts(const json_t *counts);
 /* Progress display for --wait: a bar on a terminal, throttled lines otherwise (stderr). */
 void render_progress(const json_t *task, bool final);

@@ -175,6 +175,14 @@ void render_counts(const json_t *counts)
 	free_cells(cells, rows * 2);
 }
 
+void render_warnings(const json_t *t)
+{
+	const json_t *w;
+	size_t i;
+	json_array_foreach(json_object_get(t, "warnings"), i, w)
+		printf("warning:    %s\n", json_string_value(w) ?: "?");
+}
+
 void render_task(const json_t *t)
 {
 	const json_t *by = json_object_get(t, "requested_by");
@@ -197,6 +205,7 @@ void render_task(const json_t *t)
 	}
 	if (json_is_string(json_object_get(t, "error")))
 		printf("error:      %s\n", str(t, "error"));
+	render_warnings(t);
 	const json_t *ap = json_object_get(t, "approval");
 	if (ap) {
 		printf("approval:   asked by %s; %s %s\n", str(ap, "requester"),

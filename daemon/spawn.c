@@ -143,6 +143,18 @@ static void settle(struct executor *e)
 		task_safe_text(berr, sizeof(berr), json_string_value(json_object_get(res, "error")));
 	if (!e->dry_run && e->probe && res)
 		merge_probe_counts(t, json_object_get(res, "counts"));
+	/* What the driver could not see or count: said on the task, whatever its outcome. */
+	json_t *w;
+	size_t wi;
+	json_array_foreach(res ? json_object_get(res, "warnings") : NULL, wi, w) {
+		char said[ERROR_TEXT_MAX];
+		task_safe_text(said, sizeof(said), json_string_value(w));
+		task_warn(t, "%s", said);
+	}
+	if (!e->stop_sent && !e->fail_reason && e->term_signal && !e->dry_run)
+		task_warn(t, "the executor was killed by signal %d while it may have had a delete in flight: what that "
+			  "request deleted is not in the counts or the manifest; plan the target again to see what is "
+			  "left", e->term_signal);
 	if (e->manifest_err)
 		task_warn(t, "the manifest is incomplete: writing %s/manifests/%s.jsonl failed (%s); the counts "
 			  "are complete", purged->conf->state_dir, t->id, strerror(-e->manifest_err));

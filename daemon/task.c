@@ -338,6 +338,12 @@ const char *task_check_result(const json_t *res)
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > TASK_COUNT_MAX ||
 		    strlen(kind) == 0 || strlen(kind) > PURGE_NAME_MAX)
 			return "a result count that is not a kind (at most 64 bytes) with an integer from 0 to 2^53";
+	const json_t *warnings = json_object_get(res, "warnings");
+	if (json_array_size(warnings) > 16)
+		return "a result with more than 16 warnings";
+	json_array_foreach(warnings, i, v)
+		if (!json_is_string(v) || json_string_length(v) > 2048)
+			return "a result warning that is not a string of at most 2 KiB";
 	if (json_array_size(errors) > TASK_ERRORS_MAX)
 		return "a result with more than 256 errors";
 	json_array_foreach(errors, i, v) {

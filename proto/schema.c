@@ -326,6 +326,7 @@ static const struct field result_body[] = {
 	{ "counts", F_MAP, false },
 	{ "error", F_STRING, false },
 	{ "errors", F_ARRAY, false },
+	{ "warnings", F_ARRAY, false }, /* strings: what the task must say besides its outcome */
 	{ NULL },
 };
 

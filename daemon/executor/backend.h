@@ -19,6 +19,7 @@ struct backend_ctx {
 	json_t *counts;           /* kind -> objects deleted (or that would be) */
 	char error[2048];         /* set by the driver when run() fails (backend_fail) */
 	json_t *errors;           /* optional [{cluster_name|target, error_code, description}], owned */
+	json_t *warnings;         /* backend_warn(): strings, owned */
 	int fd;                   /* message socket to the supervisor */
 	int64_t last_progress;    /* mono usec of the last progress frame */
 	json_t *manifest;         /* confirmed deletions not yet sent: entries */
@@ -79,6 +80,12 @@ int backend_check_remaining(struct backend_ctx *ctx, const char *hint);
 bool backend_stopping(const struct backend_ctx *ctx);
 /* main.c: install the SIGTERM handler that backend_stopping() reads. */
 void backend_stop_init(void);
+/*
+ * Something the task must say besides its outcome (what could not be seen or
+ * counted: "archived projects past id N cannot be found"); at most 16, sent
+ * with the result, shown with the task even when it finished.
+ */
+void backend_warn(struct backend_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Fill ctx->error; returns -1 for "return backend_fail(...)". The text is made safe (valid
  * UTF-8, cut on a character boundary). */
 int backend_fail(struct backend_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

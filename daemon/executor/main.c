@@ -37,7 +37,7 @@ static const struct backend_ops *find_backend(const char *type)
 	return NULL;
 }
 
-static int send_result(int fd, bool ok, json_t *counts, const char *error, json_t *errors)
+static int send_result(int fd, bool ok, json_t *counts, const char *error, json_t *errors, json_t *warnings)
 {
 	json_t *msg = json_pack("{s:{s:b, s:O}}", "outcome", "ok", ok, "counts", counts);
 	int r;
@@ -45,6 +45,8 @@ static int send_result(int fd, bool ok, json_t *counts, const char *error, json_
 		json_object_set_new(json_object_get(msg, "outcome"), "error", json_string(error));
 	if (msg && errors)
 		json_object_set(json_object_get(msg, "outcome"), "errors", errors);
+	if (msg && warnings)
+		json_object_set(json_object_get(msg, "outcome"), "warnings", warnings);
 	r = msg ? frame_send(fd, msg) : -ENOMEM;
 	json_decref(msg);
 	return r;
@@ -121,7 +123,7 @@ int main(int argc, char **argv)
 	family_finish(&ctx);
 	json_wipe_strings((json_t *)ctx.secrets);
 	backend_flush(&ctx); /* every confirmed deletion before the result */
-	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors);
+	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors, ctx.warnings);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
 	struct rusage ru;
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
 		log_info("done: peak RSS %ld KiB (%s)", ru.ru_maxrss, ctx.dry_run ? "plan" : "purge");
 	json_decref(ctx.counts);
 	json_decref(ctx.errors);
+	json_decref(ctx.warnings);
 	json_decref(ctx.remaining);
 	json_decref(msg);
 	proto_reader_free(&rd);

@@ -244,6 +244,21 @@ int backend_check_remaining(struct backend_ctx *ctx, const char *hint)
 			    hint ? hint : "run the purge again, and find out what writes to the backend meanwhile");
 }
 
+void backend_warn(struct backend_ctx *ctx, const char *fmt, ...)
+{
+	char raw[4096], text[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	safe_copy(text, sizeof(text), raw);
+	log_warnx("%s", text);
+	if (!ctx->warnings)
+		ctx->warnings = json_array();
+	if (json_array_size(ctx->warnings) < 16)
+		json_array_append_new(ctx->warnings, json_string(text));
+}
+
 int backend_fail(struct backend_ctx *ctx, const char *fmt, ...)
 {
 	char raw[4096];

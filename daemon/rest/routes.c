@@ -282,7 +282,12 @@ static bool purge_watch(const json_t *msg, void *ud)
 		return true;
 	const json_t *task = json_object_get(msg, "task");
 	const char *status = json_string_value(json_object_get(task, "status"));
-	if (status && strcmp(status, "finished") == 0)
+	const json_t *warnings = json_object_get(task, "warnings");
+	if (status && strcmp(status, "finished") == 0 && json_array_size(warnings))
+		/* Finished, but something could not be seen or counted: never claim more than was checked. */
+		lucid_message(req, 200, NULL, "Database from %s purged, with warnings: %s", display_name(st->target),
+			      json_string_value(json_array_get(warnings, 0)) ?: "see the task");
+	else if (status && strcmp(status, "finished") == 0)
 		lucid_message(req, 200, NULL, "Database from %s successfully purged", display_name(st->target));
 	else
 		lucid_message(req, 500, NULL, "Error purging database on %s: %s", display_name(st->target),

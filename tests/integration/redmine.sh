@@ -120,8 +120,10 @@ expect_eq "12 issues (those of archived projects cannot be seen)" "$(jf "$OUT" .
 expect_eq "4 users (not the admin)" "$(jf "$OUT" .counts.users)" "4"
 expect_eq "2 groups (not the builtin ones)" "$(jf "$OUT" .counts.groups)" "2"
 expect_eq "plan deleted nothing" "$(sqlite3 "$DB" "SELECT count(*) FROM projects")" "11"
-check "the plan says up to where it looked for archived projects" \
-	grep -qE "3 archived or unlisted found by probing ids 1 to [0-9]+ \(Redmine's API cannot list archived" "$LOG"
+check "the plan's log says what probing found" \
+	grep -qE "3 archived or unlisted found by probing ids 1 to [0-9]+" "$LOG"
+expect_contains "…and the plan itself says up to where it looked for archived projects" "$(jf "$OUT" '.warnings[0]')" \
+	"Redmine's API never lists archived projects: ids 1 to"
 
 # --- failures first, while there is data
 expect_code 7 "a non-administrator's key: refused" ctl --json purge redmine-dave --yes --wait
@@ -144,10 +146,16 @@ R=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" "http:
 echo "# the purge of the test data (11 projects, 3 of them archived, 4 users, 2 groups) took" \
 	"$(( ($(date +%s%N) - START) / 1000000 )) ms; $(grep -oE "[0-9]+ HTTP request\(s\) over [0-9]+ connection\(s\)" "$LOG" | tail -n1)"
 expect_eq "POST /purge/redmine: 200" "$(printf '%s' "$R" | tail -n1)" "200"
-expect_eq "…Lucid Chain's message" "$(printf '%s' "$R" | head -n1 | jq -r .message)" "Database from Redmine successfully purged"
+# Archived projects past the probed ids cannot be seen: the message must not claim more than was checked.
+expect_contains "…Lucid Chain's message, with what could not be looked at" "$(printf '%s' "$R" | head -n1 | jq -r .message)" \
+	"Database from Redmine purged, with warnings: Redmine's API never lists archived projects: ids 1 to"
 ID=$(ctl --json tasks --target redmine --limit 1 | jq -r '.[0].id')
 expect_code 0 "the task" ctl --json task "$ID"
 expect_eq "finished" "$(jf "$OUT" .status)" "finished"
+expect_contains "…warning that archived projects past the probed ids would not be seen" "$(jf "$OUT" '.warnings[0]')" \
+	"an archived project with a higher id cannot be seen, and would be left"
+expect_contains "…and that the issues of archived projects are not counted" "$(jf "$OUT" '.warnings[1]')" \
+	"the issues of the 3 archived project(s) go with them but cannot be counted"
 expect_eq "11 projects deleted" "$(jf "$OUT" .counts.projects)" "11"
 expect_eq "12 issues deleted (those seen)" "$(jf "$OUT" .counts.issues)" "12"
 expect_eq "4 users deleted" "$(jf "$OUT" .counts.users)" "4"

@@ -909,11 +909,19 @@ static int redmine_run(struct backend_ctx *ctx)
 	rm.groups = scope_has(ctx, "groups");
 	if (check_admin(&rm) < 0 || enumerate(&rm, &rm.plan, 0) < 0)
 		goto finish;
-	if (rm.projects)
-		log_info("scope: %zu listed project(s), %zu archived or unlisted found by probing ids 1 to %lld (Redmine's "
-			 "API cannot list archived projects: one with a higher id would not be seen), %zu visible "
-			 "issue(s)%s", rm.plan.projects.n, rm.plan.n_hidden, (long long)rm.plan.probed_to,
-			 rm.plan.issues.n, rm.plan.n_hidden ? " (the issues of archived projects cannot be counted)" : "");
+	if (rm.projects) {
+		log_info("scope: %zu listed project(s), %zu archived or unlisted found by probing ids 1 to %lld, %zu "
+			 "visible issue(s)", rm.plan.projects.n, rm.plan.n_hidden, (long long)rm.plan.probed_to,
+			 rm.plan.issues.n);
+		/* What cannot be looked at is said on the task, plan and purge alike: never "nothing is left". */
+		backend_warn(ctx, "Redmine's API never lists archived projects: ids 1 to %lld were probed (%d past the "
+			     "highest id known); an archived project with a higher id cannot be seen, and would be left. "
+			     "Check Administration > Projects (filter: archived) in Redmine", (long long)rm.plan.probed_to,
+			     PROBE_MARGIN);
+		if (rm.plan.n_hidden)
+			backend_warn(ctx, "the issues of the %zu archived project(s) go with them but cannot be counted "
+				     "through Redmine's API: they are not in the issue count", rm.plan.n_hidden);
+	}
 	if (ctx->dry_run) {
 		if (rm.projects) {
 			backend_count(ctx, "projects", rm.plan.projects.n + rm.plan.n_hidden);
