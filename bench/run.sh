@@ -349,7 +349,7 @@ stop_purged
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "- load average (1, 5, 15 min) when the run ended: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
 	echo "- machine: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -m | awk '/^Mem:/ {print $2}') MiB, kernel $(uname -r)"
-	echo "- commit: $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)"
+	echo "- commit: $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)$(cd "$SRC" && git diff --quiet HEAD -- 2>/dev/null || echo " with uncommitted changes to $(git diff --name-only HEAD -- | tr '\n' ' ')(the build measured is the work tree's)")"
 	echo "- command: \`bench/run.sh\`$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1: short runs, figures are rough)')"
 	echo "- references measured in the same run: nginx (1 worker, same CPU pinning) for REST; a bare fork+exec of a static program for executor start; for backend purges, the fastest way by hand named in each table (bench/backends.sh)"
 	echo
