@@ -588,6 +588,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---------------------------------------------------------------- accept */
 
+/*
+ * At the limit, the connection idle (or trickling) longest gives way to the
+ * new one, unless every one is being answered: slots held open by a local
+ * user who sends half a request and waits (slowloris) then cost them their
+ * oldest slot, and the door stays open to clients that ask and go.
+ */
+static struct log_limit full_log;
+
+static bool evict_idlest(const struct http_conn *fresh)
+{
+	struct http_conn *victim = NULL;
+	for (struct http_conn *o = conns; o; o = o->next)
+		if (o != fresh && !o->answering && !o->closing && (!victim || o->idle_since < victim->idle_since))
+			victim = o;
+	if (!victim)
+		return false;
+	log_warnx_limited(&full_log, "%u connections open (limit %d): closing the one idle longest (%llu ms) for a new "
+			  "one", n_conns - 1, REST_MAX_CONNS,
+			  (unsigned long long)(uv_now(rest_loop) - victim->idle_since));
+	conn_close(victim);
+	return true;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	static struct log_limit accept_log;
@@ -613,9 +636,10 @@ static void on_connection(uv_stream_t *server, int status)
 		conns->prev = c;
 	conns = c;
 	n_conns++;
-	if (n_conns > REST_MAX_CONNS) {
-		/* Refused: closed at once, so that the connections we serve keep their share. */
-		log_debug("refusing a connection: %u open (limit %d)", n_conns - 1, REST_MAX_CONNS);
+	if (n_conns > REST_MAX_CONNS && !evict_idlest(c)) {
+		/* Every other one is being answered: this one is refused, so that they keep their share. */
+		log_warnx_limited(&full_log, "refusing a connection: %u open (limit %d), all being answered",
+				  n_conns - 1, REST_MAX_CONNS);
 		conn_close(c);
 		return;
 	}

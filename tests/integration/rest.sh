@@ -144,6 +144,23 @@ ANSWERED=${ANSWERED%% *}
 check "1100 connections: at most 1024 served ($FLOOD)" test "$ANSWERED" -le 1024 -a "$ANSWERED" -ge 900
 check "…the extra ones refused" test "${FLOOD##*refused=}" -ge 76
 expect_http 200 "and it answers the next client" GET /healthz
+# Slowloris: 1100 connections holding half a request line; a client that asks and goes is still served,
+# the connection idle longest giving way (hostile review of issue 15, F2).
+python3 -c '
+import resource, socket, sys, time, subprocess
+port = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NOFILE, (2048, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+for _ in range(1100):
+    s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"GET /healthz HT"); held.append(s)
+time.sleep(0.3)
+ok = 0
+for _ in range(5):
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                        "http://127.0.0.1:%d/healthz" % port], capture_output=True, text=True)
+    ok += r.stdout == "200"
+print(ok)' "$PORT" >"$T/slowloris.out" 2>&1
+expect_eq "1100 half-open requests held: 5 clients that ask and go are all served" "$(cat "$T/slowloris.out")" "5"
 
 # --- the child process
 RPID=$(pgrep -f "^$T/bin/purged-rest" | head -n 1)
