@@ -220,6 +220,25 @@ settled() { # iTop went on deleting that chunk: wait until the tickets stop goin
 check "…iTop finished that delete on its own" settled
 expect_code 0 "…a purge afterwards finishes the job" ctl --json purge itop --yes --wait
 
+# ---- a delete that iTop carried out but that was answered by a gateway's 504 (or a PHP crash's 500):
+# an uncertain outcome, reconciled like a timeout, never "nothing was deleted" (review of issue 11, F1)
+S4=$(is seed P4 100 "$SOCKET") && ok "seeded with 100 user requests" || not_ok "seeding failed"
+BEFORE=$(icount Ticket)
+check "the proxy will answer the first real delete with a gateway's 504, after iTop did it" curl -sf -X POST \
+	"http://127.0.0.1:$PPORT/__fault?mode=gw504&count=1&match=%22simulate%22%3Afalse"
+expect_code 7 "a delete answered 504 fails the task" ctl --json purge itop-late --yes --wait
+ID=$(jf "$OUT" .id)
+E=$(jf "$OUT" .error)
+expect_contains "…naming the status and where to look, not the url" "$E" "HTTP 504 from http://127.0.0.1:$PPORT/webservices/rest.php: iTop or its web server failed on this request; see their error logs"
+expect_contains "…reconciled, and said" "$E" "re-listed to reconcile"
+N=$(jf "$OUT" '.counts.Ticket // 0')
+IDS=$(manifest_ids "$ID" Ticket)
+expect_eq "…every ticket iTop deleted is recorded ($BEFORE before, $(icount Ticket) after)" "$N" "$((BEFORE - $(icount Ticket)))"
+check "…and that is at least the 100 seeded" test "$N" -ge 100
+expect_eq "…manifest = counts" "$(printf '%s' "$IDS" | tr ',' '\n' | grep -c .)" "$N"
+expect_eq "…every ticket in the manifest is really gone" "$(is present Ticket "$IDS")" "0"
+expect_code 0 "…a purge afterwards finishes the job" ctl --json purge itop --yes --wait
+
 # ---- a cancel: the delete in flight ends and is recorded, then the executor stops
 S5=$(is seed P5 500 "$SOCKET") && ok "seeded with 500 user requests" || not_ok "seeding failed"
 expect_code 0 "purge (detached)" ctl --json purge itop --yes --detach

@@ -16,6 +16,8 @@ after M more matching requests pass, the next N matching requests get MODE:
            the connection closed (the client cannot know what happened)
     late   forwarded to the upstream, which acts on it; no answer for 30 s, then the
            connection is closed (the client's timeout fires while the upstream works)
+    gw504  forwarded to the upstream, which acts on it; the client gets a gateway's 504
+           page instead of its answer (nginx's fastcgi_read_timeout, a PHP crash)
 match=TEXT: only requests whose form-decoded body contains TEXT (e.g. iTop's
 "simulate":false) count as matching.
 GET /__stats answers {"requests": N, "faults": N}.
@@ -102,6 +104,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         up.close()
         if mode == "late":
             time.sleep(30)
+        if mode == "gw504":
+            return self.answer(504, b"<html><body><h1>504 Gateway Time-out</h1></body></html>")
         if mode in ("drop", "late"):
             self.close_connection = True
             self.connection.shutdown(2)

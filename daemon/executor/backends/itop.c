@@ -39,7 +39,7 @@
  * reference lists iTop's installer ships, and are kept.
  */
 static const char default_classes[] =
-	"Ticket,WorkOrder,KnownError,FAQ,FAQCategory,Document,NetworkInterface,LogicalVolume,NASFileSystem,Tape,"
+	"Attachment,Ticket,WorkOrder,KnownError,FAQ,FAQCategory,Document,NetworkInterface,LogicalVolume,NASFileSystem,Tape,"
 	"FunctionalCI,Patch,Licence,Software,Group,Subnet,VLAN,Contract,ServiceSubcategory,SLA,SLT,Service,"
 	"ServiceFamily,Contact,DeliveryModel,Location,Model,IOSVersion,NetworkDeviceType,ContractType,DocumentType,"
 	"ContactType,Organization";
@@ -136,8 +136,9 @@ static void scope_clear(struct scope *s)
 }
 
 /*
- * One call. 0 with @out (clear it), or -1 after failing the task: no answer (@resp_out,
- * when given, keeps the transport outcome for the caller to reconcile) or not iTop's JSON.
+ * One call. 0 with @out (clear it), or -1 after failing the task: no answer, an HTTP error
+ * or not iTop's JSON (@resp_out, when given, keeps the outcome: maybe_sent when the request
+ * may have been acted on, for the caller to reconcile).
  */
 static int call(struct itop *it, const json_t *op, const char *field, const char *step, struct itop_reply *out,
 		struct http_response *resp_out)
@@ -162,11 +163,19 @@ static int call(struct itop *it, const json_t *op, const char *field, const char
 			backend_fail(it->ctx, "itop '%s': %s: cannot reach %s: %s; check url and that iTop's web server runs",
 				     it->ctx->target, step, it->url, r.error);
 	} else if (r.status != 200) {
-		backend_fail(it->ctx, "itop '%s': %s: HTTP %ld from %s (is url iTop's webservices/rest.php?)",
-			     it->ctx->target, step, r.status, it->url);
+		/* It was received: a delete may have gone part of the way (the caller reconciles). */
+		r.maybe_sent = true;
+		if (r.status == 404)
+			backend_fail(it->ctx, "itop '%s': %s: HTTP 404 from %s (is url iTop's webservices/rest.php?)",
+				     it->ctx->target, step, it->url);
+		else
+			backend_fail(it->ctx, "itop '%s': %s: HTTP %ld from %s: iTop or its web server failed on this "
+				     "request; see their error logs (nginx's, PHP's)", it->ctx->target, step, r.status,
+				     it->url);
 	} else if (itop_parse_reply(r.body, r.len, field, out) < 0) {
-		backend_fail(it->ctx, "itop '%s': %s: the answer from %s is not iTop's JSON (is url iTop's "
-			     "webservices/rest.php?)", it->ctx->target, step, it->url);
+		r.maybe_sent = true;
+		backend_fail(it->ctx, "itop '%s': %s: the answer from %s is not iTop's JSON (a PHP error page? see "
+			     "PHP's error log; or is url not iTop's webservices/rest.php?)", it->ctx->target, step, it->url);
 	} else {
 		ret = 0;
 	}
@@ -578,9 +587,10 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 					     "the classes override to purge the whole database", it->ctx->target, step,
 					     n_foreign, n_foreign == 1 ? "" : "s", names, n_foreign > NAMED ? ", ..." : "");
 			else
-				backend_fail(it->ctx, "itop '%s': %s: blocked by %zu object%s of classes the default scope does "
-					     "not reach: %s%s; nothing was deleted by this request: delete them in iTop, or "
-					     "set classes to the default list plus their classes (purged.conf(5))",
+				backend_fail(it->ctx, "itop '%s': %s: blocked by %zu object%s the purge did not enumerate: %s%s; "
+					     "nothing was deleted by this request. Created since the purge began? purge again. "
+					     "Of classes the default scope does not reach? delete them in iTop, or set classes "
+					     "to the default list plus their classes (purged.conf(5))",
 					     it->ctx->target, step, n_foreign, n_foreign == 1 ? "" : "s", names,
 					     n_foreign > NAMED ? ", ..." : "");
 			json_decref(op);
