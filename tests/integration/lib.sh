@@ -60,8 +60,10 @@ check() {
 	"$@" 2>"$T/check.err"
 	st=$?
 	cat "$T/check.err" >&2
-	if grep -qE '(^|: )(line )?[0-9]+: [^ ]+: (command )?not found$' "$T/check.err" 2>/dev/null; then
-		not_ok "$what: a command was not found ($(grep -m1 -E 'not found$' "$T/check.err"))"
+	if grep -qE '(^|: )(line )?[0-9]+: [^ ]+: (command )?not found$' "$T/check.err" 2>/dev/null ||
+		grep -qE 'failed to (execute|run command).*No such file or directory$' "$T/check.err" 2>/dev/null; then
+		# The shell's own "not found", and exec wrappers' (nsenter, env, setpriv, timeout).
+		not_ok "$what: a command was not found ($(grep -m1 -E 'not found$|No such file or directory$' "$T/check.err"))"
 	elif grep -qE '^grep: .*: (No such file or directory|Permission denied)$' "$T/check.err" 2>/dev/null; then
 		not_ok "$what: grep could not read its input ($(grep -m1 -E '^grep: ' "$T/check.err"))"
 	elif [ "$st" = 0 ]; then ok "$what"; else not_ok "$what"; fi
@@ -245,6 +247,15 @@ finish() {
 		not_ok "sanitizer report in the daemon log"
 		grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LOG" | head -n 40 | sed 's/^/#   /'
 	fi
+	# A scenario that checked nothing proves nothing.
+	[ "$PASSED" -gt 0 ] || not_ok "the scenario ran no check"
 	echo "$SCENARIO: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 	[ "$FAILED" = 0 ]
+}
+
+# proc_gone PID: process PID no longer exists. An empty or non-numeric PID fails: "gone" must
+# never be read from "we never knew which one".
+proc_gone() {
+	case $1 in '' | *[!0-9]*) echo "# proc_gone: no PID given ('$1')" >&2; return 1 ;; esac
+	! kill -0 "$1" 2>/dev/null
 }

@@ -152,7 +152,7 @@ kill -KILL "$PURGED_PID"
 wait "$PURGED_PID" 2>/dev/null
 PURGED_PID=
 check "after kill -9 of purged, purged-rest (pid $NPID) exits by itself" \
-	wait_until 5 sh -c "! kill -0 $NPID 2>/dev/null"
+	wait_until 5 proc_gone "$NPID"
 curl -s -o /dev/null --max-time 2 "$U/healthz"
 expect_eq "…and the port refuses connections (curl 7)" "$?" 7
 finish

@@ -28,7 +28,7 @@ check "two of the 20 tasks run" wait_until 5 status_is "${IDS[1]}" started
 expect_eq "the others are queued" "$(ctl --json status | jq .queued)" "18"
 stop_purged KILL
 # An executor must not go on deleting beside a restarted supervisor that has marked its task failed.
-check "the quiet purge's executor (pid $QPID) died with purged" wait_until 2 sh -c "[ -n '$QPID' ] && ! kill -0 '$QPID' 2>/dev/null"
+check "the quiet purge's executor (pid $QPID) died with purged" wait_until 2 proc_gone "$QPID"
 sleep 0.2
 start_purged || { finish; exit 1; }
 

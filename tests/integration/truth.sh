@@ -126,7 +126,7 @@ ID=$(jf "$OUT" .id)
 check "…deletes for over a second" wait_until 5 sh -c "[ \"\$(ctl --json task $ID | jq -r '.counts.objects // 0')\" -ge 60 ]"
 EPID=$(executor_pid "$ID")
 stop_purged KILL
-check "the orphaned executor ends with its link" wait_until 5 sh -c "! kill -0 $EPID 2>/dev/null"
+check "the orphaned executor ends with its link" wait_until 5 proc_gone "$EPID"
 start_purged || { finish; exit 1; }
 OUT=$(ctl --json task "$ID")
 expect_eq "the task failed" "$(jf "$OUT" .error)" "interrupted by daemon restart"
