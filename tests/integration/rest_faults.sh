@@ -140,7 +140,8 @@ for round in 1 2; do
 		contains "$OUT" "none=0"
 	check "…the supervisor slowed purged-rest down instead of cutting its link" \
 		test "$(grep -c 'is not reading its replies; closing the connection' "$LOG")" = "$CUTS"
-	check "…the same purged-rest (pid $RPID) still serves" sh -c "kill -0 $RPID && curl -sf --max-time 2 '$U/healthz' -o /dev/null"
+	expect_proc "…the same purged-rest (pid $RPID) still runs" "$RPID" true
+	check "…and serves /healthz" wait_until 20 curl -sf --max-time 2 "$U/healthz" -o /dev/null
 	check "…and the supervisor answers through it again once the burst has drained" \
 		wait_until 20 curl -sf --max-time 2 "$U/v1/tasks?limit=1" -H "$AUTH" -o /dev/null
 done
