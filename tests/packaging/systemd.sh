@@ -4,8 +4,10 @@
 # $PURGED_CI_CACHE, default /var/cache/purged-ci) whose systemd runs as PID 1
 # in a container (systemd-nspawn --boot, its own PID, mount and network
 # namespaces; never this machine's root file system). Then the unit as shipped
-# is used as an administrator uses it: start, status, a noop purge (executor
-# as `purged`, NoNewPrivs, Seccomp 2), a cancel, Landlock under the unit's
+# is used as an administrator uses it: start, every hardening line as systemd
+# parsed it (against the list below) and as the supervisor lives it (its
+# mounts, seccomp filters), status, a noop purge (executor as `purged`,
+# NoNewPrivs, its own seccomp filter), a cancel, Landlock under the unit's
 # filter, a CRDB purge of the tree's own redis-server, the REST listener on
 # loopback, reload with a broken file and a good one, a remote backend refused
 # by IPAddressDeny until the documented drop-in allows it, stop, journal
@@ -65,6 +67,100 @@ cprop() { X systemctl show -p "$1" --value purged.service; }
 # jmsg PRIORITY ERE: purged.service's journal has a line matching ERE at PRIORITY (syslog number).
 jmsg() { X journalctl -u purged.service -o json --no-pager | jq -e -s --arg p "$1" --arg re "$2" \
 	'any(.[]; (.MESSAGE | type) == "string" and (.MESSAGE | test($re)) and .PRIORITY == $p)' >/dev/null; }
+# matches STRING ERE: STRING matches ERE; says what it got when not.
+matches() { [[ $1 =~ $2 ]] || { echo "# got '$1', want a match of /$2/" >&2; return 1; }; }
+# cmount PID MOUNTPOINT N: field N of the mount on MOUNTPOINT (the top one) that
+# process PID of the container sees: 1 major:minor, 2 root, 3 mount options,
+# 4 file system type, 5 its super options. Empty when there is none.
+cmount() {
+	X awk -v m="$2" -v n="$3" '{
+		i = index($0, " - "); split(substr($0, 1, i - 1), a, " "); split(substr($0, i + 3), b, " ")
+		if (a[5] == m) { f[1] = a[3]; f[2] = a[4]; f[3] = a[6]; f[4] = b[1]; f[5] = b[3]; r = f[n] }
+	} END { print r }' "/proc/$1/mountinfo" 2>/dev/null
+}
+
+# Every hardening line of purged.service.in, as `systemctl show` prints it once
+# systemd 252 has parsed it. The two SystemCallFilter= lines are the unit's
+# own; the list systemd resolves them to is compared below (on systemd 252
+# the ~ line takes nothing out of @system-service: measured, that list is the
+# same without it; it guards against the groups growing). SecureBits=2 is
+# noroot-locked alone. DeviceAllow= (char-rtc r, from ProtectClock=) is no
+# line of the unit.
+HARDENING=$(cat <<'EOF'
+CapabilityBoundingSet=cap_kill cap_setgid cap_setuid
+AmbientCapabilities=
+NoNewPrivileges=yes
+SecureBits=2
+UMask=0077
+PrivateMounts=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+DevicePolicy=closed
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+KeyringMode=private
+RemoveIPC=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service landlock_create_ruleset landlock_add_rule landlock_restrict_self
+SystemCallFilter=~@mount @swap @reboot @raw-io @module @obsolete @cpu-emulation @debug @clock
+SystemCallErrorNumber=1
+IPAddressAllow=::1/128 127.0.0.0/8
+IPAddressDeny=0.0.0.0/0 ::/0
+IPAccounting=yes
+EOF
+)
+# The [Service] lines of the unit that are not hardening (checked by use).
+NOT_HARDENING='Type NotifyAccess ExecStartPre ExecStart ExecReload Restart RestartSec TimeoutStopSec
+RuntimeDirectory RuntimeDirectoryMode StateDirectory StateDirectoryMode ConfigurationDirectory ConfigurationDirectoryMode'
+# same_lines WANT GOT: equal; the difference on stderr when not (and an empty WANT never is).
+same_lines() {
+	[ -n "$1" ] && [ "$1" = "$2" ] && return 0
+	echo "# < expected, > systemd:" >&2
+	diff <(printf '%s\n' "$1") <(printf '%s\n' "$2") | sed -n 's/^[<>]/#   &/p' >&2
+	return 1
+}
+# words_sorted: each KEY=VALUE line of stdin with VALUE's words in order (systemd
+# prints some sets, e.g. IPAddressAllow=, in no fixed order), the lines sorted.
+words_sorted() {
+	local key value
+	while IFS='=' read -r key value; do
+		printf '%s=%s\n' "$key" "$(printf '%s\n' $value | sort | paste -sd ' ')"
+	done | sort
+}
+# syscall_list ALLOW DENY (stdin: systemd-analyze syscall-filter): the names
+# of ALLOW's calls and groups, expanded, less DENY's.
+syscall_list() {
+	awk -v allow="$1" -v deny="$2" '
+		function expand(name, set,   n, i, parts) {
+			if (name !~ /^@/) { set[name] = 1; return }
+			if (!(name in members)) { print "# unknown group " name >"/dev/stderr"; bad = 1; return }
+			n = split(members[name], parts, " ")
+			for (i = 1; i <= n; i++) expand(parts[i], set)
+		}
+		/^@/ { g = $1; members[g] = ""; next }
+		/^#/ { g = ""; next }
+		g != "" && NF == 1 && $1 !~ /^#/ { members[g] = members[g] " " $1 }
+		END {
+			n = split(allow, a, " "); for (i = 1; i <= n; i++) expand(a[i], A)
+			n = split(deny, d, " "); for (i = 1; i <= n; i++) expand(d[i], D)
+			for (s in A) if (!(s in D)) print s
+			exit bad
+		}'
+}
 
 # ---------------------------------------------------------------- packages
 # The .rpm builds meanwhile (its unit is compared at the end).
@@ -155,6 +251,15 @@ expect_eq "the unit is enabled by the install" "$(X systemctl is-enabled purged.
 expect_eq "…and not started (the administrator starts it once configured)" "$(X systemctl is-active purged.service 2>&1)" inactive
 check "systemd-analyze verify: the installed unit" X systemd-analyze verify --man=no purged.service
 PURGED_UID=$(X id -u purged)
+case $PURGED_UID in
+'' | *[!0-9]*) not_ok "the package made the purged user: id -u purged says '$PURGED_UID'" ;;
+*) ok "the package made the purged user (uid $PURGED_UID)" ;;
+esac
+# The expected list names every hardening line of the unit as shipped.
+UNIT_KEYS=$(sed -n '/^\[Service\]/,/^\[/{ /^[A-Za-z]/s/=.*//p; }' "$T/deb.service" |
+	grep -vxF -f <(printf '%s\n' $NOT_HARDENING) | sort -u)
+check "the expected hardening list covers every hardening line of the shipped unit" \
+	same_lines "$(printf '%s\n' "$HARDENING" | sed 's/=.*//' | sort -u)" "$UNIT_KEYS"
 
 # The administrator's configuration: a noop target, a CRDB on the tree's
 # redis-server, another on a "remote" host, the REST listener with a token.
@@ -185,16 +290,65 @@ check "purged -t accepts the configuration" X purged -t -c /etc/purged/purged.co
 expect_code 0 "systemctl start purged" X systemctl start purged.service
 expect_eq "…active" "$(X systemctl is-active purged.service)" active
 MAIN=$(cprop MainPID)
-# proc_eq_c DESCRIPTION PID KEY WANT: /proc/PID/status of a process in the container; a missing PID fails.
+# proc_eq_c DESCRIPTION PID KEY WANT: /proc/PID/status of a process in the
+# container; a missing PID, an empty value or an empty WANT fails.
 proc_eq_c() {
-	local what=$1 pid=$2 key=$3 want=$4
+	local what=$1 pid=$2 key=$3 want=$4 got
 	case $pid in '' | *[!0-9]*) not_ok "$what ($key): no process '$pid'"; return ;; esac
-	expect_eq "$what ($key)" "$(cstatus "$pid" "$key")" "$want"
+	got=$(cstatus "$pid" "$key")
+	if [ -z "$got" ] || [ -z "$want" ]; then
+		not_ok "$what ($key): got '$got' from /proc/$pid/status, want '$want' (empty proves nothing)"
+		return
+	fi
+	expect_eq "$what ($key)" "$got" "$want"
+}
+# proc_gt_c DESCRIPTION PID OTHER KEY: KEY of /proc/PID/status, a number, exceeds OTHER's.
+proc_gt_c() {
+	local what=$1 a b
+	a=$(cstatus "$2" "$4")
+	b=$(cstatus "$3" "$4")
+	case "$a:$b" in
+	:* | *: | *[!0-9:]*) not_ok "$what ($4): process '$2' has '$a', process '$3' '$b'" ;;
+	*) if [ "$a" -gt "$b" ]; then ok "$what ($4: $a > $b)"; else not_ok "$what ($4): $a, not more than $b"; fi ;;
+	esac
 }
 proc_eq_c "the supervisor runs as root" "$MAIN" Uid 0
 proc_eq_c "…with no_new_privs (NoNewPrivileges=yes)" "$MAIN" NoNewPrivs 1
-proc_eq_c "…under systemd's seccomp filter (SystemCallFilter=)" "$MAIN" Seccomp 2
+# nspawn gives every process of the container its seccomp filters (Seccomp 2
+# proves nothing): the unit's come on top of those PID 1 has.
+proc_gt_c "…under the unit's seccomp filters, on top of the container's (SystemCallFilter= and co.)" "$MAIN" 1 Seccomp_filters
 proc_eq_c "…bounded to CAP_SETUID CAP_SETGID CAP_KILL (CapabilityBoundingSet=)" "$MAIN" CapBnd 00000000000000e0
+# The hardening lines as systemd parsed them.
+check "systemctl show: every hardening property of purged.service has its expected value" same_lines \
+	"$(printf '%s\n' "$HARDENING" | grep -v '^SystemCallFilter=' | words_sorted)" \
+	"$(X systemctl show $(printf '%s\n' "$HARDENING" | sed -n '/^SystemCallFilter=/!s/=.*//p' | sed 's/^/-p /') purged.service | words_sorted)"
+# Its SystemCallFilter: the unit's groups expanded by systemd-analyze, less
+# the names this systemd cannot resolve (it drops them; those of a unit
+# allowing @known are the ones it can).
+printf '[Service]\nExecStart=/bin/true\nSystemCallFilter=@known\n' | X sh -c 'cat >/run/systemd/system/purged-ci-known.service'
+KNOWN=$(X systemctl show -p SystemCallFilter --value purged-ci-known.service | tr ' ' '\n')
+check "…its SystemCallFilter= is the unit's two lines' (allowed, less denied)" same_lines \
+	"$(X systemd-analyze syscall-filter --no-pager 2>/dev/null | syscall_list \
+		"$(printf '%s\n' "$HARDENING" | sed -n 's/^SystemCallFilter=\([^~]\)/\1/p')" \
+		"$(printf '%s\n' "$HARDENING" | sed -n 's/^SystemCallFilter=~//p')" | grep -xF -f <(printf '%s\n' $KNOWN) | sort)" \
+	"$(cprop SystemCallFilter | tr ' ' '\n' | sort)"
+# The supervisor's mounts (PID 1 of the container sees its own).
+expect_eq "ProtectSystem=strict: / is read-only for the supervisor" "$(cmount "$MAIN" / 3 | cut -d, -f1)" ro
+expect_eq "…and writable for the container's PID 1 (the control)" "$(cmount 1 / 3 | cut -d, -f1)" rw
+check "PrivateTmp=yes: its /tmp is the unit's own" \
+	matches "$(cmount "$MAIN" /tmp 2)" '^/systemd-private-[0-9a-f]+-purged\.service-[^/]+/tmp$'
+private_dev() {
+	local fs dev pid1
+	fs=$(cmount "$MAIN" /dev 4) dev=$(cmount "$MAIN" /dev 1) pid1=$(cmount 1 /dev 1)
+	[ "$fs" = tmpfs ] && [ -n "$dev" ] && [ "$dev" != "$pid1" ] && return 0
+	echo "# the supervisor's /dev: a $fs, device '$dev'; PID 1's: device '$pid1'" >&2
+	return 1
+}
+check "PrivateDevices=yes: its /dev is a tmpfs of its own, not the container's" private_dev
+check "ProtectProc=invisible: its /proc is mounted hidepid=invisible" matches "$(cmount "$MAIN" /proc 5)" '(^|,)hidepid=invisible(,|$)'
+check "ProcSubset=pid: …and subset=pid" matches "$(cmount "$MAIN" /proc 5)" '(^|,)subset=pid(,|$)'
+check "ProtectHome=yes: its /home and /root are inaccessible" \
+	matches "$(cmount "$MAIN" /home 2) $(cmount "$MAIN" /root 2)" '^[^ ]*/inaccessible/dir [^ ]*/inaccessible/dir$'
 expect_code 0 "purgectl status" X purgectl status
 expect_eq "the control socket is in RuntimeDirectory, group purge-admin" \
 	"$(X stat -c '%U:%G %a' /run/purged/control.sock)" "root:purge-admin 660"
@@ -207,7 +361,7 @@ exe_pid() { EXE=$(X pgrep -f "^/usr/libexec/purged/purged-executor $ID" | head -
 check "…an executor runs it" wait_until 10 exe_pid
 proc_eq_c "…as the purged user" "$EXE" Uid "$PURGED_UID"
 proc_eq_c "…with no_new_privs" "$EXE" NoNewPrivs 1
-proc_eq_c "…under seccomp" "$EXE" Seccomp 2
+proc_gt_c "…under its own seccomp filter, on top of the supervisor's" "$EXE" "$MAIN" Seccomp_filters
 proc_eq_c "…with no capability" "$EXE" CapEff 0000000000000000
 expect_eq "…in purged.service's cgroup" "$(X cat "/proc/$EXE/cgroup" 2>/dev/null | sed -n 's/^0:://p')" "/system.slice/purged.service"
 expect_code 0 "…finishes (purgectl wait)" X purgectl --json wait "$ID"
@@ -219,13 +373,20 @@ ID=$(jf "$OUT" .id)
 check "…its executor runs" wait_until 10 exe_pid
 expect_code 0 "purgectl cancel it" X purgectl cancel "$ID"
 check "…cancelled" wait_until 10 sh -c "nsenter -t $LEADER -a purgectl --json task $ID | jq -e '.status == \"cancelled\"' >/dev/null"
-check "…its executor is gone" wait_until 10 sh -c "! nsenter -t $LEADER -a kill -0 $EXE 2>/dev/null"
+# gone_c PID: process PID of the container ends within 10 s (no PID: fails).
+gone_c() {
+	case $1 in '' | *[!0-9]*) echo "# no executor PID: '$1'" >&2; return 1 ;; esac
+	wait_until 10 sh -c "! nsenter -t $LEADER -a kill -0 $1 2>/dev/null"
+}
+check "…its executor is gone" gone_c "$EXE"
 
 # ---------------------------------------------------------------- CRDB on the local redis-server
 expect_eq "the tree's redis-server runs (its own unit)" "$(X systemctl is-active redis-server.service)" active
-X redis-cli mset k1 a k2 b k3 c >/dev/null
+expect_eq "three keys in the local redis-server (redis-cli mset)" "$(X redis-cli mset k1 a k2 b k3 c)" OK
+expect_eq "…its DBSIZE is 3" "$(X redis-cli dbsize)" 3
 expect_code 0 "CRDB purge of the local redis-server (loopback, allowed)" \
 	X purgectl --json crdb purge "$LOCAL_GUID" --instances 1 --yes --wait
+expect_eq "…the task counts 3 keys deleted" "$(jf "$OUT" '.counts["instance 1"]')" 3
 expect_eq "…its DBSIZE is 0" "$(X redis-cli dbsize)" 0
 
 # ---------------------------------------------------------------- REST on loopback
@@ -259,7 +420,7 @@ X redis-server --bind "$REMOTE_ADDR" --port "$REMOTE_PORT" --protected-mode no -
 	--appendonly no --logfile /var/log/redis-remote.log --pidfile /run/redis-remote.pid
 check "a \"remote\" redis-server on $REMOTE_ADDR:$REMOTE_PORT (outside the unit)" \
 	wait_until 5 sh -c "nsenter -t $LEADER -a redis-cli -h $REMOTE_ADDR -p $REMOTE_PORT mset r1 a r2 b 2>/dev/null | grep -q OK"
-check "the unit's IP firewall is in effect (IPAccounting counts)" sh -c "[ \"\$(nsenter -t $LEADER -a systemctl show -p IPEgressBytes --value purged.service)\" -gt 0 ]"
+check "IPAccounting=yes: its cgroup BPF program is attached (it counted the unit's egress)" sh -c "[ \"\$(nsenter -t $LEADER -a systemctl show -p IPEgressBytes --value purged.service)\" -gt 0 ]"
 expect_code 7 "CRDB purge of $REMOTE_ADDR: refused by IPAddressDeny=any" \
 	X purgectl --json crdb purge "$REMOTE_GUID" --instances 1 --yes --wait
 expect_contains "…the task says it cannot connect" "$OUT" "cannot connect"
@@ -309,7 +470,14 @@ check "journal: ExecStartPre's check at info" jmsg 6 "configuration OK"
 check "journal: ready at info" jmsg 6 "purged 0.1.0 ready: "
 check "journal: the stop at info" jmsg 6 "received TERM: no new requests"
 check "journal: the rejected reload (purgectl reload) at warning" jmsg 4 "rejected; the running configuration stays"
-check "journal: no priority prefix left in a message" sh -c "! nsenter -t $LEADER -a journalctl -u purged.service -o cat --no-pager | grep -E '^<[0-7]>'"
+# no_prefix: the journal of purged.service has purged's own messages, none starting with <N>.
+no_prefix() {
+	local j
+	j=$(X journalctl -u purged.service -o cat --no-pager) || { echo "# journalctl failed" >&2; return 1; }
+	contains "$j" "ready: " || { echo "# purged's messages are not in the journal ($(printf '%s\n' "$j" | grep -c .) lines)" >&2; return 1; }
+	printf '%s\n' "$j" | no_match -E '^<[0-7]>'
+}
+check "journal: no priority prefix left in a message" no_prefix
 phase "the checks in the container"
 
 # ---------------------------------------------------------------- the .rpm's unit
