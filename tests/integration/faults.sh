@@ -85,7 +85,7 @@ if [ "$IS_ROOT" = 1 ]; then # redmine-up.sh installs Redmine when it is missing
 		fault "mode=close&count=50&method=GET&after=1" "$RPPORT"
 		expect_code 7 "a GET whose connection closes three times in a row fails after its retries" ctl --json purge redmine --yes --wait
 		expect_contains "…with the transport error" "$(jf "$OUT" .error)" "Empty reply from server"
-		check "…after two retries of that GET" test "$(grep -cE 'GET .*retrying \(try' "$LOG")" -ge 2
+		check "…after two retries of that GET" test "$(grep -cE 'GET projects.*retrying \(' "$LOG")" -ge 2
 		fault "mode=500&count=2&method=DELETE" "$RPPORT"
 		expect_code 0 "DELETEs answered 500 twice are retried and succeed" ctl --json purge redmine --yes --wait
 		expect_eq "…3 projects deleted" "$(jf "$OUT" .counts.projects)" "3"
