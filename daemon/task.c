@@ -15,6 +15,7 @@
 #include "daemon/task.h"
 #include "purged/proto_pack.h"
 #include "purged/util.h"
+#include "purged/text.h"
 
 static const char *const state_names[_TASK_STATE_MAX] = {
 	[TASK_QUEUED] = "queued",
@@ -191,49 +192,9 @@ size_t task_table_prune(struct task_table *t, size_t keep)
 	return dropped;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one (RFC 3629). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], cp, min;
-	size_t k;
-	if (c < 0x80)
-		return 1;
-	if ((c & 0xe0) == 0xc0)
-		k = 1, cp = c & 0x1f, min = 0x80;
-	else if ((c & 0xf0) == 0xe0)
-		k = 2, cp = c & 0x0f, min = 0x800;
-	else if ((c & 0xf8) == 0xf0)
-		k = 3, cp = c & 0x07, min = 0x10000;
-	else
-		return 0;
-	if (k >= n)
-		return 0;
-	for (size_t j = 1; j <= k; j++) {
-		if ((s[j] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[j] & 0x3f);
-	}
-	return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : k + 1;
-}
-
 char *task_safe_text(char *dst, size_t cap, const char *src)
 {
-	const unsigned char *s = (const unsigned char *)src;
-	size_t n = strlen(src), i = 0, o = 0;
-	while (i < n) {
-		size_t k = utf8_seq(s + i, n - i);
-		if (o + (k ? k : 1) >= cap)
-			break;
-		if (k == 0) {
-			dst[o++] = '?';
-			i++;
-		} else {
-			memcpy(dst + o, s + i, k);
-			o += k;
-			i += k;
-		}
-	}
-	dst[o] = '\0';
+	text_safe(dst, cap, src, strlen(src), 0);
 	return dst;
 }
 
@@ -242,9 +203,9 @@ static char *safe_vformat(const char *fmt, va_list ap) __attribute__((format(pri
 
 static char *safe_vformat(const char *fmt, va_list ap)
 {
-	char raw[TASK_TEXT_MAX * 2], *out = xmalloc(TASK_TEXT_MAX);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	return task_safe_text(out, TASK_TEXT_MAX, raw);
+	char *out = xmalloc(TASK_TEXT_MAX);
+	text_vformat(out, TASK_TEXT_MAX, 0, fmt, ap);
+	return out;
 }
 
 void task_set_error(struct task *task, const char *fmt, ...)

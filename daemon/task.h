@@ -106,8 +106,8 @@ void task_set_error(struct task *task, const char *fmt, ...) __attribute__((form
 /* Add a warning (what the administrator should know), made safe the same way. */
 void task_warn(struct task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
- * Copy @src into @dst (@cap >= 4 bytes) as valid UTF-8: each byte of an invalid
- * sequence becomes '?', a cut for lack of room falls on a character boundary.
+ * Copy @src into @dst (@cap >= 4 bytes) as valid UTF-8 (text_safe: each byte of
+ * an invalid sequence becomes U+FFFD, a cut falls on a character boundary).
  * Whatever an executor sent can be journaled and shown after this. Returns @dst.
  */
 char *task_safe_text(char *dst, size_t cap, const char *src);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "daemon/executor/backend.h"
 #include "purged/log.h"
+#include "purged/text.h"
 #include "purged/util.h"
 
 #define PROGRESS_INTERVAL_USEC 20000 /* at most 50 frames a second */
@@ -40,55 +41,10 @@ bool backend_stopping(const struct backend_ctx *ctx)
 	return stop_requested != 0;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one (RFC 3629). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], cp, min;
-	size_t k;
-	if (c < 0x80)
-		return 1;
-	if ((c & 0xe0) == 0xc0)
-		k = 1, cp = c & 0x1f, min = 0x80;
-	else if ((c & 0xf0) == 0xe0)
-		k = 2, cp = c & 0x0f, min = 0x800;
-	else if ((c & 0xf8) == 0xf0)
-		k = 3, cp = c & 0x07, min = 0x10000;
-	else
-		return 0;
-	if (k >= n)
-		return 0;
-	for (size_t j = 1; j <= k; j++) {
-		if ((s[j] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[j] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return k + 1;
-}
-
-/* Copy @src into @dst (@cap >= 4) as valid UTF-8 without NULs: invalid bytes become '?', the
- * text is cut on a character boundary. Returns @dst. */
+/* Copy @src into @dst as valid UTF-8 cut on a character boundary: the one safe-text helper. */
 static char *safe_copy(char *dst, size_t cap, const char *src)
 {
-	const unsigned char *s = (const unsigned char *)src;
-	size_t n = strlen(src), i = 0, o = 0;
-	while (i < n) {
-		size_t k = utf8_seq(s + i, n - i);
-		if (k == 0) {
-			if (o + 1 >= cap)
-				break;
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (o + k >= cap)
-			break;
-		memcpy(dst + o, s + i, k);
-		o += k;
-		i += k;
-	}
-	dst[o] = '\0';
+	text_safe(dst, cap, src, strlen(src), 0);
 	return dst;
 }
 
