@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
 #include "daemon/executor/parse.h"
@@ -46,6 +47,8 @@ static const char default_classes[] =
 
 #define PAGE 1000        /* objects per enumeration request */
 #define MAX_DEPTH 8      /* blockers of blockers of ... */
+#define RECONCILE_ROUNDS 6    /* listings of an uncertain delete, until two agree */
+#define RECONCILE_WAIT_SEC 3  /* between them: iTop may still be deleting */
 #define NAMED 10         /* blocking objects named in an error */
 
 struct obj {
@@ -405,34 +408,13 @@ static void by_class_add(json_t *by, const char *cls, json_int_t id)
 	json_array_append_new(a, json_integer(id));
 }
 
-/*
- * After an uncertain delete of @pos[0..n) (and of the cascades its simulation @planned):
- * enumerate them again, one request per class; what is absent is confirmed deleted.
- * Writes what was found to @msg.
- */
-static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, const struct itop_reply *planned,
-		      char *msg, size_t len)
+/* Which of @by (class -> [ids]) iTop still lists, into @present. True when a listing failed. */
+static bool list_present(struct itop *it, json_t *by, json_t *present)
 {
-	json_t *by = json_object(), *present = json_object(), *ids;
 	const char *cls;
-	uint64_t before = it->done;
-	size_t n_casc = 0, casc = 0;
+	json_t *ids;
 	bool failed = false;
 
-	for (size_t i = 0; i < n; i++)
-		by_class_add(by, it->classes[k], it->scope.v[pos[i]].id);
-	for (size_t i = 0; planned && i < planned->n_objects; i++) {
-		const struct itop_object *x = &planned->objects[i];
-		long p = scope_find(&it->scope, x->cls, x->key);
-		bool asked = false;
-		for (size_t j = 0; p >= 0 && j < n; j++)
-			asked |= pos[j] == (size_t)p;
-		if ((x->code == 0 || x->code == 2) && !asked && !in_set(it->cascades, x->cls, x->key) &&
-		    !(p >= 0 && it->scope.v[p].gone)) {
-			by_class_add(by, x->cls, x->key);
-			n_casc++;
-		}
-	}
 	json_object_foreach(by, cls, ids) {
 		size_t cap = 64 + json_array_size(ids) * 21, o, i;
 		char *q = xmalloc(cap);
@@ -452,6 +434,52 @@ static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, 
 		itop_reply_clear(&rep);
 		json_decref(op);
 		if (failed)
+			break;
+	}
+	return failed;
+}
+
+/*
+ * After an uncertain delete of @pos[0..n) (and of the cascades its simulation @planned):
+ * enumerate them again, one request per class; what is absent is confirmed deleted.
+ * Writes what was found to @msg.
+ */
+static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, const struct itop_reply *planned,
+		      char *msg, size_t len)
+{
+	json_t *by = json_object(), *present = json_object();
+	uint64_t before = it->done;
+	size_t n_casc = 0, casc = 0;
+	bool failed = false;
+
+	for (size_t i = 0; i < n; i++)
+		by_class_add(by, it->classes[k], it->scope.v[pos[i]].id);
+	for (size_t i = 0; planned && i < planned->n_objects; i++) {
+		const struct itop_object *x = &planned->objects[i];
+		long p = scope_find(&it->scope, x->cls, x->key);
+		bool asked = false;
+		for (size_t j = 0; p >= 0 && j < n; j++)
+			asked |= pos[j] == (size_t)p;
+		if ((x->code == 0 || x->code == 2) && !asked && !in_set(it->cascades, x->cls, x->key) &&
+		    !(p >= 0 && it->scope.v[p].gone)) {
+			by_class_add(by, x->cls, x->key);
+			n_casc++;
+		}
+	}
+	/*
+	 * iTop may still be deleting (a timed-out request runs on in PHP): list
+	 * again until two listings agree or nothing is left, a few seconds apart,
+	 * so that the record holds what went, not a snapshot taken midway.
+	 */
+	for (int round = 0; round < RECONCILE_ROUNDS && !failed; round++) {
+		size_t before_round = json_object_size(present);
+		if (round > 0) {
+			struct timespec ts = { RECONCILE_WAIT_SEC, 0 };
+			nanosleep(&ts, NULL);
+			json_object_clear(present);
+		}
+		failed = list_present(it, by, present);
+		if (failed || json_object_size(present) == 0 || (round > 0 && json_object_size(present) == before_round))
 			break;
 	}
 	if (failed) {
