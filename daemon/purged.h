@@ -96,6 +96,8 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run);
 void exec_stop(struct executor *e, unsigned grace_sec, const char *reason);
 /* Where purged-executor lives: next to purged, else PURGED_LIBEXECDIR. */
 char *exec_find_helper(const char *name);
+/* A child's privilege drop into @opt: empty environment, cwd /, executor_user when root. */
+void exec_child_options(uv_process_options_t *opt);
 
 /* ---------------------------------------------------------------- watch.c */
 enum watch_mode {

@@ -145,7 +145,6 @@ static void spawn_child(void)
 {
 	uv_process_options_t opt = { 0 };
 	uv_stdio_container_t stdio[5];
-	char *empty_env[] = { NULL };
 	char *args[] = { rc.path, rc.idle, rc.upstream_timeout, rc.probe, NULL };
 	int sv[2], r;
 
@@ -184,16 +183,10 @@ static void spawn_child(void)
 	stdio[4].data.fd = rc.listen_fd;
 	opt.file = rc.path;
 	opt.args = args;
-	opt.env = empty_env;
-	opt.cwd = "/";
+	exec_child_options(&opt);
 	opt.stdio = stdio;
 	opt.stdio_count = 5;
 	opt.exit_cb = on_child_exit;
-	if (purged->drop_privileges) {
-		opt.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-		opt.uid = purged->executor_uid;
-		opt.gid = purged->executor_gid;
-	}
 	r = uv_spawn(purged->loop, &rc.proc, &opt);
 	close(sv[1]);
 	if (r < 0) {

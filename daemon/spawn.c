@@ -75,6 +75,24 @@ char *exec_find_helper(const char *name)
 	return xasprintf("%s/%s", PURGED_LIBEXECDIR, name);
 }
 
+/*
+ * What every child of the supervisor starts with: an empty environment
+ * (nothing of ours, secrets or locale, leaks in), cwd /, and executor_user's
+ * uid and gid when purged runs as root (libuv also clears supplementary groups).
+ */
+void exec_child_options(uv_process_options_t *opt)
+{
+	static char *empty_env[] = { NULL };
+
+	opt->env = empty_env;
+	opt->cwd = "/";
+	if (purged->drop_privileges) {
+		opt->flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+		opt->uid = purged->executor_uid;
+		opt->gid = purged->executor_gid;
+	}
+}
+
 static void on_close(uv_handle_t *h)
 {
 	struct executor *e = h->data;
@@ -453,7 +471,6 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	struct executor *e = xcalloc(1, sizeof(*e));
 	uv_process_options_t opt = { 0 };
 	uv_stdio_container_t stdio[4];
-	char *empty_env[] = { NULL };
 	char *args[3];
 	struct job_write *w;
 	json_t *job;
@@ -486,16 +503,10 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	args[2] = NULL;
 	opt.file = path;
 	opt.args = args;
-	opt.env = empty_env;
-	opt.cwd = "/";
+	exec_child_options(&opt);
 	opt.stdio = stdio;
 	opt.stdio_count = 4;
 	opt.exit_cb = on_exit_cb;
-	if (purged->drop_privileges) {
-		opt.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID; /* libuv also clears supplementary groups */
-		opt.uid = purged->executor_uid;
-		opt.gid = purged->executor_gid;
-	}
 
 	r = uv_spawn(purged->loop, &e->proc, &opt);
 	if (r < 0) {
