@@ -7,12 +7,12 @@ PACKAGES=(
 	# build
 	meson ninja-build pkg-config gcc clang
 	libuv1-dev libmsgpack-dev libjansson-dev libinih-dev libseccomp-dev
-	libsystemd-dev zlib1g-dev nettle-dev node-llhttp libhiredis-dev libcurl4-openssl-dev
+	libsystemd-dev zlib1g-dev nettle-dev node-llhttp libhiredis-dev libcurl4-openssl-dev libzstd-dev
 	# packaging and its tests
 	debhelper dpkg-dev fakeroot lintian rpm rpmlint systemd
 	debootstrap systemd-container   # tests/packaging/systemd.sh: a Debian tree booted with systemd-nspawn
 	# tests
-	scdoc check jq procps util-linux bsdutils python3 redis-server curl sqlite3 wrk nginx-light hyperfine
+	scdoc check jq procps util-linux bsdutils python3 redis-server curl sqlite3 wrk nginx-light hyperfine zstd
 )
 
 missing=()

@@ -13,6 +13,9 @@ struct http_client;
 struct backend_ctx {
 	const char *task_id;
 	const char *target;
+	const char *operation;    /* "purge", "plan" or "restore" */
+	const json_t *options;    /* the op's options (restore: {"replace": bool}); never NULL */
+	struct archive *archive;  /* archive.h: fd 4's archive, or NULL (archive = no) */
 	const json_t *settings;   /* validated by the supervisor's config tables */
 	const json_t *secrets;    /* borrowed; wiped by main.c after the run */
 	bool dry_run;             /* plan: count, change nothing */

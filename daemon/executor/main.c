@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buildconf.h"
+#include "daemon/executor/archive.h"
 #include "daemon/executor/family.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -37,7 +38,8 @@ static const struct backend_ops *find_backend(const char *type)
 	return NULL;
 }
 
-static int send_result(int fd, bool ok, json_t *counts, const char *error, json_t *errors, json_t *warnings)
+static int send_result(int fd, bool ok, json_t *counts, const char *error, json_t *errors, json_t *warnings,
+		       json_t *archive)
 {
 	json_t *msg = json_pack("{s:{s:b, s:O}}", "outcome", "ok", ok, "counts", counts);
 	int r;
@@ -47,6 +49,8 @@ static int send_result(int fd, bool ok, json_t *counts, const char *error, json_
 		json_object_set(json_object_get(msg, "outcome"), "errors", errors);
 	if (msg && warnings)
 		json_object_set(json_object_get(msg, "outcome"), "warnings", warnings);
+	if (msg && archive)
+		json_object_set(json_object_get(msg, "outcome"), "archive", archive);
 	r = msg ? frame_send(fd, msg) : -ENOMEM;
 	json_decref(msg);
 	return r;
@@ -91,8 +95,9 @@ int main(int argc, char **argv)
 	backend_stop_init();
 	/* A backend that closes its end (Redis' protected mode, a proxy) is an error to report, not a death by SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Everything that needs no input first: fds, environment, limits, dumpable. */
-	if (sandbox_prepare(MSG_FD, 64, true, err, sizeof(err)) < 0)
+	/* Everything that needs no input first: fds (the archive's, fd 4, kept until the job says whether
+	 * there is one), environment, limits, dumpable. */
+	if (sandbox_prepare(ARCHIVE_FD, 64, false, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s", err);
 
 	proto_reader_init(&rd);
@@ -105,6 +110,13 @@ int main(int argc, char **argv)
 	ctx.settings = json_object_get(job, "settings");
 	ctx.secrets = json_object_get(job, "secrets");
 	ctx.dry_run = json_is_true(json_object_get(job, "dry_run"));
+	ctx.operation = json_string_value(json_object_get(job, "operation"));
+	if (!ctx.operation)
+		ctx.operation = ctx.dry_run ? "plan" : "purge";
+	ctx.options = json_object_get(job, "options");
+	json_t *no_options = json_object();
+	if (!ctx.options)
+		ctx.options = no_options;
 	ctx.counts = json_object();
 
 	ops = find_backend(json_string_value(json_object_get(job, "type")));
@@ -112,7 +124,10 @@ int main(int argc, char **argv)
 		fatalx("backend type '%s' (target '%s') is not served by %s", json_string_value(json_object_get(job, "type")),
 		       ctx.target, argv[0]);
 	family_init();
-	r = ops->prepare(&ctx, &policy);
+	/* The archive (or none: then RLIMIT_FSIZE 0, no file written) before any backend byte is read. */
+	r = archive_open(&ctx, json_object_get(job, "archive"), ops->type);
+	if (r == 0)
+		r = ops->prepare(&ctx, &policy);
 	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)
 		fatalx("sandbox: %s; refusing to run the backend unconfined", err);
 	log_debug("sandbox entered: Landlock ABI %d%s, seccomp on", rep.landlock_abi,
@@ -123,7 +138,9 @@ int main(int argc, char **argv)
 	family_finish(&ctx);
 	json_wipe_strings((json_t *)ctx.secrets);
 	backend_flush(&ctx); /* every confirmed deletion before the result */
-	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors, ctx.warnings);
+	json_t *archive = archive_close(&ctx);
+	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors, ctx.warnings, archive);
+	json_decref(archive);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
 	struct rusage ru;
@@ -133,6 +150,7 @@ int main(int argc, char **argv)
 	json_decref(ctx.errors);
 	json_decref(ctx.warnings);
 	json_decref(ctx.remaining);
+	json_decref(no_options);
 	json_decref(msg);
 	proto_reader_free(&rd);
 	return 0;

@@ -22,6 +22,14 @@ void sha256_raw(const char *s, unsigned char out[32]);
 void sha256_hex(const char *s, char out[65]);
 /* Compare in time independent of where the buffers differ. */
 bool memeq_const_time(const void *a, const void *b, size_t n);
+/* Lowercase hex of a 32-byte digest into @out (65 bytes with the NUL). */
+void sha256_to_hex(const unsigned char digest[32], char out[65]);
+
+/* base64 (RFC 4648, nettle) for binary bytes carried in JSON: archives' Redis payloads,
+ * archive chunks in replies. malloc'ed, NUL-terminated; NULL on ENOMEM only. */
+char *b64_encode(const void *data, size_t len);
+/* 0 with *ret (malloc'ed) of *ret_len bytes, or -1 for text that is not base64 (or ENOMEM). */
+int b64_decode(const char *text, size_t text_len, unsigned char **ret, size_t *ret_len);
 
 /* Wall clock in microseconds since the epoch, and a monotonic clock in microseconds. */
 int64_t now_usec(void);
