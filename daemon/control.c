@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -34,7 +35,7 @@ struct ctl_conn {
 	int open_handles;
 	struct proto_reader rd;
 	struct caller who;
-	struct ctl_conn *next, *prev;
+	TAILQ_ENTRY(ctl_conn) link;
 	bool closing;
 	bool rest;               /* purged-rest's link: callers are bearer tokens, per request */
 	bool paused;             /* rest link: its requests are not read until it has taken our replies */
@@ -46,7 +47,7 @@ struct ctl_conn {
 static uv_pipe_t listener;
 static bool listening;
 static char *socket_path;
-static struct ctl_conn *conns;
+static TAILQ_HEAD(, ctl_conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static unsigned n_conns;
 
 static struct log_limit conn_limit_log, deadline_log, token_log, slow_rest_log;
@@ -68,12 +69,7 @@ static void conn_close(struct ctl_conn *c)
 	watch_drop_conn(c);
 	if (c->on_close)
 		c->on_close();
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	TAILQ_REMOVE(&conns, c, link);
 	n_conns--;
 	outq_discard(&c->out);
 	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
@@ -395,7 +391,7 @@ static void identify(struct ctl_conn *c)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-	struct ctl_conn *c;
+	struct ctl_conn *c, *o;
 	unsigned same_uid = 0, allowed = 0;
 
 	if (status < 0) {
@@ -409,14 +405,11 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	identify(c);
-	for (struct ctl_conn *o = conns; o; o = o->next) {
+	TAILQ_FOREACH(o, &conns, link) {
 		same_uid += o->who.uid == c->who.uid;
 		allowed += o->who.allowed;
 	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
+	TAILQ_INSERT_HEAD(&conns, c, link);
 	n_conns++;
 	/*
 	 * Pre-authentication surface (OpenSSH's principle): a caller that may not
@@ -535,10 +528,7 @@ struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void))
 		conn_discard(c);
 		return NULL;
 	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
+	TAILQ_INSERT_HEAD(&conns, c, link);
 	n_conns++;
 	uv_read_start((uv_stream_t *)&c->pipe, uvio_read_buf, on_read);
 	return c;
@@ -557,6 +547,6 @@ void ctl_close_listener(void)
 
 void ctl_close_all(void)
 {
-	while (conns)
-		conn_close(conns);
+	while (!TAILQ_EMPTY(&conns))
+		conn_close(TAILQ_FIRST(&conns));
 }

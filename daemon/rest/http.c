@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include "daemon/rest/rest.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -50,13 +51,13 @@ struct http_conn {
 	int handles;
 	uint64_t idle_since;       /* loop time of the last answer, or of the arrival */
 	struct rest_client *client;
-	struct http_conn *next, *prev;
+	TAILQ_ENTRY(http_conn) link;
 };
 
 uv_loop_t *rest_loop;
 unsigned rest_idle_timeout_ms = 30000;
 static uv_tcp_t listener;
-static struct http_conn *conns;
+static TAILQ_HEAD(, http_conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static unsigned n_conns;
 static llhttp_settings_t settings;
 
@@ -145,12 +146,7 @@ static void conn_close(struct http_conn *c)
 			free_request(c->req);
 		c->req = NULL;
 	}
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	TAILQ_REMOVE(&conns, c, link);
 	n_conns--;
 	outq_discard(&c->out);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -598,8 +594,8 @@ static struct log_limit full_log;
 
 static bool evict_idlest(const struct http_conn *fresh)
 {
-	struct http_conn *victim = NULL;
-	for (struct http_conn *o = conns; o; o = o->next)
+	struct http_conn *victim = NULL, *o;
+	TAILQ_FOREACH(o, &conns, link)
 		if (o != fresh && !o->answering && !o->closing && (!victim || o->idle_since < victim->idle_since))
 			victim = o;
 	if (!victim)
@@ -631,10 +627,7 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 		return;
 	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
+	TAILQ_INSERT_HEAD(&conns, c, link);
 	n_conns++;
 	if (n_conns > REST_MAX_CONNS && !evict_idlest(c)) {
 		/* Every other one is being answered: this one is refused, so that they keep their share. */
@@ -681,8 +674,8 @@ void http_close_all(void)
 {
 	if (!uv_is_closing((uv_handle_t *)&listener))
 		uv_close((uv_handle_t *)&listener, NULL);
-	while (conns) {
-		struct http_conn *c = conns;
+	while (!TAILQ_EMPTY(&conns)) {
+		struct http_conn *c = TAILQ_FIRST(&conns);
 		outq_flush(&c->out); /* the 503s just given to pending requests */
 		conn_close(c);
 	}
