@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include "buildconf.h"
 #include "daemon/task.h"
 #include "purged/proto_pack.h"
 #include "purged/util.h"
@@ -475,9 +476,15 @@ struct task *task_from_json(const json_t *j)
 	json_t *by = json_object_get(j, "requested_by");
 	json_t *progress = json_object_get(j, "progress");
 	json_t *counts = json_object_get(j, "counts");
-	enum task_state st = task_state_from_string(json_string_value(json_object_get(j, "status")));
+	const char *status = json_string_value(json_object_get(j, "status"));
+	enum task_state st = task_state_from_string(status);
 	struct task *task;
 
+	/* A state this build does not know was written by a newer purged (a downgrade): the task is
+	 * kept, as failed, with that said; never dropped, never read as something it is not. */
+	bool newer = st < 0 && status && proto_is_name(status);
+	if (newer)
+		st = TASK_FAILED;
 	if (!proto_is_task_id(id) || st < 0 || !json_is_string(json_object_get(j, "target")) ||
 	    !json_is_string(json_object_get(j, "operation")) || !json_is_object(by) ||
 	    !json_is_string(json_object_get(by, "name")) || !json_is_string(json_object_get(by, "door")))
@@ -499,6 +506,15 @@ struct task *task_from_json(const json_t *j)
 	task->total = (uint64_t)json_integer_value(json_object_get(progress, "total"));
 	task->counts = json_is_object(counts) ? json_deep_copy(counts) : json_object();
 	task->error = dup_str(json_object_get(j, "error"));
+	if (newer) {
+		char why[200];
+		snprintf(why, sizeof(why), "unknown state '%s' from a newer purged: marked failed by purged %s; check "
+			 "the backend before purging it again", status, PURGED_VERSION);
+		free(task->error);
+		task->error = xstrdup(why);
+		if (!task->ended)
+			task->ended = now_usec();
+	}
 	json_t *errors = json_object_get(j, "errors"), *params = json_object_get(j, "params");
 	task->errors = json_is_array(errors) ? json_deep_copy(errors) : json_array();
 	task->params = json_is_object(params) ? json_deep_copy(params) : NULL;

@@ -61,6 +61,19 @@ START_TEST(test_json_roundtrip)
 	json_t *junk = json_pack("{s:s, s:s}", "id", "../x", "status", "queued");
 	ck_assert_ptr_null(task_from_json(junk));
 	json_decref(junk);
+
+	/* A state from a newer purged (after a downgrade) replays as failed, saying so: never dropped. */
+	j = task_to_json(a);
+	json_object_set_new(j, "status", json_string("paused_for_lunch"));
+	b = task_from_json(j);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(b->state, TASK_FAILED);
+	ck_assert_ptr_nonnull(strstr(b->error, "unknown state 'paused_for_lunch' from a newer purged"));
+	task_free(b);
+	/* ... but a state that is not even a name is not a task. */
+	json_object_set_new(j, "status", json_string("../\n"));
+	ck_assert_ptr_null(task_from_json(j));
+	json_decref(j);
 	task_table_free(&t);
 }
 END_TEST
