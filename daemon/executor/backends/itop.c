@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "daemon/executor/archive.h"
 #include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
 #include "daemon/executor/parse.h"
@@ -83,6 +84,9 @@ struct itop {
 	json_t *cascades;   /* "Leaf::id" of objects outside the scope counted or reported already */
 	json_t *plan;       /* dry run: kind -> n */
 	uint64_t done, total;
+	bool archiving;     /* archive = yes: every object goes into the archive before its delete */
+	json_t *archived;   /* "Leaf::id" of the objects archived (and sealed) */
+	json_t *unarchived; /* class -> n: deleted in cascade without a record (not in the simulation) */
 };
 
 static const char *code_hint(json_int_t code)
@@ -515,6 +519,80 @@ static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, 
 	json_decref(present);
 }
 
+/*
+ * archive = yes: put into the archive, with every field iTop gives (core/get, output_fields
+ * "*" of each leaf class: an abstract class's "*" holds only its own fields), the objects
+ * @pos[0..n) about to be deleted and the cascades their simulation @sim announced, then
+ * seal it. Objects archived before (a cascade of an earlier chunk) are not asked again.
+ * 0, or -1 after failing the task: then nothing of this chunk may be deleted.
+ */
+static int archive_set(struct itop *it, const size_t *pos, size_t n, const struct itop_reply *sim)
+{
+	json_t *by = json_object(), *chunk = json_object(), *asked = json_object(), *ids;
+	const char *cls;
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct obj *o = &it->scope.v[pos[i]];
+		set_add(chunk, o->cls, o->id);
+		set_add(asked, o->cls, o->id);
+		if (!in_set(it->archived, o->cls, o->id))
+			by_class_add(by, o->cls, o->id);
+	}
+	for (size_t i = 0; i < sim->n_objects; i++) {
+		const struct itop_object *x = &sim->objects[i];
+		if ((x->code == 0 || x->code == 2) && !in_set(asked, x->cls, x->key) &&
+		    !in_set(it->archived, x->cls, x->key)) {
+			set_add(asked, x->cls, x->key); /* once, were it listed twice */
+			by_class_add(by, x->cls, x->key);
+		}
+	}
+	json_object_foreach(by, cls, ids) {
+		size_t cap = 64 + json_array_size(ids) * 21, o, i;
+		char *q = xmalloc(cap), step[160];
+		json_t *v;
+		o = (size_t)snprintf(q, cap, "SELECT %s WHERE id IN (", cls);
+		json_array_foreach(ids, i, v)
+			o += (size_t)snprintf(q + o, cap - o, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
+		snprintf(q + o, cap - o, ")");
+		json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", cls, "key", q,
+				       "output_fields", "*");
+		struct itop_reply rep;
+		free(q);
+		snprintf(step, sizeof(step), "archiving %zu %s before their delete", json_array_size(ids), cls);
+		r = call(it, op, NULL, step, &rep, NULL);
+		json_decref(op);
+		if (r == 0 && rep.code != 0)
+			r = fail_code(it, step, &rep);
+		/* Each object as iTop gave it; one gone meanwhile is not deleted by us either. */
+		json_t *objs = json_object_get(rep.doc, "objects"), *ob;
+		const char *okey;
+		size_t j = 0;
+		json_object_foreach(objs, okey, ob) {
+			const struct itop_object *x = &rep.objects[j++];
+			if (r < 0)
+				break;
+			long p = scope_find(&it->scope, x->cls, x->key);
+			json_t *fields = json_object_get(ob, "fields");
+			json_t *rec = json_pack("{s:s, s:I, s:s, s:O}", "kind", x->cls, "id", x->key, "name",
+						x->name ? x->name : p >= 0 ? it->scope.v[p].name : "", "object",
+						fields ? fields : json_null());
+			if (!in_set(chunk, x->cls, x->key))
+				json_object_set_new(rec, "cascade", json_true());
+			r = backend_archive_add(it->ctx, rec);
+			if (r == 0)
+				set_add(it->archived, x->cls, x->key);
+		}
+		itop_reply_clear(&rep);
+		if (r < 0)
+			break;
+	}
+	json_decref(by);
+	json_decref(chunk);
+	json_decref(asked);
+	return r < 0 ? -1 : backend_archive_seal(it->ctx);
+}
+
 static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int depth);
 
 /*
@@ -658,6 +736,11 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 				goto finish;
 			continue; /* simulate again what is left */
 		}
+		/* Nothing goes unarchived: the chunk and its announced cascades, sealed, first. */
+		if (it->archiving && archive_set(it, pos, n, &sim) < 0) {
+			json_decref(op);
+			goto finish;
+		}
 		/* The simulation said code 0: delete for real, a JSON boolean (iTop reads "false" as true). */
 		json_object_set_new(op, "simulate", json_false());
 		snprintf(step, sizeof(step), "deleting %zu %s (ids from %lld)", n, cls, (long long)it->scope.v[pos[0]].id);
@@ -697,6 +780,11 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 			if (x->code != 0 && x->code != 2)
 				continue; /* 5: a referencing object updated, not deleted */
 			confirmed(it, x->cls, x->key, x->name, asked[i]);
+			if (it->archiving && !in_set(it->archived, x->cls, x->key)) {
+				/* A cascade the simulation did not announce: created in between. */
+				json_t *was = json_object_get(it->unarchived, x->cls);
+				json_object_set_new(it->unarchived, x->cls, json_integer(was ? json_integer_value(was) + 1 : 1));
+			}
 			n_asked += asked[i];
 			n_cascade += !asked[i];
 		}
@@ -802,6 +890,9 @@ static int itop_run(struct backend_ctx *ctx)
 	it.kept = json_object();
 	it.cascades = json_object();
 	it.plan = json_object();
+	it.archiving = !ctx->dry_run && backend_archiving(ctx);
+	it.archived = json_object();
+	it.unarchived = json_object();
 	if (split_classes(&it, classes ? classes : default_classes) < 0)
 		goto finish;
 
@@ -824,6 +915,9 @@ static int itop_run(struct backend_ctx *ctx)
 	if (enumerate_scope(&it, &it.scope, true) < 0)
 		goto finish;
 	it.total = it.scope.n;
+	/* About 4 KiB of JSON per object with all its fields (cascades outside the scope included). */
+	if (it.archiving && backend_archive_reserve(ctx, (uint64_t)it.scope.n * 4096 + 65536) < 0)
+		goto finish;
 	if (ctx->dry_run) {
 		for (size_t i = 0; i < it.scope.n; i++) {
 			const char *kind = it.classes[it.scope.v[i].kind];
@@ -847,6 +941,21 @@ static int itop_run(struct backend_ctx *ctx)
 		r = check_left(&it);
 	}
 finish:;
+	if (json_object_size(it.unarchived)) {
+		char list[300] = "";
+		const char *cls;
+		json_t *v;
+		uint64_t sum = 0;
+		json_object_foreach(it.unarchived, cls, v) {
+			sum += (uint64_t)json_integer_value(v);
+			if (strlen(list) + strlen(cls) + 24 < sizeof(list))
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%lld %s",
+					 *list ? ", " : "", (long long)json_integer_value(v), cls);
+		}
+		backend_warn(ctx, "iTop deleted %llu object(s) in cascade that its simulation had not announced (created "
+			     "in between): %s; they are in the manifest but not in the archive", (unsigned long long)sum,
+			     list);
+	}
 	unsigned long requests = 0, connections = 0;
 	http_client_stats(ctx->http, &requests, &connections);
 	log_info("itop '%s': %s of %llu objects in scope: %lu requests over %lu connections", ctx->target,
@@ -857,6 +966,8 @@ finish:;
 	json_decref(it.kept);
 	json_decref(it.cascades);
 	json_decref(it.plan);
+	json_decref(it.archived);
+	json_decref(it.unarchived);
 	scope_clear(&it.scope);
 	for (size_t i = 0; i < it.n_classes; i++)
 		free(it.classes[i]);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "daemon/executor/archive.h"
 #include "daemon/executor/backend.h"
 #include "daemon/executor/http.h"
 #include "daemon/executor/parse.h"
@@ -241,6 +242,7 @@ struct batch {
 	struct redmine *rm;
 	const char *method;
 	const char *resource;       /* projects, users, groups */
+	const char *suffix;         /* after RESOURCE/ID: NULL for ".json" (archive: "/versions.json", ...) */
 	json_int_t *ids;            /* in the order to send; may grow while running (probes) */
 	unsigned char *state, *tries; /* tries: sent so far */
 	unsigned char *strikes;     /* failures that count: transport, or 5xx/429 while alone */
@@ -325,7 +327,7 @@ static int batch_next(void *ud, char **ret_path, size_t *ret_tag)
 	} else {
 		i = b->next++;
 	}
-	*ret_path = xasprintf("%s/%lld.json", b->resource, (long long)b->ids[i]);
+	*ret_path = xasprintf("%s/%lld%s", b->resource, (long long)b->ids[i], b->suffix ? b->suffix : ".json");
 	*ret_tag = i;
 	b->contended[i] = b->in_flight++ > 0;
 	return 1;
@@ -786,6 +788,335 @@ static int delete_batch(struct redmine *rm, const char *resource, const json_int
 	return r;
 }
 
+/* ---------------------------------------------------------------- the archive (archive = yes) */
+
+/*
+ * Before deleting, every top-level tree is exported, one record each: the project (with its
+ * trackers, categories, modules), its issues of every status one by one (an issue list
+ * never carries journals or watchers), versions, wiki pages, memberships, and the same for
+ * each listed subproject; then the users and groups, one record each. Secrets never enter
+ * the archive: members named like api_key or password are removed at every depth. The
+ * archive is sealed, then exactly the exported trees, users and groups are deleted. One
+ * tree is held in memory at a time.
+ */
+static json_int_t *page_ids(const struct redmine_page *pg, bool tops_only, size_t *ret_n);
+
+#define ARCHIVE_EST 16384 /* bytes of JSON per project, issue (its journals), user or group: conservative */
+
+static void strip_secrets(json_t *v)
+{
+	const char *k;
+	json_t *m;
+	void *tmp;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach_safe(v, tmp, k, m) {
+			if (strcasestr(k, "api_key") || strcasestr(k, "apikey") || strcasestr(k, "password") ||
+			    strcasestr(k, "passwd"))
+				json_object_del(v, k);
+			else
+				strip_secrets(m);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			strip_secrets(m);
+	}
+}
+
+struct fetch {
+	json_t **docs;       /* per id: the answer's @member (NULL: absent) */
+	const char *member;  /* NULL: the whole answer */
+	bool absent_403;     /* 403 means absent (a wiki whose module is off) */
+};
+
+static void fetch_answered(struct batch *b, size_t i, const struct http_response *r)
+{
+	struct fetch *f = b->ud;
+	json_t *doc, *v;
+
+	b->state[i] = ITEM_DONE;
+	if (r->status == 404 || (r->status == 403 && f->absent_403))
+		return; /* gone meanwhile: not deleted by us either */
+	doc = r->status == 200 ? http_json(r) : NULL;
+	v = doc && f->member ? json_object_get(doc, f->member) : doc;
+	if (json_is_object(v))
+		f->docs[i] = json_incref(v);
+	else
+		b->state[i] = ITEM_FAILED;
+	json_decref(doc);
+}
+
+static void free_docs(json_t **docs, size_t n)
+{
+	for (size_t i = 0; docs && i < n; i++)
+		json_decref(docs[i]);
+	free(docs);
+}
+
+/* GET @resource/ID@suffix for each of @ids, `parallel` at once. The answers, or NULL after failing the task. */
+static json_t **get_each(struct redmine *rm, const char *what, const char *resource, const char *suffix,
+			 const char *member, bool absent_403, const json_int_t *ids, size_t n)
+{
+	struct fetch f = { .docs = xcalloc(n + 1, sizeof(*f.docs)), .member = member, .absent_403 = absent_403 };
+	struct batch b = { .rm = rm, .method = "GET", .resource = resource, .suffix = suffix,
+			   .answered = fetch_answered, .ud = &f };
+
+	for (size_t i = 0; i < n; i++)
+		batch_add(&b, ids[i]);
+	if (n)
+		batch_run(&b, rm->parallel);
+	if (b.failed || b.stop) {
+		backend_fail(rm->ctx, "redmine '%s': archiving %s: %zu request(s) failed (first: %s); nothing more was "
+			     "deleted: check Redmine and purge again", rm->ctx->target, what,
+			     b.failed ? b.failed : b.n - b.next + b.n_retry,
+			     b.first_error[0] ? b.first_error : b.last_conn_error);
+		free_docs(f.docs, n);
+		f.docs = NULL;
+	}
+	batch_free(&b);
+	return f.docs;
+}
+
+/* The array @key of a list's first page @doc, completed with the next pages of @path (it has a query). */
+static int rest_of_list(struct redmine *rm, const char *step, const char *path, const char *key, json_t *doc)
+{
+	json_t *all = json_object_get(doc, key);
+	json_int_t total = json_integer_value(json_object_get(doc, "total_count"));
+
+	if (!json_is_array(all))
+		return backend_fail(rm->ctx, "redmine '%s': %s: the answer from %s has no \"%s\" list",
+				    rm->ctx->target, step, http_client_where(rm->http), key);
+	while ((json_int_t)json_array_size(all) < total) {
+		struct http_response r;
+		char *p = xasprintf("%s&offset=%zu", path, json_array_size(all));
+		int e = get_ok(rm, step, p, &r);
+		free(p);
+		if (e < 0)
+			return -1;
+		json_t *page = http_json(&r), *v = json_object_get(page, key);
+		if (!json_is_array(v))
+			e = fail_status(rm, step, &r);
+		else if (json_array_size(v) == 0)
+			total = 0; /* fewer than said: some went meanwhile */
+		else
+			json_array_extend(all, v);
+		json_decref(page);
+		http_response_clear(&r);
+		if (e < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* @doc's array @key (a new reference), [] when absent. */
+static json_t *member_array(const json_t *doc, const char *key)
+{
+	json_t *v = json_object_get(doc, key);
+	return json_is_array(v) ? json_incref(v) : json_array();
+}
+
+/* The pages of project @id's wiki @index ({"wiki_pages": [{title}...]}), each with its text; NULL after failing. */
+static json_t *wiki_pages(struct redmine *rm, json_int_t id, const json_t *index)
+{
+	json_t *pages = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(index, "wiki_pages"), i, v) {
+		const char *title = json_string_value(json_object_get(v, "title"));
+		if (!title)
+			continue;
+		char *et = http_escape(rm->http, title), *p = xasprintf("projects/%lld/wiki/%s.json?include=attachments",
+									  (long long)id, et);
+		struct http_response r;
+		free(et);
+		if (http_request(rm->http, "GET", p, NULL, NULL, 0, &r) == 0 && (r.status == 404 || r.status == 403)) {
+			http_response_clear(&r); /* gone meanwhile */
+			free(p);
+			continue;
+		}
+		json_t *doc = r.status == 200 ? http_json(&r) : NULL, *page = json_object_get(doc, "wiki_page");
+		if (!json_is_object(page)) {
+			fail_status(rm, "archiving a wiki page", &r);
+			json_decref(doc);
+			http_response_clear(&r);
+			free(p);
+			json_decref(pages);
+			return NULL;
+		}
+		json_array_append(pages, page);
+		json_decref(doc);
+		http_response_clear(&r);
+		free(p);
+	}
+	return pages;
+}
+
+#define ISSUES_LIST "/issues.json?status_id=*&subproject_id=!*&sort=id&limit=100"
+
+/*
+ * The record of the listed top-level project @top with its listed subtree: project, issues
+ * (one by one, with journals, attachments, relations, watchers), versions, wiki pages,
+ * memberships of each. NULL after failing the task; a tree gone meanwhile gives {} objects.
+ */
+static json_t *tree_record(struct redmine *rm, size_t top)
+{
+	const struct scope *s = &rm->plan;
+	json_int_t root = s->projects.v[top].id, *ids = xcalloc(s->projects.n + 1, sizeof(*ids)), *issue_ids = NULL;
+	size_t n = 0, n_issues = 0, *owner = NULL;
+	json_t **proj = NULL, **vers = NULL, **wiki = NULL, **memb = NULL, **lists = NULL, **issues = NULL;
+	json_t *rec = NULL, *subs = json_array();
+
+	ids[n++] = root; /* the top first, then its subtree in Redmine's (tree) order */
+	for (size_t i = 0; i < s->projects.n; i++)
+		if (s->root[i] == root && i != top)
+			ids[n++] = s->projects.v[i].id;
+	if (!(proj = get_each(rm, "projects", "projects", ".json?include=trackers,issue_categories,enabled_modules",
+			      "project", false, ids, n)) ||
+	    !(vers = get_each(rm, "versions", "projects", "/versions.json", NULL, false, ids, n)) ||
+	    !(memb = get_each(rm, "memberships", "projects", "/memberships.json?limit=100", NULL, false, ids, n)) ||
+	    !(wiki = get_each(rm, "wiki indexes", "projects", "/wiki/index.json", NULL, true, ids, n)) ||
+	    !(lists = get_each(rm, "issue lists", "projects", ISSUES_LIST, NULL, false, ids, n)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char *p = xasprintf("projects/%lld/memberships.json?limit=100", (long long)ids[i]);
+		int e = memb[i] ? rest_of_list(rm, "archiving memberships", p, "memberships", memb[i]) : 0;
+		free(p);
+		p = xasprintf("projects/%lld" ISSUES_LIST, (long long)ids[i]);
+		if (e == 0 && lists[i])
+			e = rest_of_list(rm, "archiving issue lists", p, "issues", lists[i]);
+		free(p);
+		if (e < 0)
+			goto out;
+		json_t *v;
+		size_t j;
+		json_array_foreach(json_object_get(lists[i], "issues"), j, v) {
+			json_int_t iid = json_integer_value(json_object_get(v, "id"));
+			if (iid <= 0)
+				continue;
+			issue_ids = xrealloc(issue_ids, (n_issues + 1) * sizeof(*issue_ids));
+			owner = xrealloc(owner, (n_issues + 1) * sizeof(*owner));
+			issue_ids[n_issues] = iid;
+			owner[n_issues++] = i;
+		}
+		json_decref(lists[i]);
+		lists[i] = NULL;
+	}
+	if (!(issues = get_each(rm, "issues", "issues", ".json?include=journals,attachments,relations,watchers", "issue",
+				false, issue_ids, n_issues)))
+		goto out;
+	json_t *top_obj = NULL;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = proj[i] ? json_incref(proj[i]) : json_pack("{s:I, s:b}", "id", ids[i], "gone", 1);
+		json_t *is = json_array(), *pages = wiki[i] ? wiki_pages(rm, ids[i], wiki[i]) : json_array();
+		if (!pages) {
+			json_decref(o);
+			json_decref(is);
+			json_decref(top_obj);
+			goto out;
+		}
+		for (size_t j = 0; j < n_issues; j++)
+			if (owner[j] == i && issues[j])
+				json_array_append(is, issues[j]);
+		json_object_set_new(o, "issues", is);
+		json_object_set_new(o, "versions", member_array(vers[i], "versions"));
+		json_object_set_new(o, "wiki_pages", pages);
+		json_object_set_new(o, "memberships", member_array(memb[i], "memberships"));
+		if (i == 0)
+			top_obj = o;
+		else
+			json_array_append_new(subs, o);
+	}
+	json_object_set(top_obj, "subprojects", subs);
+	rec = json_pack("{s:s, s:I, s:s, s:o}", "kind", "project", "id", root, "name", s->projects.v[top].name ?
+			s->projects.v[top].name : "", "object", top_obj);
+	strip_secrets(rec);
+out:
+	free_docs(proj, n);
+	free_docs(vers, n);
+	free_docs(memb, n);
+	free_docs(wiki, n);
+	free_docs(lists, n);
+	free_docs(issues, n_issues);
+	json_decref(subs);
+	free(ids);
+	free(issue_ids);
+	free(owner);
+	return rec;
+}
+
+/* Users or groups (@pg, of @resource) with what they belong to, one record each. 0 or -1 after failing. */
+static int principals_records(struct redmine *rm, const char *resource, const char *kind, const char *suffix,
+			      const struct redmine_page *pg)
+{
+	size_t n;
+	json_int_t *ids = page_ids(pg, false, &n);
+	json_t **docs = get_each(rm, resource, resource, suffix, kind, false, ids, n);
+	int r = docs ? 0 : -1;
+
+	for (size_t i = 0; docs && i < n && r == 0; i++) {
+		if (!docs[i])
+			continue; /* gone meanwhile */
+		json_t *rec = json_pack("{s:s, s:I, s:s, s:O}", "kind", kind, "id", ids[i], "name",
+					pg->v[i].name ? pg->v[i].name : "", "object", docs[i]);
+		strip_secrets(rec);
+		r = backend_archive_add(rm->ctx, rec);
+	}
+	free_docs(docs, n);
+	free(ids);
+	return r;
+}
+
+/* The whole scope into the archive, sealed: only then may anything be deleted. 0 or -1 after failing. */
+static int archive_scope(struct redmine *rm)
+{
+	const struct scope *s = &rm->plan;
+	uint64_t est = 65536;
+	int64_t t0 = mono_usec();
+
+	if (rm->projects)
+		est += (uint64_t)(s->projects.n + s->n_hidden + s->issues.n) * ARCHIVE_EST;
+	est += (uint64_t)((rm->users ? s->users.n : 0) + (rm->groups ? s->groups.n : 0)) * ARCHIVE_EST;
+	if (backend_archive_reserve(rm->ctx, est) < 0)
+		return -1;
+	for (size_t i = 0; rm->projects && i < s->projects.n; i++) {
+		if (!s->projects.v[i].top)
+			continue;
+		if (backend_stopping(rm->ctx))
+			return backend_fail(rm->ctx, "redmine '%s': stopped on request while archiving, before deleting "
+					    "anything", rm->ctx->target);
+		json_t *rec = tree_record(rm, i);
+		if (!rec || backend_archive_add(rm->ctx, rec) < 0)
+			return -1;
+	}
+	if (rm->projects && s->n_hidden) {
+		/* Redmine's API shows nothing of an archived project (403): its id is all there is. */
+		char ids[200] = "";
+		for (size_t i = 0; i < s->n_hidden; i++) {
+			json_t *rec = json_pack("{s:s, s:I, s:s, s:{s:I}, s:b, s:s}", "kind", "project", "id", s->hidden[i],
+						"name", "", "object", "id", s->hidden[i], "exported", 0, "why",
+						"archived in Redmine (or not listed): its API shows nothing of it");
+			if (backend_archive_add(rm->ctx, rec) < 0)
+				return -1;
+			if (strlen(ids) + 24 < sizeof(ids))
+				snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%lld", i ? ", " : "",
+					 (long long)s->hidden[i]);
+		}
+		backend_warn(rm->ctx, "the archive holds only the ids of the %zu archived project(s) (%s%s): Redmine's API "
+			     "shows nothing of an archived project, its issues, wiki or files; unarchive them in Redmine "
+			     "(Administration > Projects) and purge again to have them archived in full", s->n_hidden,
+			     ids, strlen(ids) + 24 >= sizeof(ids) ? ", ..." : "");
+	}
+	if (rm->users && principals_records(rm, "users", "user", ".json?include=memberships,groups", &s->users) < 0)
+		return -1;
+	if (rm->groups && principals_records(rm, "groups", "group", ".json?include=users,memberships", &s->groups) < 0)
+		return -1;
+	if (backend_archive_seal(rm->ctx) < 0)
+		return -1;
+	log_info("redmine '%s': archived the scope in %.1f s", rm->ctx->target, (double)(mono_usec() - t0) / 1e6);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- the post-condition */
 
 static int post_condition(struct redmine *rm)
@@ -859,6 +1190,8 @@ static int purge(struct redmine *rm)
 	int r = -1;
 
 	rm->total = s->n_hidden + n_tops + s->users.n + s->groups.n;
+	if (backend_archiving(rm->ctx) && archive_scope(rm) < 0)
+		goto out;
 	backend_progress(rm->ctx, rm->projects ? "projects" : rm->users ? "users" : "groups", 0, rm->total);
 	if (rm->projects) {
 		/* Archived ones first, highest id first: children before their parents, each by its own 204. */
