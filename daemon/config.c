@@ -36,6 +36,7 @@ enum key_type {
 	KEY_SCOPE,       /* comma-separated subset of projects, users, groups */
 	KEY_API_VERSION, /* iTop REST versions 1.0 to 1.4 */
 	KEY_CLASSES,     /* comma-separated iTop class names */
+	KEY_SIZE,        /* bytes, with an optional K, M, G or T suffix (binary: 1K = 1024); stored as uint64_t */
 };
 
 struct key_def {
@@ -61,6 +62,9 @@ static const struct key_def daemon_keys[] = {
 	DKEY_U(task_timeout, "3600", 1, 7 * 24 * 3600),
 	DKEY_U(keep_tasks, "10000", 1, 1000000),
 	DKEY_U(cancel_grace, "60", 0, 3600), /* SIGTERM (stop and reconcile) to SIGKILL: cancel, timeout */
+	DKEY_S(archive_dir, KEY_PATH, NULL), /* NULL: state_dir/archives */
+	DKEY_U(archive_keep_days, "30", 0, 36500),
+	{ "archive_max_bytes", KEY_SIZE, "10G", 1ul << 20, 1ul << 50, offsetof(struct daemon_conf, archive_max_bytes) },
 	{ NULL },
 };
 
@@ -135,6 +139,8 @@ static const struct key_def common_target_keys[] = {
 	{ "protect", KEY_BOOL, "no", 0, 1 },
 	{ "approvals", KEY_UINT, "0", 0, 1 },
 	{ "approval_timeout", KEY_UINT, "3600", 1, 7 * 24 * 3600 },
+	{ "archive", KEY_BOOL, "no", 0, 1 },
+	{ "archive_max_bytes", KEY_SIZE, NULL, 1ul << 20, 1ul << 50 }, /* NULL: [daemon]'s */
 	{ NULL },
 };
 
@@ -440,6 +446,35 @@ static int check_value(struct parse_state *ps, unsigned line, const struct key_d
 				return -EINVAL;
 			}
 		return 0;
+	case KEY_SIZE: {
+		char *end;
+		unsigned shift = 0;
+		if (value[0] < '0' || value[0] > '9') {
+			add_error(ps, line, "%s = '%s': expected a size in bytes, e.g. 500M or 10G", k->name, value);
+			return -EINVAL;
+		}
+		errno = 0;
+		u = strtoul(value, &end, 10);
+		switch (*end) {
+		case 'K': shift = 10; end++; break;
+		case 'M': shift = 20; end++; break;
+		case 'G': shift = 30; end++; break;
+		case 'T': shift = 40; end++; break;
+		}
+		if (shift && strcmp(end, "iB") == 0)
+			end += 2;
+		if (errno || *end) {
+			add_error(ps, line, "%s = '%s': expected a size in bytes with an optional K, M, G or T suffix "
+				  "(e.g. 500M or 10G)", k->name, value);
+			return -EINVAL;
+		}
+		if ((u << shift) >> shift != u || (u << shift) < k->min || (u << shift) > k->max) {
+			add_error(ps, line, "%s = '%s': expected a size from 1M to 1024T", k->name, value);
+			return -EINVAL;
+		}
+		*ret_uint = u << shift;
+		return 0;
+	}
 	case KEY_STRING:
 		if (!value[0]) {
 			add_error(ps, line, "%s: empty value", k->name);
@@ -477,7 +512,7 @@ static void build_common(struct parse_state *ps, struct target_conf *t, const st
 	for (const struct key_def *k = common_target_keys; k->name; k++) {
 		const struct entry *e = lookup(ps, s->name, k->name);
 		unsigned long u = 0;
-		if (check_value(ps, e ? e->line : s->line, k, e ? e->value : k->def, &u) < 0)
+		if ((!e && !k->def) || check_value(ps, e ? e->line : s->line, k, e ? e->value : k->def, &u) < 0)
 			continue;
 		if (strcmp(k->name, "protect") == 0) {
 			t->protect = u;
@@ -485,8 +520,12 @@ static void build_common(struct parse_state *ps, struct target_conf *t, const st
 				t->protect_where = where(ps, e->line);
 		} else if (strcmp(k->name, "approvals") == 0) {
 			t->approvals = (unsigned)u;
-		} else {
+		} else if (strcmp(k->name, "approval_timeout") == 0) {
 			t->approval_timeout = (unsigned)u;
+		} else if (strcmp(k->name, "archive") == 0) {
+			t->archive = u;
+		} else {
+			t->archive_max_bytes = u; /* 0 (absent): [daemon]'s, filled in once every section is read */
 		}
 	}
 }
@@ -503,16 +542,18 @@ static void build_fixed(struct parse_state *ps, struct daemon_conf *c, const cha
 		const char *v = e ? e->value : k->def;
 		unsigned long u = 0;
 
-		if (check_value(ps, e ? e->line : 0, k, v, &u) < 0)
+		if (!v || check_value(ps, e ? e->line : 0, k, v, &u) < 0)
 			continue;
-		if (stored_as_uint(k->type))
+		if (k->type == KEY_SIZE)
+			*(uint64_t *)((char *)c + k->offset) = u;
+		else if (stored_as_uint(k->type))
 			*(unsigned *)((char *)c + k->offset) = (unsigned)u;
 		else
 			*(char **)((char *)c + k->offset) = xstrdup(v);
 	}
 	/* Make the struct safe to use even when a value above was refused. */
 	for (const struct key_def *k = keys; k->name; k++)
-		if (!stored_as_uint(k->type) && !*(char **)((char *)c + k->offset))
+		if (!stored_as_uint(k->type) && k->type != KEY_SIZE && k->def && !*(char **)((char *)c + k->offset))
 			*(char **)((char *)c + k->offset) = xstrdup(k->def);
 }
 
@@ -713,7 +754,7 @@ static void build_crdb(struct parse_state *ps, struct daemon_conf *c, const stru
 		if (!dot || parse_uint(dot + 1, 1, 65535, &id) < 0 ||
 		    (strncmp(e->key, "instance.", 9) != 0 && strncmp(e->key, "password_file.", 14) != 0)) {
 			add_error(ps, e->line, "unknown key '%s' in [crdb %s] (known: instance.N, password_file.N, "
-				  "protect, approvals, approval_timeout)",
+				  "protect, approvals, approval_timeout, archive, archive_max_bytes)",
 				  e->key, guid);
 			continue;
 		}
@@ -802,6 +843,8 @@ int config_parse_texts(const struct config_text *texts, size_t n, struct daemon_
 	for (size_t i = 0; i < sizeof(fixed_sections) / sizeof(fixed_sections[0]); i++)
 		build_fixed(&ps, c, fixed_sections[i].name, fixed_sections[i].keys);
 	check_rest(&ps, c);
+	if (!c->archive_dir && c->state_dir)
+		c->archive_dir = xasprintf("%s/archives", c->state_dir);
 	for (size_t i = 0; i < ps.n_sections; i++) {
 		const struct section *s = &ps.sections[i];
 		if (strcmp(s->name, "daemon") == 0 || strcmp(s->name, "rest") == 0)
@@ -823,6 +866,9 @@ int config_parse_texts(const struct config_text *texts, size_t n, struct daemon_
 		add_error(&ps, s->line, "unknown section [%s] (known: [daemon], [rest], [target NAME], [crdb GUID])",
 			  s->name);
 	}
+	for (size_t i = 0; i < c->n_targets; i++)
+		if (!c->targets[i].archive_max_bytes)
+			c->targets[i].archive_max_bytes = c->archive_max_bytes;
 
 	for (size_t i = 0; i < ps.n_entries; i++) {
 		free(ps.entries[i].section);
@@ -962,6 +1008,7 @@ struct daemon_conf *config_free(struct daemon_conf *c)
 	free(c->control_socket);
 	free(c->control_group);
 	free(c->state_dir);
+	free(c->archive_dir);
 	free(c->executor_user);
 	free(c->rest_listen);
 	free(c->rest_tokens_file);

@@ -5,6 +5,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 struct tokens;
@@ -21,6 +22,9 @@ struct target_conf {
 	char *protect_where; /* "FILE:LINE" of the protect key, for the refusal */
 	unsigned approvals;  /* 0, or 1: a second identity approves each purge */
 	unsigned approval_timeout; /* seconds an unapproved purge waits before it expires */
+	/* archive = yes: a purge first exports what it deletes into archive_dir/TASK.jsonl.zst. */
+	bool archive;
+	uint64_t archive_max_bytes; /* this target's cap: its own archive_max_bytes, else [daemon]'s */
 };
 
 struct daemon_conf {
@@ -34,6 +38,9 @@ struct daemon_conf {
 	unsigned task_timeout;  /* seconds */
 	unsigned keep_tasks;    /* finished tasks kept in the table and journal */
 	unsigned cancel_grace;  /* seconds between SIGTERM and SIGKILL */
+	char *archive_dir;      /* archives of purges (archive = yes); default state_dir/archives */
+	unsigned archive_keep_days; /* archives older than this are removed; 0 = kept forever */
+	uint64_t archive_max_bytes; /* one archive's cap (also the executor's RLIMIT_FSIZE) */
 	/* [rest] */
 	unsigned rest_enabled;
 	char *rest_listen;

@@ -64,11 +64,12 @@ static json_t *op_targets_list(struct ctl_conn *c, const struct caller *who, uin
 		/* Which secrets are configured, never their values. */
 		json_object_foreach(tc->secrets, k, v)
 			json_array_append_new(secret_keys, json_string(k));
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:O, s:o, s:o, s:b, s:i, s:i}", "name", tc->name,
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:O, s:o, s:o, s:b, s:i, s:i, s:b, s:I}", "name", tc->name,
 						     "type", tc->type, "settings", tc->settings, "secrets", secret_keys,
 						     "active_task", active ? json_string(active->id) : json_null(),
 						     "protect", tc->protect, "approvals", (int)tc->approvals,
-						     "approval_timeout", (int)tc->approval_timeout));
+						     "approval_timeout", (int)tc->approval_timeout, "archive", tc->archive,
+						     "archive_max_bytes", (json_int_t)tc->archive_max_bytes));
 	}
 	return proto_reply_ok(id, arr);
 }
@@ -298,6 +299,85 @@ static json_t *op_tasks_manifest(struct ctl_conn *c, const struct caller *who, u
 	return proto_reply_ok(id, res);
 }
 
+/* A chunk of a task's archive: purgectl archive fetches them all, checks size and SHA-256, decompresses. */
+static json_t *op_tasks_archive(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	json_t *err = NULL, *res;
+	struct task *t = find_task(id, args, &err);
+	char why[768];
+	(void)c, (void)who;
+
+	if (!t)
+		return err;
+	if (!t->archive) {
+		const struct target_conf *tc = config_find_target(purged->conf, t->target);
+		if (strcmp(t->operation, "plan") == 0 || strcmp(t->operation, "restore") == 0)
+			return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s is a %s of '%s': only a purge keeps an "
+						 "archive", t->id, t->operation, t->target);
+		if (!task_state_is_final(t->state))
+			return proto_reply_error(id, PURGE_ERR_CONFLICT, "task %s has not ended (%s): its archive is "
+						 "recorded when it does; wait for it (purgectl wait %s)", t->id,
+						 task_state_to_string(t->state), t->id);
+		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s has no archive (archive = %s on target "
+					 "'%s'%s, or it archived nothing)", t->id, tc && tc->archive ? "yes" : "no",
+					 t->target, tc && tc->archive ? " now; it may have been off when the task ran" :
+					 " when it ran");
+	}
+	res = archives_read_chunk(t, (uint64_t)json_integer_value(json_object_get(args, "offset")), why, sizeof(why));
+	if (!res)
+		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s: %s", t->id, why);
+	return proto_reply_ok(id, res);
+}
+
+/*
+ * Put back what a crdb purge archived: a new task ("restore") on the same
+ * database, with fd 4 the purge's archive, read-only. Protection and
+ * approvals guard deletions, not this; the database must still be configured.
+ */
+static json_t *op_crdb_restore(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
+{
+	const char *src_id = json_string_value(json_object_get(args, "task"));
+	const char *guid = json_string_value(json_object_get(args, "guid"));
+	struct task *src = task_table_find(&purged->tasks, src_id), *t;
+	json_t *params, *err = NULL;
+	(void)c;
+
+	if (!src)
+		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no task %s (finished tasks are kept up to keep_tasks "
+					 "= %u)", src_id, purged->conf->keep_tasks);
+	if (strcmp(src->operation, "crdb.purge") != 0)
+		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "task %s is a %s of '%s', not a purge of an "
+					 "Active-Active database: only a crdb purge's archive can be restored; read other "
+					 "archives with purgectl archive %s", src->id, src->operation, src->target, src->id);
+	if (guid && strcmp(guid, src->target) != 0)
+		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "task %s purged '%s', not '%s'; nothing was done",
+					 src->id, src->target, guid);
+	if (!task_state_is_final(src->state))
+		return proto_reply_error(id, PURGE_ERR_CONFLICT, "task %s has not ended (%s): restore once it has "
+					 "(purgectl wait %s)", src->id, task_state_to_string(src->state), src->id);
+	if (!src->archive)
+		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s has no archive (archive = no on [crdb %s] "
+					 "when it ran, or it archived nothing): there is nothing to restore", src->id,
+					 src->target);
+	const struct target_conf *tc = config_find_target(purged->conf, src->target);
+	if (!tc || strcmp(tc->type, "crdb") != 0)
+		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no Active-Active database '%s' in %s any more: add "
+					 "its [crdb %s] section back and reload to restore into it", src->target,
+					 purged->conf_path, src->target);
+	params = json_pack("{s:s, s:O, s:O, s:b}", "archive_task", src->id, "file",
+			   json_object_get(src->archive, "file"), "sha256", json_object_get(src->archive, "sha256"),
+			   json_is_true(json_object_get(args, "replace")));
+	/* The purge's instances only: the archive holds nothing of the others. */
+	if (params && json_object_get(src->params, "instances"))
+		json_object_set(params, "instances", json_object_get(src->params, "instances"));
+	t = params ? submit(who, id, src->target, "restore", params, &err) : NULL;
+	json_decref(params);
+	if (!t)
+		return err;
+	runner_schedule();
+	return reply_task(id, t);
+}
+
 static json_t *op_tasks_watch(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
 	json_t *err = NULL;
@@ -449,6 +529,8 @@ static const op_fn handlers[_PURGE_OP_MAX] = {
 	[PURGE_OP_REST_REFUSALS] = op_rest_refusals,
 	[PURGE_OP_TASKS_APPROVE] = op_tasks_approve,
 	[PURGE_OP_TASKS_REJECT] = op_tasks_reject,
+	[PURGE_OP_TASKS_ARCHIVE] = op_tasks_archive,
+	[PURGE_OP_CRDB_RESTORE] = op_crdb_restore,
 };
 
 static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)
@@ -481,6 +563,11 @@ static bool audit_intent(const struct caller *who, enum purge_op op, const json_
 	const char *target = json_string_value(json_object_get(args, "target"));
 	if (!target)
 		target = json_string_value(json_object_get(args, "guid"));
+	/* crdb.restore names the purge it undoes: its database is the target. */
+	const struct task *src = !target ? task_table_find(&purged->tasks, json_string_value(json_object_get(args, "task")))
+					 : NULL;
+	if (src)
+		target = src->target;
 	return audit_record(who, purge_op_to_string(op), target, json_string_value(json_object_get(args, "id")),
 			    "requested", NULL) == 0;
 }

@@ -99,6 +99,29 @@ char *exec_find_helper(const char *name);
 /* A child's privilege drop into @opt: empty environment, cwd /, executor_user when root. */
 void exec_child_options(uv_process_options_t *opt);
 
+/* ---------------------------------------------------------------- archives.c */
+/* Bytes of an archive in one tasks.archive reply: its base64 (4/3) fits one protocol string (PURGE_STRING_MAX). */
+#define ARCHIVE_CHUNK_MAX (PURGE_STRING_MAX / 4 * 3)
+/* archive_dir/TASK.jsonl.zst (malloc'ed). */
+char *archives_path(const char *task_id);
+/*
+ * For a purge of an archive = yes target: create archive_dir (0700, checked
+ * like state_dir) and TASK.jsonl.zst (O_EXCL, O_NOFOLLOW, 0600). 0 with
+ * *ret_fd and *ret_path (malloc'ed), or -1 with @why saying what to do.
+ */
+int archives_create(const struct task *task, int *ret_fd, char **ret_path, char *why, size_t whylen);
+/* For a restore: open @path read-only (O_NOFOLLOW, a regular file). 0 with *ret_fd, or -1 with @why. */
+int archives_open_read(const char *path, int *ret_fd, char *why, size_t whylen);
+/* Hash @path with SHA-256 in libuv's thread pool; @done runs on the loop (err: 0 or an errno). */
+typedef void (*archives_hash_cb)(void *data, int err, uint64_t bytes, const char *sha256_hex);
+int archives_hash(const char *path, archives_hash_cb done, void *data);
+void archives_hex(const unsigned char digest[32], char out[65]);
+/* tasks.archive's answer for @task's archive from @offset: {size, sha256, offset, data, eof}; NULL with @why. */
+json_t *archives_read_chunk(const struct task *task, uint64_t offset, char *why, size_t whylen);
+/* Remove archives older than archive_keep_days (in the thread pool); archives_start also runs it hourly. */
+void archives_prune(void);
+void archives_start(void);
+
 /* ---------------------------------------------------------------- watch.c */
 enum watch_mode {
 	WATCH_STREAM,     /* tasks.watch: an event per change, "end" last */

@@ -222,17 +222,20 @@ struct task *runner_submit(const char *target, const char *operation, const json
 		return NULL;
 	}
 	bool purge = strcmp(operation, "plan") != 0;
-	if (purge && runner_protected(tc, msg, msglen)) {
+	/* A restore puts data back: protection and approvals guard deletions only. It still takes the target. */
+	bool deletes = purge && strcmp(operation, "restore") != 0;
+	if (deletes && runner_protected(tc, msg, msglen)) {
 		*reterr = PURGE_ERR_FORBIDDEN;
 		return NULL;
 	}
 	if (purge && (active = runner_active_purge(target))) {
 		*reterr = PURGE_ERR_CONFLICT;
-		snprintf(msg, msglen, "target '%s' is already being purged by task %s (%s); wait for it or cancel it",
-			 target, active->id, task_state_to_string(active->state));
+		snprintf(msg, msglen, "target '%s' is already being %s by task %s (%s); wait for it or cancel it",
+			 target, strcmp(active->operation, "restore") == 0 ? "restored" : "purged", active->id,
+			 task_state_to_string(active->state));
 		return NULL;
 	}
-	bool awaiting = purge && tc->approvals > 0;
+	bool awaiting = deletes && tc->approvals > 0;
 	/* An awaiting task takes no slot in the queue until it is approved. */
 	if (!awaiting && purged->running >= purged->conf->max_executors && purged->queued >= purged->conf->max_queue) {
 		*reterr = PURGE_ERR_BUSY;
@@ -290,7 +293,8 @@ void runner_schedule(void)
 			continue;
 		}
 		char why[512];
-		if (strcmp(t->operation, "plan") != 0 && runner_protected(tc, why, sizeof(why))) {
+		if (strcmp(t->operation, "plan") != 0 && strcmp(t->operation, "restore") != 0 &&
+		    runner_protected(tc, why, sizeof(why))) {
 			/* Checked again at start: a reload may have protected it since the request or its approval. */
 			purged->queued--;
 			runner_on_end(t, TASK_FAILED, NULL, why, NULL);
@@ -298,7 +302,9 @@ void runner_schedule(void)
 		}
 		if (exec_start(t, tc, strcmp(t->operation, "plan") == 0) < 0) {
 			purged->queued--;
-			runner_on_end(t, TASK_FAILED, NULL, "the executor could not be started (see the daemon's log)", NULL);
+			/* A refusal (its archive could not be opened) has set the task's error already. */
+			runner_on_end(t, TASK_FAILED, NULL,
+				      t->error ? NULL : "the executor could not be started (see the daemon's log)", NULL);
 			continue;
 		}
 		purged->queued--;

@@ -50,6 +50,9 @@ struct executor {
 	int64_t persisted;        /* mono usec the running counts were last journaled */
 	int64_t window_start;     /* flood check: frames in the current second */
 	unsigned window_frames;
+	char *archive_path;       /* the archive this purge writes on fd 4 (archive = yes), or NULL */
+	bool archive_hashing;     /* the supervisor hashes it in the thread pool: settle waits */
+	bool archive_checked;     /* ... and has recorded it in the task */
 };
 
 /* What an executor may send before it is called hostile and killed (more in task.h). */
@@ -101,6 +104,7 @@ static void on_close(uv_handle_t *h)
 	proto_reader_free(&e->rd);
 	manifest_close(&e->manifest_fd);
 	json_decref(e->result);
+	free(e->archive_path);
 	free(e->fail_reason);
 	free(e->stop_reason);
 	free(e);
@@ -132,6 +136,73 @@ static const char *signal_name(int sig)
 	return d ? d : "unknown signal";
 }
 
+static bool is_sha256_hex(const char *s)
+{
+	if (!s || strlen(s) != 64)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+static void settle(struct executor *e);
+
+/*
+ * The archive as the supervisor hashed it, against what the executor said it
+ * wrote and sealed: the task records the file's own size and SHA-256 (the
+ * executor is not trusted with them), and the executor's record count, said
+ * as such. An archive with no record is removed.
+ */
+static void on_archive_hashed(void *data, int err, uint64_t bytes, const char *hex)
+{
+	struct executor *e = data;
+	struct task *t = e->task;
+	json_t *res = e->result ? json_object_get(e->result, "outcome") : NULL;
+	json_t *said = json_object_get(res, "archive");
+	const char *path = e->archive_path;
+
+	e->archive_hashing = false;
+	e->archive_checked = true;
+	if (err) {
+		task_warn(t, "the archive %s could not be read back to record its size and SHA-256: %s; it is kept, "
+			  "unverified", path, strerror(err));
+		log_warnx("task %s: cannot hash its archive %s: %s", t->id, path, strerror(err));
+	} else if (said && json_integer_value(json_object_get(said, "records")) == 0) {
+		/* Nothing was archived (nothing to delete, or the purge failed before its first record). */
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("task %s: cannot remove its empty archive %s", t->id, path);
+		else
+			log_info("task %s: its archive held no record and was removed", t->id);
+	} else if (!said && bytes == 0) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("task %s: cannot remove its empty archive %s", t->id, path);
+	} else {
+		json_decref(t->archive);
+		t->archive = json_pack("{s:s, s:I, s:s}", "file", path, "bytes", (json_int_t)bytes, "sha256", hex);
+		if (!said) {
+			task_warn(t, "the executor ended without reporting its archive: %s holds %llu bytes, their records "
+				  "uncounted and perhaps not all sealed; read it with purgectl archive %s", path,
+				  (unsigned long long)bytes, t->id);
+		} else {
+			json_object_set(t->archive, "records", json_object_get(said, "records"));
+			const char *shex = json_string_value(json_object_get(said, "sha256"));
+			json_int_t sbytes = json_integer_value(json_object_get(said, "bytes"));
+			if ((uint64_t)sbytes != bytes || !is_sha256_hex(shex) || strcmp(shex, hex) != 0) {
+				char safe[80];
+				task_safe_text(safe, sizeof(safe), shex ? shex : "");
+				task_warn(t, "the archive %s on disk (%llu bytes, SHA-256 %s) is not what the executor said "
+					  "it wrote (%lld bytes, SHA-256 %s): the file was changed, or the executor failed "
+					  "midway; the task records what is on disk", path, (unsigned long long)bytes, hex,
+					  (long long)sbytes, safe);
+				log_warnx("task %s: archive %s differs from the executor's report", t->id, path);
+			}
+		}
+		log_info("task %s: archive %s, %llu bytes, SHA-256 %s", t->id, path, (unsigned long long)bytes, hex);
+	}
+	settle(e);
+}
+
 /*
  * The exit status, the end of the message stream and the end of the log are
  * all in: settle the task. Waiting for the log's end keeps the executor's last
@@ -142,8 +213,18 @@ static void settle(struct executor *e)
 	struct task *t = e->task;
 	char why[512], stopnote[400] = "", *text = NULL;
 
-	if (!t || !e->exited || !e->msg_eof || !e->log_eof)
+	if (!t || !e->exited || !e->msg_eof || !e->log_eof || e->archive_hashing)
 		return;
+	if (e->archive_path && !e->archive_checked) {
+		/* Hashed before the end is journaled and told: a client that sees "finished" sees the archive too. */
+		if (archives_hash(e->archive_path, on_archive_hashed, e) == 0) {
+			e->archive_hashing = true;
+			return;
+		}
+		e->archive_checked = true;
+		task_warn(t, "the archive %s could not be hashed (no worker thread); it is kept, unrecorded",
+			  e->archive_path);
+	}
 	e->task = NULL;
 	childlog_flush(&e->relay);
 	uv_timer_stop(&e->timer);
@@ -466,11 +547,56 @@ static void job_scope(const struct target_conf *tc, struct task *task, json_t **
 	*ret_secrets = sec;
 }
 
+/*
+ * fd 4 of a purge of an archive = yes target (write-only, a new file) or of a
+ * restore (read-only, the purge's archive), with the job's "archive" and
+ * "options". 0 (*ret_fd -1 when there is none), or -1 with the task's error
+ * set: the task is refused before anything runs.
+ */
+static int archive_setup(struct task *task, const struct target_conf *tc, bool dry_run, int *ret_fd,
+			 char **ret_path, json_t **ret_spec, json_t **ret_options)
+{
+	char why[1024];
+
+	*ret_fd = -1;
+	if (strcmp(task->operation, "restore") == 0) {
+		const char *file = json_string_value(json_object_get(task->params, "file"));
+		const char *sha = json_string_value(json_object_get(task->params, "sha256"));
+		if (!file || !sha) {
+			task_set_error(task, "this restore names no archive (file and sha256 in its params); ask for it "
+				       "again with purgectl restore");
+			return -1;
+		}
+		if (archives_open_read(file, ret_fd, why, sizeof(why)) < 0) {
+			task_set_error(task, "%s; nothing was restored", why);
+			return -1;
+		}
+		*ret_spec = json_pack("{s:s, s:s}", "mode", "read", "sha256", sha);
+		*ret_options = json_pack("{s:b}", "replace", json_is_true(json_object_get(task->params, "replace")));
+		return 0;
+	}
+	if (dry_run || !tc->archive)
+		return 0;
+	if (archives_create(task, ret_fd, ret_path, why, sizeof(why)) < 0) {
+		task_set_error(task, "%s", why);
+		log_warnx("task %s: refused: %s", task->id, why);
+		return -1;
+	}
+	*ret_spec = json_pack("{s:s, s:I}", "mode", "write", "max_bytes", (json_int_t)tc->archive_max_bytes);
+	return 0;
+}
+
 int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 {
+	int archive_fd;
+	char *archive_path = NULL;
+	json_t *archive_spec = NULL, *options = NULL;
+	if (archive_setup(task, tc, dry_run, &archive_fd, &archive_path, &archive_spec, &options) < 0)
+		return -EPERM;
+
 	struct executor *e = xcalloc(1, sizeof(*e));
 	uv_process_options_t opt = { 0 };
-	uv_stdio_container_t stdio[4];
+	uv_stdio_container_t stdio[5];
 	char *args[3];
 	struct job_write *w;
 	json_t *job;
@@ -494,6 +620,10 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	stdio[2].data.stream = (uv_stream_t *)&e->log;
 	stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
 	stdio[3].data.stream = (uv_stream_t *)&e->msg;
+	/* fd 4: the archive, opened here: the executor, in its sandbox, opens nothing. */
+	stdio[4].flags = UV_INHERIT_FD;
+	stdio[4].data.fd = archive_fd;
+	e->archive_path = archive_path;
 
 	/* The REST backends' executor carries libcurl; the local ones start faster without it. */
 	char *path = !strcmp(tc->type, "itop") || !strcmp(tc->type, "redmine") ? purged->executor_http_path
@@ -505,12 +635,18 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	opt.args = args;
 	exec_child_options(&opt);
 	opt.stdio = stdio;
-	opt.stdio_count = 4;
+	opt.stdio_count = archive_fd >= 0 ? 5 : 4;
 	opt.exit_cb = on_exit_cb;
 
 	r = uv_spawn(purged->loop, &e->proc, &opt);
+	if (archive_fd >= 0)
+		close(archive_fd); /* the executor's copy is the only one: its end closes the file */
 	if (r < 0) {
 		log_warnx("task %s: cannot spawn executor '%s': %s", task->id, path, uv_strerror(r));
+		if (archive_path)
+			unlink(archive_path); /* created empty just now */
+		json_decref(archive_spec);
+		json_decref(options);
 		e->exited = e->msg_eof = e->log_eof = true;
 		close_all(e);
 		return r;
@@ -533,6 +669,14 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	job = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:b, s:o, s:o}}", "v", PURGE_PROTO_VERSION, "job",
 			"task_id", task->id, "operation", task->operation, "target", tc->name, "type", tc->type,
 			"dry_run", dry_run, "settings", settings, "secrets", secrets);
+	if (job && archive_spec)
+		json_object_set_new(json_object_get(job, "job"), "archive", archive_spec);
+	else
+		json_decref(archive_spec);
+	if (job && options)
+		json_object_set_new(json_object_get(job, "job"), "options", options);
+	else
+		json_decref(options);
 	w = xcalloc(1, sizeof(*w));
 	r = job ? proto_encode(job, &w->buf, &w->len) : -ENOMEM;
 	json_wipe_strings(json_object_get(json_object_get(job, "job"), "secrets"));

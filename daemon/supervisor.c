@@ -228,6 +228,7 @@ int supervisor_run(struct daemon_conf *conf, const char *conf_path, bool test_pr
 	if (audit_open(conf->state_dir) < 0)
 		fatal("cannot open the audit log in '%s'", conf->state_dir);
 	runner_restore();
+	archives_start();
 	ctl_listen(conf->control_socket, conf->control_group);
 	rest_child_start();
 

@@ -334,6 +334,7 @@ struct task *task_free(struct task *task)
 	json_decref(task->errors);
 	json_decref(task->params);
 	json_decref(task->warnings);
+	json_decref(task->archive);
 	free(task->requester);
 	free(task->approved_by);
 	free(task->may_approve);
@@ -378,7 +379,7 @@ static int pack_json_or_empty(msgpack_packer *pk, const json_t *j, bool map)
  */
 int task_pack(const struct task *task, msgpack_packer *pk)
 {
-	PUT(msgpack_pack_map(pk, 13 + !!task->params + !!task->requester));
+	PUT(msgpack_pack_map(pk, 13 + !!task->params + !!task->requester + !!task->archive));
 	KEY("id");
 	PUT(pack_str(pk, task->id));
 	KEY("target");
@@ -420,6 +421,10 @@ int task_pack(const struct task *task, msgpack_packer *pk)
 	if (task->params) {
 		KEY("params");
 		PUT(proto_pack_json(pk, task->params));
+	}
+	if (task->archive) {
+		KEY("archive");
+		PUT(proto_pack_json(pk, task->archive));
 	}
 	if (task->requester) {
 		KEY("approval");
@@ -520,6 +525,9 @@ struct task *task_from_json(const json_t *j)
 	task->params = json_is_object(params) ? json_deep_copy(params) : NULL;
 	json_t *warnings = json_object_get(j, "warnings");
 	task->warnings = json_is_array(warnings) && json_array_size(warnings) ? json_deep_copy(warnings) : NULL;
+	json_t *archive = json_object_get(j, "archive");
+	task->archive = json_is_object(archive) && json_is_string(json_object_get(archive, "file"))
+				? json_deep_copy(archive) : NULL;
 	json_t *approval = json_object_get(j, "approval");
 	if (json_is_string(json_object_get(approval, "requester"))) {
 		task->requester = dup_str(json_object_get(approval, "requester"));

@@ -45,6 +45,12 @@ struct task {
 	char *approved_by;        /* "NAME (IDENTITY)" of whoever approved or rejected */
 	char *may_approve;        /* who may approve, in words */
 	bool needs_request_credentials; /* a REST body's credentials wait in memory only (journaled as a flag) */
+	/*
+	 * A purge of an archive = yes target: {file, bytes, sha256, records} of
+	 * archive_dir/ID.jsonl.zst as the supervisor hashed it after the executor
+	 * ended (records as the executor reported them, or absent), or NULL.
+	 */
+	json_t *archive;
 
 	/* Run time only, never journaled. */
 	struct executor *exec;

@@ -35,6 +35,8 @@ static const struct {
 	[PURGE_OP_REST_REFUSALS] = { "rest.refusals", false }, /* audited by its handler, in aggregate */
 	[PURGE_OP_TASKS_APPROVE] = { "tasks.approve", true },
 	[PURGE_OP_TASKS_REJECT] = { "tasks.reject", true },
+	[PURGE_OP_TASKS_ARCHIVE] = { "tasks.archive", false },
+	[PURGE_OP_CRDB_RESTORE] = { "crdb.restore", true },
 };
 
 static const struct {

@@ -236,6 +236,21 @@ static const struct field manifest_args[] = {
 	{ NULL },
 };
 
+/* A chunk of a task's archive file: from @offset, at most 512 KiB. */
+static const struct field archive_args[] = {
+	{ "id", F_TASK_ID, true },
+	{ "offset", F_UINT, false },
+	{ NULL },
+};
+
+/* Put back the keys a crdb purge archived (task: that purge); guid, when given, must be its crdb. */
+static const struct field restore_args[] = {
+	{ "task", F_TASK_ID, true },
+	{ "replace", F_BOOL, false },
+	{ "guid", F_NAME, false },
+	{ NULL },
+};
+
 /* N requests from one client address refused by purged-rest for one reason (a name: missing_token...). */
 static const struct field refusals_args[] = {
 	{ "address", F_STRING, true },
@@ -260,6 +275,8 @@ static const struct field *const op_args[_PURGE_OP_MAX] = {
 	[PURGE_OP_REST_REFUSALS] = refusals_args,
 	[PURGE_OP_TASKS_APPROVE] = task_arg,
 	[PURGE_OP_TASKS_REJECT] = task_arg,
+	[PURGE_OP_TASKS_ARCHIVE] = archive_args,
+	[PURGE_OP_CRDB_RESTORE] = restore_args,
 };
 
 static const struct field request_fields[] = {
@@ -292,6 +309,19 @@ static const struct field event_fields[] = {
 	{ NULL },
 };
 
+/* fd 4: the archive the executor writes (a purge of an archive = yes target) or reads (a restore). */
+static const struct field job_archive[] = {
+	{ "mode", F_NAME, true },         /* "write" or "read" */
+	{ "max_bytes", F_UINT, false },   /* write: archive_max_bytes */
+	{ "sha256", F_STRING, false },    /* read: the SHA-256 the supervisor recorded */
+	{ NULL },
+};
+
+static const struct field job_options[] = {
+	{ "replace", F_BOOL, false },     /* restore: overwrite keys that exist */
+	{ NULL },
+};
+
 static const struct field job_body[] = {
 	{ "task_id", F_TASK_ID, true },
 	{ "operation", F_NAME, false },
@@ -300,6 +330,8 @@ static const struct field job_body[] = {
 	{ "dry_run", F_BOOL, true },
 	{ "settings", F_MAP, true },
 	{ "secrets", F_MAP, false },
+	{ "archive", F_OBJECT, false, job_archive },
+	{ "options", F_OBJECT, false, job_options },
 	{ NULL },
 };
 
@@ -321,12 +353,21 @@ static const struct field progress_fields[] = {
 	{ NULL },
 };
 
+/* What the executor wrote and sealed on fd 4: the supervisor checks the file itself. */
+static const struct field result_archive[] = {
+	{ "bytes", F_UINT, true },
+	{ "sha256", F_STRING, true },
+	{ "records", F_UINT, true },
+	{ NULL },
+};
+
 static const struct field result_body[] = {
 	{ "ok", F_BOOL, true },
 	{ "counts", F_MAP, false },
 	{ "error", F_STRING, false },
 	{ "errors", F_ARRAY, false },
 	{ "warnings", F_ARRAY, false }, /* strings: what the task must say besides its outcome */
+	{ "archive", F_OBJECT, false, result_archive },
 	{ NULL },
 };
 

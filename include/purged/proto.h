@@ -61,6 +61,8 @@ enum purge_op {
 	PURGE_OP_REST_REFUSALS,  /* purged-rest's count of the requests it refused itself (its link only) */
 	PURGE_OP_TASKS_APPROVE,  /* the two-person rule: another identity lets an awaiting purge run */
 	PURGE_OP_TASKS_REJECT,   /* ... or anyone allowed ends it */
+	PURGE_OP_TASKS_ARCHIVE,  /* a chunk of a task's archive file (base64) */
+	PURGE_OP_CRDB_RESTORE,   /* put back the keys a crdb purge archived: a new task */
 	_PURGE_OP_MAX,
 	_PURGE_OP_INVALID = -EINVAL,
 };

@@ -109,6 +109,16 @@ static const struct {
 	{ "[target d]\ntype = noop\napprovals = 2\n", "test.conf:3: approvals = '2': expected a whole number from 0 to 1" },
 	{ "[crdb 1d7741cc-1110-4e2f-bc6c-935292783d24]\ninstance.1 = redis://127.0.0.1:1\napproval_timeout = 0\n",
 	  "test.conf:3: approval_timeout = '0': expected a whole number from 1 to 604800" },
+	{ "[target d]\ntype = noop\narchive = sometimes\n", "test.conf:3: archive = 'sometimes': expected yes or no" },
+	{ "[target d]\ntype = noop\narchive_max_bytes = 10\n", "test.conf:3: archive_max_bytes = '10': expected a size from 1M" },
+	{ "[target d]\ntype = noop\narchive_max_bytes = 5X\n", "test.conf:3: archive_max_bytes = '5X': expected a size in bytes" },
+	{ "[daemon]\narchive_max_bytes = -1G\n", "test.conf:2: archive_max_bytes = '-1G': expected a size" },
+	{ "[daemon]\narchive_max_bytes = 2000T\n", "test.conf:2: archive_max_bytes = '2000T': expected a size from 1M to 1024T" },
+	{ "[daemon]\narchive_max_bytes = 99999999999999999999G\n", "test.conf:2: archive_max_bytes" },
+	{ "[daemon]\narchive_dir = archives\n", "test.conf:2: archive_dir = 'archives': expected an absolute path" },
+	{ "[daemon]\narchive_keep_days = 36501\n", "test.conf:2: archive_keep_days = '36501': expected a whole number from 0 to 36500" },
+	{ "[crdb 1d7741cc-1110-4e2f-bc6c-935292783d24]\ninstance.1 = redis://127.0.0.1:1\narchive = maybe\n",
+	  "test.conf:3: archive = 'maybe': expected yes or no" },
 	{ "[daemon]\nmax_executors = 0\n", "test.conf:2: max_executors = '0': expected a whole number from 1 to 256" },
 	{ "[daemon]\nmax_executors = many\n", "test.conf:2: max_executors = 'many'" },
 	{ "[daemon]\nmax_executors = -1\n", "test.conf:2: max_executors = '-1'" },
@@ -328,6 +338,45 @@ START_TEST(test_protection_keys)
 }
 END_TEST
 
+/* archive, archive_max_bytes per target and [crdb GUID]; archive_dir, archive_keep_days, archive_max_bytes in [daemon]. */
+START_TEST(test_archive_keys)
+{
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+
+	ck_assert_int_eq(parse("[daemon]\nstate_dir = /srv/p\n[target a]\ntype = noop\n", &c, &errs), 0);
+	ck_assert_str_eq(c->archive_dir, "/srv/p/archives");
+	ck_assert_uint_eq(c->archive_keep_days, 30);
+	ck_assert_uint_eq(c->archive_max_bytes, 10ull << 30);
+	ck_assert(!config_find_target(c, "a")->archive);
+	ck_assert_uint_eq(config_find_target(c, "a")->archive_max_bytes, 10ull << 30);
+	config_free(c);
+
+	const char *text = "[daemon]\narchive_dir = /backup/purged\narchive_keep_days = 0\narchive_max_bytes = 2T\n"
+			   "[target a]\ntype = noop\narchive = yes\n"
+			   "[target b]\ntype = noop\narchive = yes\narchive_max_bytes = 500MiB\n"
+			   "[crdb 1d7741cc-1110-4e2f-bc6c-935292783d24]\ninstance.1 = redis://127.0.0.1:1\n"
+			   "archive = on\narchive_max_bytes = 1048576\n";
+	if (parse(text, &c, &errs) < 0)
+		dump(&errs);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->archive_dir, "/backup/purged");
+	ck_assert_uint_eq(c->archive_keep_days, 0);
+	ck_assert_uint_eq(c->archive_max_bytes, 2ull << 40);
+	const struct target_conf *a = config_find_target(c, "a"), *b = config_find_target(c, "b");
+	const struct target_conf *g = config_find_target(c, "1d7741cc-1110-4e2f-bc6c-935292783d24");
+	ck_assert(a->archive && b->archive && g->archive);
+	ck_assert_uint_eq(a->archive_max_bytes, 2ull << 40); /* [daemon]'s */
+	ck_assert_uint_eq(b->archive_max_bytes, 500ull << 20);
+	ck_assert_uint_eq(g->archive_max_bytes, 1048576);
+	/* The supervisor's keys: never handed to the executor as settings. */
+	ck_assert_ptr_null(json_object_get(a->settings, "archive"));
+	ck_assert_ptr_null(json_object_get(b->settings, "archive_max_bytes"));
+	ck_assert_ptr_null(json_object_get(g->settings, "archive"));
+	config_free(c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -338,6 +387,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_long_line);
 	tcase_add_test(tc, test_all_errors_reported);
 	tcase_add_test(tc, test_load_missing_file);
+	tcase_add_test(tc, test_archive_keys);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("config:secrets");

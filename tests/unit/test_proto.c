@@ -57,6 +57,12 @@ START_TEST(test_roundtrip_requests)
 			json_object_set_new(args, "id", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
 		if (op == PURGE_OP_TASKS_LIST)
 			json_object_set_new(args, "limit", json_integer(10));
+		if (op == PURGE_OP_TASKS_ARCHIVE)
+			json_object_set_new(args, "id", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
+		if (op == PURGE_OP_CRDB_RESTORE) {
+			json_object_set_new(args, "task", json_string("01a227ad-f7bc-7304-b19f-9b57b020426a"));
+			json_object_set_new(args, "replace", json_true());
+		}
 		if (op == PURGE_OP_REST_REFUSALS) {
 			json_object_set_new(args, "address", json_string("127.0.0.1"));
 			json_object_set_new(args, "count", json_integer(3));
