@@ -21,15 +21,6 @@
 
 #define MSG_FD 3
 
-#if PURGED_SANITIZED
-/* LeakSanitizer's exit-time check needs ptrace, which the sandbox refuses. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "detect_leaks=0";
-}
-#endif
-
 static const struct backend_ops *find_backend(const char *type)
 {
 	for (size_t i = 0; family_backends[i]; i++)

@@ -22,15 +22,6 @@
 #define LINK_FD 3
 #define LISTEN_FD 4
 
-#if PURGED_SANITIZED
-/* LeakSanitizer's exit-time check needs ptrace, which the sandbox refuses. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "detect_leaks=0";
-}
-#endif
-
 static uv_signal_t term;
 static int exit_status;
 
