@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 #include "daemon/config.h"
 #include "daemon/creds.h"
 #include "daemon/tokens.h"
@@ -300,48 +301,54 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	return 0;
 }
 
-int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback)
+int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback, const char **why)
 {
 	struct sockaddr_storage ss = { 0 };
 	char host[128];
-	const char *colon, *h = s;
+	const char *colon, *h = s, *dummy;
 	size_t hl;
 	unsigned long port;
+	bool v6 = *s == '[';
 
-	if (*s == '[') {
+	if (!why)
+		why = &dummy;
+	/* libuv reads the address; only the brackets and the port are ours to split. */
+	if (v6) {
 		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':')
+		if (!close || close[1] != ':') {
+			*why = "an IPv6 address is written [ADDRESS]:PORT";
 			return -EINVAL;
+		}
 		h = s + 1;
 		hl = (size_t)(close - h);
 		colon = close + 1;
 	} else {
 		colon = strrchr(s, ':');
-		if (!colon)
+		if (!colon) {
+			*why = "the port is missing";
 			return -EINVAL;
+		}
 		hl = (size_t)(colon - s);
 	}
-	if (hl == 0 || hl >= sizeof(host) || parse_uint(colon + 1, 1, 65535, &port) < 0)
+	if (hl == 0 || hl >= sizeof(host)) {
+		*why = hl ? "the address is too long" : "the address is missing";
 		return -EINVAL;
+	}
+	if (parse_uint(colon + 1, 1, 65535, &port) < 0) {
+		*why = "the port is not a number from 1 to 65535";
+		return -EINVAL;
+	}
 	memcpy(host, h, hl);
 	host[hl] = '\0';
-	if (*s == '[') {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			return -EINVAL;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (ret_loopback)
-			*ret_loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			return -EINVAL;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (ret_loopback)
-			*ret_loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	if (v6 ? uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss)
+	       : uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss)) {
+		*why = v6 ? "the address is not an IPv6 address" : "the address is not an IPv4 address (a name is not "
+								    "resolved; IPv6 goes in brackets)";
+		return -EINVAL;
 	}
+	if (ret_loopback)
+		*ret_loopback = v6 ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr)
+				   : (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
 	if (ret)
 		*ret = ss;
 	return 0;
@@ -365,6 +372,7 @@ static int check_value(struct parse_state *ps, unsigned line, const struct key_d
 		       unsigned long *ret_uint)
 {
 	unsigned long u;
+	const char *why;
 
 	switch (k->type) {
 	case KEY_UINT:
@@ -398,9 +406,9 @@ static int check_value(struct parse_state *ps, unsigned line, const struct key_d
 		add_error(ps, line, "%s = '%s': expected yes or no", k->name, value);
 		return -EINVAL;
 	case KEY_LISTEN:
-		if (listen_parse(value, NULL, NULL) < 0) {
-			add_error(ps, line, "%s = '%s': expected ADDRESS:PORT, e.g. 127.0.0.1:8470 or [::1]:8470",
-				  k->name, value);
+		if (listen_parse(value, NULL, NULL, &why) < 0) {
+			add_error(ps, line, "%s = '%s': %s; expected ADDRESS:PORT, e.g. 127.0.0.1:8470 or [::1]:8470",
+				  k->name, value, why);
 			return -EINVAL;
 		}
 		return 0;
@@ -569,7 +577,7 @@ static void check_rest(struct parse_state *ps, struct daemon_conf *c)
 
 	if (!c->rest_enabled)
 		return;
-	if (listen_parse(c->rest_listen, NULL, &loopback) == 0 && !loopback && !c->rest_allow_remote)
+	if (listen_parse(c->rest_listen, NULL, &loopback, NULL) == 0 && !loopback && !c->rest_allow_remote)
 		add_error(ps, listen ? listen->line : fallback,
 			  "listen = '%s' is not a loopback address: purged-rest serves loopback only unless "
 			  "allow_remote = yes", c->rest_listen);
@@ -707,7 +715,7 @@ static json_t *parse_redis_url(const char *url)
 		snprintf(tmp, sizeof(tmp), "127.0.0.1:%s", buf + 10);
 		snprintf(buf, sizeof(buf), "%s", tmp);
 	}
-	if (listen_parse(buf, &ss, NULL) < 0)
+	if (listen_parse(buf, &ss, NULL, NULL) < 0)
 		return NULL;
 	if (slash && slash[1] && parse_uint(slash + 1, 0, 15, &db) < 0)
 		return NULL;

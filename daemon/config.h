@@ -81,8 +81,11 @@ struct daemon_conf *config_free(struct daemon_conf *c);
 const struct target_conf *config_find_target(const struct daemon_conf *c, const char *name);
 void config_errors_clear(struct config_errors *errs);
 struct sockaddr_storage;
-/* Parse "IPv4:PORT" or "[IPv6]:PORT". Returns 0 (filling what is non-NULL) or -EINVAL. */
-int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback);
+/*
+ * Parse "IPv4:PORT" or "[IPv6]:PORT" (the address read by uv_ip4_addr/uv_ip6_addr).
+ * Returns 0 (filling what is non-NULL) or -EINVAL, *why (when non-NULL) naming the wrong part.
+ */
+int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback, const char **why);
 
 /* Names of the known target types, for messages and purgectl targets. */
 bool config_type_known(const char *type);

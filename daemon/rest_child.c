@@ -214,8 +214,10 @@ void rest_child_start(void)
 
 	if (!purged->conf->rest_enabled)
 		return;
-	if (listen_parse(purged->conf->rest_listen, &ss, NULL) < 0)
-		fatalx("rest: listen = '%s' is not ADDRESS:PORT", purged->conf->rest_listen);
+	const char *why;
+	if (listen_parse(purged->conf->rest_listen, &ss, NULL, &why) < 0)
+		fatalx("rest: listen = '%s' in [rest]: %s; expected ADDRESS:PORT, e.g. 127.0.0.1:8470",
+		       purged->conf->rest_listen, why);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		fatal("rest: cannot create the listening socket");

@@ -1,4 +1,5 @@
 /* Unit tests for daemon/config.c and daemon/creds.c: good and bad configurations, FILE:LINE errors, secret files. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -100,10 +101,60 @@ START_TEST(test_full)
 }
 END_TEST
 
+/* listen = ...: libuv reads the address, the error names the wrong part. */
+START_TEST(test_listen_parse)
+{
+	static const struct {
+		const char *s;
+		int family, port;
+		bool loopback;
+		const char *why; /* NULL: accepted */
+	} cases[] = {
+		{ "127.0.0.1:8470", AF_INET, 8470, true, NULL },
+		{ "10.1.2.3:1", AF_INET, 1, false, NULL },
+		{ "[::1]:65535", AF_INET6, 65535, true, NULL },
+		{ "[2001:db8::5]:80", AF_INET6, 80, false, NULL },
+		{ "127.0.0.1", 0, 0, false, "the port is missing" },
+		{ "127.0.0.1:", 0, 0, false, "the port is not a number from 1 to 65535" },
+		{ "127.0.0.1:0", 0, 0, false, "the port is not a number from 1 to 65535" },
+		{ "127.0.0.1:65536", 0, 0, false, "the port is not a number from 1 to 65535" },
+		{ "127.0.0.1:-1", 0, 0, false, "the port is not a number from 1 to 65535" },
+		{ ":8470", 0, 0, false, "the address is missing" },
+		{ "localhost:8470", 0, 0, false, "the address is not an IPv4 address" },
+		{ "127.0.0.256:8470", 0, 0, false, "the address is not an IPv4 address" },
+		{ "::1:8470", 0, 0, false, "the address is not an IPv4 address" },
+		{ "[::1]8470", 0, 0, false, "an IPv6 address is written [ADDRESS]:PORT" },
+		{ "[::g]:8470", 0, 0, false, "the address is not an IPv6 address" },
+		{ "[]:8470", 0, 0, false, "the address is missing" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sockaddr_storage ss;
+		bool loopback = !cases[i].loopback;
+		const char *why = NULL;
+		int r = listen_parse(cases[i].s, &ss, &loopback, &why);
+		if (!cases[i].why) {
+			ck_assert_msg(r == 0, "'%s' refused: %s", cases[i].s, why);
+			ck_assert_int_eq(ss.ss_family, cases[i].family);
+			ck_assert_int_eq(ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+								       : ((struct sockaddr_in6 *)&ss)->sin6_port),
+					 cases[i].port);
+			ck_assert_msg(loopback == cases[i].loopback, "'%s': loopback %d", cases[i].s, loopback);
+		} else {
+			ck_assert_msg(r == -EINVAL, "'%s' accepted", cases[i].s);
+			ck_assert_msg(why && strstr(why, cases[i].why), "'%s': '%s', expected '%s'", cases[i].s,
+				      why ? why : "(none)", cases[i].why);
+		}
+	}
+	ck_assert_int_eq(listen_parse("127.0.0.1:8470", NULL, NULL, NULL), 0);
+}
+END_TEST
+
 static const struct {
 	const char *text;
 	const char *error; /* expected substring, with the line number */
 } bad[] = {
+	{ "[rest]\nlisten = 127.0.0.1:99999\n",
+	  "test.conf:2: listen = '127.0.0.1:99999': the port is not a number from 1 to 65535; expected ADDRESS:PORT" },
 	{ "[daemon]\nbogus = 1\n", "test.conf:2: unknown key 'bogus' in [daemon]" },
 	{ "[target d]\ntype = noop\nprotect = maybe\n", "test.conf:3: protect = 'maybe': expected yes or no" },
 	{ "[target d]\ntype = noop\napprovals = 2\n", "test.conf:3: approvals = '2': expected a whole number from 0 to 1" },
@@ -383,6 +434,7 @@ static Suite *config_suite(void)
 	TCase *tc = tcase_create("config:parse");
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_listen_parse);
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_long_line);
 	tcase_add_test(tc, test_all_errors_reported);
