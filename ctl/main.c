@@ -4,7 +4,11 @@
  * with a documented status. purgectl only.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <nettle/base64.h>
+#include <nettle/sha2.h>
+#include <zstd.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +29,8 @@ struct options {
 	const char *target;
 	const char *instances;
 	bool manifest;
+	bool replace;        /* restore: overwrite keys that exist */
+	const char *output;  /* archive: write here (created, never overwritten) instead of stdout */
 };
 
 static void usage(FILE *f)
@@ -49,6 +55,11 @@ static void usage(FILE *f)
 		"                                  only another person than the one who asked may\n"
 		"  reject ID                       reject a purge awaiting approval (it ends cancelled)\n"
 		"  wait ID                         follow a task until it ends\n"
+		"  archive ID [--output FILE]      what a purge archived (archive = yes), as JSON lines,\n"
+		"                                  its size and SHA-256 checked (--output: a new file)\n"
+		"  restore ID [--replace] [--yes] [--wait|--detach]\n"
+		"                                  put back the keys a crdb purge archived, with their\n"
+		"                                  TTLs; keys that exist are refused unless --replace\n"
 		"  reload                          re-read the daemon's configuration\n"
 		"  crdb purge GUID --instances 1,2 [--yes] [--wait|--detach]\n"
 		"                                  purge instances of an Active-Active database\n"
@@ -143,17 +154,51 @@ static int follow(struct client *c, const char *id)
 	return r;
 }
 
-static int confirm(const char *target)
+/*
+ * What the prompt says of a purge of @target: whether an archive keeps a copy
+ * (archive = yes), and what it is good for. NULL when the daemon does not say.
+ */
+static char *purge_warning(struct client *c, const char *target)
+{
+	json_t *res = NULL, *t;
+	size_t i;
+	char *text = NULL;
+
+	if (client_call(c, PURGE_OP_TARGETS_LIST, NULL, &res))
+		return NULL;
+	json_array_foreach(res, i, t) {
+		if (strcmp(json_string_value(json_object_get(t, "name")) ?: "", target) != 0)
+			continue;
+		if (!json_is_true(json_object_get(t, "archive")))
+			text = xasprintf("This deletes ALL data of target '%s'. It cannot be undone (archive = no: no copy "
+					 "is kept).\n", target);
+		else if (strcmp(json_string_value(json_object_get(t, "type")) ?: "", "crdb") == 0)
+			text = xasprintf("This deletes ALL keys of the instances named of '%s'. An archive keeps a copy of "
+					 "every key it deletes (archive = yes): 'purgectl restore TASK' puts them back.\n",
+					 target);
+		else
+			text = xasprintf("This deletes ALL data of target '%s'. An archive keeps a copy of what is purged "
+					 "(archive = yes), readable with 'purgectl archive TASK'; it cannot be put back "
+					 "as it was (see purgectl(8)).\n", target);
+	}
+	json_decref(res);
+	return text;
+}
+
+static int confirm(const char *target, const char *what)
 {
 	char line[256];
 
 	if (!isatty(STDIN_FILENO)) {
-		fprintf(stderr, "purgectl: refusing to purge '%s' without confirmation: standard input is not a "
-			"terminal; pass --yes to confirm\n", target);
+		fprintf(stderr, "purgectl: refusing to %s '%s' without confirmation: standard input is not a "
+			"terminal; pass --yes to confirm\n", what ? "restore into" : "purge", target);
 		return EXIT_PURGECTL_REFUSED;
 	}
-	fprintf(stderr, "This deletes ALL data of target '%s'. It cannot be undone.\n"
-		"Type the target name to confirm: ", target);
+	if (what)
+		fprintf(stderr, "%sType the name '%s' to confirm: ", what, target);
+	else
+		fprintf(stderr, "This deletes ALL data of target '%s'. It cannot be undone.\n"
+			"Type the target name to confirm: ", target);
 	fflush(stderr);
 	if (!fgets(line, sizeof(line), stdin)) {
 		fprintf(stderr, "\npurgectl: no confirmation; nothing done\n");
@@ -167,15 +212,23 @@ static int confirm(const char *target)
 	return 0;
 }
 
-static int cmd_purge(struct client *c, const struct options *o, const char *target, enum purge_op op, json_t *args)
+/* @prompt: what the confirmation says (NULL: ask the daemon whether the target archives). */
+static int cmd_purge(struct client *c, const struct options *o, const char *target, enum purge_op op, json_t *args,
+		     const char *prompt)
 {
 	bool wait = o->wait >= 0 ? o->wait : isatty(STDOUT_FILENO);
+	bool restore = op == PURGE_OP_CRDB_RESTORE;
 	json_t *task = NULL;
 	int r;
 
-	if (!o->yes && (r = confirm(target))) {
-		json_decref(args);
-		return r;
+	if (!o->yes) {
+		char *said = prompt || !isatty(STDIN_FILENO) ? NULL : purge_warning(c, target);
+		r = confirm(target, prompt ? prompt : said);
+		free(said);
+		if (r) {
+			json_decref(args);
+			return r;
+		}
 	}
 	r = client_call(c, op, args, &task);
 	if (r)
@@ -184,7 +237,7 @@ static int cmd_purge(struct client *c, const struct options *o, const char *targ
 		char *id = xstrdup(json_string_value(json_object_get(task, "id")));
 		json_decref(task);
 		if (!opt_json)
-			fprintf(stderr, "task %s: purge of '%s' queued\n", id, target);
+			fprintf(stderr, "task %s: %s of '%s' queued\n", id, restore ? "restore" : "purge", target);
 		r = follow(c, id);
 		free(id);
 		return r;
@@ -197,9 +250,183 @@ static int cmd_purge(struct client *c, const struct options *o, const char *targ
 		       "approve %s'; follow it with 'purgectl wait %s'\n", tid, target,
 		       json_string_value(json_object_get(json_object_get(task, "approval"), "deadline")) ?: "?", tid, tid);
 	else
-		printf("task %s: purge of '%s' queued; follow it with 'purgectl wait %s'\n", tid, target, tid);
+		printf("task %s: %s of '%s' queued; follow it with 'purgectl wait %s'\n", tid,
+		       restore ? "restore" : "purge", target, tid);
 	json_decref(task);
 	return 0;
+}
+
+/* restore ID: the crdb purge's database and archive, said in the prompt, then crdb.restore. */
+static int cmd_restore(struct client *c, const struct options *o, const char *id)
+{
+	json_t *src = NULL;
+	int r = client_call(c, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", id), &src);
+	if (r)
+		return r;
+	const char *guid = json_string_value(json_object_get(src, "target")) ?: "?";
+	const json_t *ar = json_object_get(src, "archive");
+	char records[32] = "?";
+	if (json_is_integer(json_object_get(ar, "records")))
+		snprintf(records, sizeof(records), "%lld", (long long)json_integer_value(json_object_get(ar, "records")));
+	char *prompt = xasprintf("This puts back into Active-Active database '%s' the keys task %s archived (%s "
+				 "records, %lld bytes compressed), with their TTLs; keys whose TTL has passed are "
+				 "counted, not restored. %s\n", guid, id, records,
+				 (long long)json_integer_value(json_object_get(ar, "bytes")),
+				 o->replace ? "Keys that exist now are OVERWRITTEN (--replace)."
+					    : "If any key exists now, nothing is restored (--replace overwrites).");
+	char *g = xstrdup(guid);
+	json_decref(src);
+	json_t *args = json_pack("{s:s, s:b, s:s}", "task", id, "replace", o->replace, "guid", g);
+	r = cmd_purge(c, o, g, PURGE_OP_CRDB_RESTORE, args, prompt);
+	free(prompt);
+	free(g);
+	return r;
+}
+
+/*
+ * archive ID: every chunk into an anonymous temporary file, its size and
+ * SHA-256 checked against the task's record, and only then decompressed
+ * (zstd) into the output: what is written was the purge's archive.
+ */
+static int cmd_archive(struct client *c, const struct options *o, const char *id)
+{
+	struct sha256_ctx sha;
+	uint64_t offset = 0, size = 0;
+	char want[65] = "", got[65];
+	unsigned char digest[32];
+	int out = -1, r = 0;
+	FILE *tmp = tmpfile();
+
+	if (!tmp) {
+		fprintf(stderr, "purgectl: cannot create a temporary file for the archive of task %s: %s; set TMPDIR "
+			"to a directory with room\n", id, strerror(errno));
+		return EXIT_PURGECTL_FAILURE;
+	}
+	if (o->output) {
+		out = open(o->output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (out < 0) {
+			fprintf(stderr, "purgectl: cannot create '%s': %s%s\n", o->output, strerror(errno),
+				errno == EEXIST ? " (purgectl archive never overwrites a file: choose another name or "
+						  "remove it)" : "");
+			fclose(tmp);
+			return errno == EEXIST ? EXIT_PURGECTL_CONFLICT : EXIT_PURGECTL_FAILURE;
+		}
+	}
+	sha256_init(&sha);
+	for (;;) {
+		json_t *res = NULL;
+		r = client_call(c, PURGE_OP_TASKS_ARCHIVE, json_pack("{s:s, s:I}", "id", id, "offset", (json_int_t)offset),
+				&res);
+		if (r)
+			goto out;
+		const char *data = json_string_value(json_object_get(res, "data")) ?: "";
+		size_t len = strlen(data), n = BASE64_DECODE_LENGTH(len);
+		uint8_t *buf = xmalloc(n + 1);
+		struct base64_decode_ctx b64;
+		base64_decode_init(&b64);
+		if (!base64_decode_update(&b64, &n, buf, len, data) || !base64_decode_final(&b64) ||
+		    json_integer_value(json_object_get(res, "offset")) != (json_int_t)offset) {
+			fprintf(stderr, "purgectl: the daemon sent a malformed chunk of the archive of task %s at offset "
+				"%llu\n", id, (unsigned long long)offset);
+			free(buf);
+			json_decref(res);
+			r = EXIT_PURGECTL_FAILURE;
+			goto out;
+		}
+		if (offset == 0) {
+			size = (uint64_t)json_integer_value(json_object_get(res, "size"));
+			snprintf(want, sizeof(want), "%s", json_string_value(json_object_get(res, "sha256")) ?: "");
+		}
+		sha256_update(&sha, n, buf);
+		if (n && fwrite(buf, 1, n, tmp) != n) {
+			fprintf(stderr, "purgectl: cannot write the archive to a temporary file: %s; set TMPDIR to a "
+				"directory with room\n", strerror(errno));
+			free(buf);
+			json_decref(res);
+			r = EXIT_PURGECTL_FAILURE;
+			goto out;
+		}
+		free(buf);
+		offset += n;
+		bool eof = json_is_true(json_object_get(res, "eof"));
+		json_decref(res);
+		if (eof)
+			break;
+		if (n == 0) {
+			fprintf(stderr, "purgectl: the archive of task %s ended early at offset %llu\n", id,
+				(unsigned long long)offset);
+			r = EXIT_PURGECTL_FAILURE;
+			goto out;
+		}
+	}
+	sha256_digest(&sha, sizeof(digest), digest);
+	for (int i = 0; i < 32; i++)
+		snprintf(got + 2 * i, 3, "%02x", digest[i]);
+	if (offset != size || strcmp(got, want) != 0) {
+		fprintf(stderr, "purgectl: the archive of task %s is not the one recorded (%llu bytes, SHA-256 %s; the "
+			"task recorded %llu bytes, SHA-256 %s): it was changed or damaged since the purge; nothing "
+			"written\n", id, (unsigned long long)offset, got, (unsigned long long)size, want[0] ? want : "none");
+		r = EXIT_PURGECTL_FAILURE;
+		goto out;
+	}
+	/* Verified: decompress into the output. */
+	rewind(tmp);
+	ZSTD_DStream *z = ZSTD_createDStream();
+	size_t inlen = ZSTD_DStreamInSize(), outlen = ZSTD_DStreamOutSize(), zr = 0, nread;
+	char *inb = xmalloc(inlen), *outb = xmalloc(outlen);
+	FILE *dst = out >= 0 ? fdopen(out, "w") : stdout;
+	bool any = false;
+	if (!z || !dst) {
+		fprintf(stderr, "purgectl: out of memory\n");
+		r = EXIT_PURGECTL_FAILURE;
+	}
+	while (!r && (nread = fread(inb, 1, inlen, tmp)) > 0) {
+		ZSTD_inBuffer in = { inb, nread, 0 };
+		any = true;
+		while (!r && in.pos < in.size) {
+			ZSTD_outBuffer ob = { outb, outlen, 0 };
+			zr = ZSTD_decompressStream(z, &ob, &in);
+			if (ZSTD_isError(zr)) {
+				fprintf(stderr, "purgectl: the archive of task %s cannot be decompressed: %s\n", id,
+					ZSTD_getErrorName(zr));
+				r = EXIT_PURGECTL_FAILURE;
+			} else if (ob.pos && fwrite(outb, 1, ob.pos, dst) != ob.pos) {
+				fprintf(stderr, "purgectl: cannot write %s: %s\n", o->output ? o->output : "the output",
+					strerror(errno));
+				r = EXIT_PURGECTL_FAILURE;
+			}
+		}
+	}
+	if (!r && any && zr != 0) {
+		fprintf(stderr, "purgectl: the archive of task %s ends in the middle of a zstd frame: it was cut short; "
+			"what was written above is its readable part\n", id);
+		r = EXIT_PURGECTL_FAILURE;
+	}
+	if (dst && fflush(dst) != 0 && !r) {
+		fprintf(stderr, "purgectl: cannot write %s: %s\n", o->output ? o->output : "the output", strerror(errno));
+		r = EXIT_PURGECTL_FAILURE;
+	}
+	if (out >= 0 && dst) {
+		if (fsync(out) < 0 && !r) {
+			fprintf(stderr, "purgectl: cannot sync %s: %s\n", o->output, strerror(errno));
+			r = EXIT_PURGECTL_FAILURE;
+		}
+		fclose(dst);
+		out = -1;
+	}
+	if (!r && o->output && !opt_json)
+		fprintf(stderr, "task %s: archive written to %s (%llu bytes compressed, SHA-256 %s checked)\n", id,
+			o->output, (unsigned long long)size, got);
+	ZSTD_freeDStream(z);
+	free(inb);
+	free(outb);
+out:
+	if (out >= 0)
+		close(out);
+	if (r && o->output)
+		unlink(o->output); /* created by us above: never leave a partial or unverified copy */
+	fclose(tmp);
+	return r;
 }
 
 static int simple(struct client *c, enum purge_op op, json_t *args, void (*render)(const json_t *),
@@ -387,6 +614,8 @@ int main(int argc, char **argv)
 		{ "target", required_argument, NULL, 't' },
 		{ "instances", required_argument, NULL, 'i' },
 		{ "manifest", no_argument, NULL, 'm' },
+		{ "replace", no_argument, NULL, 'R' },
+		{ "output", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -421,6 +650,8 @@ int main(int argc, char **argv)
 		case 't': o.target = optarg; break;
 		case 'i': o.instances = optarg; break;
 		case 'm': o.manifest = true; break;
+		case 'R': o.replace = true; break;
+		case 'O': o.output = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("purgectl %s (protocol %d)\n", PURGED_VERSION, PURGE_PROTO_VERSION); return 0;
 		default: fprintf(stderr, "Try 'purgectl --help'.\n"); return EXIT_PURGECTL_USAGE;
@@ -456,9 +687,10 @@ int main(int argc, char **argv)
 		goto run;
 	}
 	static const char *const known[] = { "status", "targets", "plan", "purge", "tasks", "task",
-					     "cancel", "wait", "reload", "approve", "reject", NULL };
+					     "cancel", "wait", "reload", "approve", "reject", "archive", "restore", NULL };
 	bool by_id = strcmp(cmd, "task") == 0 || strcmp(cmd, "cancel") == 0 || strcmp(cmd, "wait") == 0 ||
-		     strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0;
+		     strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0 || strcmp(cmd, "archive") == 0 ||
+		     strcmp(cmd, "restore") == 0;
 	bool is_known = false;
 	for (int i = 0; known[i]; i++)
 		is_known |= strcmp(known[i], cmd) == 0;
@@ -473,6 +705,10 @@ int main(int argc, char **argv)
 		return usage_error("'%s' is not a valid target name", args[0]);
 	if (o.target && !proto_is_name(o.target))
 		return usage_error("'%s' is not a valid target name", o.target);
+	if (o.output && strcmp(cmd, "archive") != 0)
+		return usage_error("%s", "--output goes with 'archive' only");
+	if (o.replace && strcmp(cmd, "restore") != 0)
+		return usage_error("%s", "--replace goes with 'restore' only");
 
 	r = client_connect(&c, o.socket);
 	if (r)
@@ -485,10 +721,10 @@ run:
 	} else if (strcmp(cmd, "plan") == 0) {
 		r = simple(&c, PURGE_OP_PLAN, json_pack("{s:s}", "target", args[0]), render_plan, NULL);
 	} else if (strcmp(cmd, "purge") == 0) {
-		r = cmd_purge(&c, &o, args[0], PURGE_OP_PURGE, json_pack("{s:s}", "target", args[0]));
+		r = cmd_purge(&c, &o, args[0], PURGE_OP_PURGE, json_pack("{s:s}", "target", args[0]), NULL);
 	} else if (strcmp(cmd, "crdb") == 0 && strcmp(args[0], "purge") == 0) {
 		r = cmd_purge(&c, &o, args[1], PURGE_OP_CRDB_PURGE,
-			      json_pack("{s:s, s:o}", "guid", args[1], "instances", instance_ids));
+			      json_pack("{s:s, s:o}", "guid", args[1], "instances", instance_ids), NULL);
 	} else if (strcmp(cmd, "crdb") == 0) {
 		json_t *a = json_pack("{s:s}", "operation", "crdb.purge");
 		if (o.limit > 0)
@@ -515,6 +751,10 @@ run:
 			   json_pack("{s:s}", "id", args[0]), render_decision, NULL);
 	} else if (strcmp(cmd, "wait") == 0) {
 		r = follow(&c, args[0]);
+	} else if (strcmp(cmd, "archive") == 0) {
+		r = cmd_archive(&c, &o, args[0]);
+	} else if (strcmp(cmd, "restore") == 0) {
+		r = cmd_restore(&c, &o, args[0]);
 	} else {
 		r = simple(&c, PURGE_OP_RELOAD, NULL, render_reload, NULL);
 	}

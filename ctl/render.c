@@ -115,7 +115,10 @@ void render_targets(const json_t *arr)
 			guard = "protected";
 		else if (num(t, "approvals") > 0)
 			guard = "two-person";
-		cells[i * 5 + 2] = xstrdup(guard);
+		/* archive = yes: a purge keeps a copy of what it deletes. */
+		cells[i * 5 + 2] = json_is_true(json_object_get(t, "archive"))
+					   ? xasprintf("%s%s", strcmp(guard, "-") ? guard : "", strcmp(guard, "-") ? "+archive" : "archive")
+					   : xstrdup(guard);
 		cells[i * 5 + 3] = xstrdup(str(t, "active_task"));
 		cells[i * 5 + 4] = settings ? settings : xstrdup("{}");
 	}
@@ -206,6 +209,16 @@ void render_task(const json_t *t)
 	if (json_is_string(json_object_get(t, "error")))
 		printf("error:      %s\n", str(t, "error"));
 	render_warnings(t);
+	const json_t *ar = json_object_get(t, "archive");
+	if (ar) {
+		const json_t *rec = json_object_get(ar, "records");
+		printf("archive:    %s, %lld bytes, ", str(ar, "file"), (long long)num(ar, "bytes"));
+		if (json_is_integer(rec))
+			printf("%lld records (as the executor counted)", (long long)json_integer_value(rec));
+		else
+			printf("records uncounted");
+		printf(", SHA-256 %s; read it with 'purgectl archive %s'\n", str(ar, "sha256"), str(t, "id"));
+	}
 	const json_t *ap = json_object_get(t, "approval");
 	if (ap) {
 		printf("approval:   asked by %s; %s %s\n", str(ap, "requester"),
