@@ -364,12 +364,9 @@ static json_t *op_crdb_restore(struct ctl_conn *c, const struct caller *who, uin
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no Active-Active database '%s' in %s any more: add "
 					 "its [crdb %s] section back and reload to restore into it", src->target,
 					 purged->conf_path, src->target);
-	/* (One json_pack with "s:O, s:O, s:b" fails in jansson 2.14 with "NULL object key": built in steps.) */
-	params = json_pack("{s:s, s:b}", "archive_task", src->id, "replace", json_is_true(json_object_get(args, "replace")));
-	if (params) {
-		json_object_set(params, "file", json_object_get(src->archive, "file"));
-		json_object_set(params, "sha256", json_object_get(src->archive, "sha256"));
-	}
+	params = json_pack("{s:s, s:O, s:O, s:b}", "archive_task", src->id, "file",
+			   json_object_get(src->archive, "file"), "sha256", json_object_get(src->archive, "sha256"),
+			   "replace", json_is_true(json_object_get(args, "replace")));
 	/* The purge's instances only: the archive holds nothing of the others. */
 	if (params && json_object_get(src->params, "instances"))
 		json_object_set(params, "instances", json_object_get(src->params, "instances"));

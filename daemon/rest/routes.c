@@ -534,6 +534,8 @@ static json_t *crdb_view(const json_t *task)
 	json_t *clusters = json_array(), *errors = json_array(), *e;
 	const char *pending = NULL;
 	size_t i;
+	/* A restore (purgectl restore, POST .../restore) puts back what a purge archived. */
+	bool restore = strcmp(json_string_value(json_object_get(task, "operation")) ?: "", "restore") == 0;
 
 	/* Redis Enterprise knows no approval: such a task is "queued", and pending_reason says why. */
 	if (status && strcmp(status, "awaiting_approval") == 0) {
@@ -555,9 +557,9 @@ static json_t *crdb_view(const json_t *task)
 		snprintf(key, sizeof(key), "instance %s", name);
 		const char *p = "queued";
 		if (strcmp(status, "started") == 0)
-			p = "purging";
+			p = restore ? "restoring" : "purging";
 		else if (json_object_get(counts, key))
-			p = "purged";
+			p = restore ? "restored" : "purged";
 		else if (strcmp(status, "queued") != 0)
 			p = "failed";
 		json_array_append_new(clusters, json_pack("{s:s, s:s}", "name", name, "progress", p));
@@ -572,14 +574,21 @@ static json_t *crdb_view(const json_t *task)
 	json_t *view = json_pack("{s:O, s:O, s:s, s:s, s:o, s:{s:o, s:s}, s:O, s:O, s:s, s:O}",
 			 "id", json_object_get(task, "id"),
 			 "crdb_guid", json_object_get(task, "target"),
-			 "operation", "purge",
+			 "operation", restore ? "restore" : "purge",
 			 "status", status,
 			 "errors", errors,
 			 "progress", "clusters", clusters, "worker", worker,
 			 "started", json_object_get(task, "started"),
 			 "ended", json_object_get(task, "ended"),
 			 "worker_name", "purged-executor",
-			 "keys_deleted", counts);
+			 restore ? "keys_restored" : "keys_deleted", counts);
+	/* What the purge archived (archive = yes): {file, bytes, sha256, records}; a restore names its purge. */
+	if (view && json_object_get(task, "archive"))
+		json_object_set(view, "archive", json_object_get(task, "archive"));
+	if (view && restore)
+		json_object_set(view, "restored_from", json_object_get(json_object_get(task, "params"), "archive_task"));
+	if (view && restore && json_object_get(task, "warnings"))
+		json_object_set(view, "warnings", json_object_get(task, "warnings"));
 	if (view && pending) {
 		const json_t *ap = json_object_get(task, "approval");
 		json_object_set_new(view, "pending_reason", json_string(pending));
@@ -597,11 +606,27 @@ static bool crdb_task_reply(const json_t *msg, void *ud)
 	}
 	const json_t *task = json_object_get(msg, "result");
 	const char *op = json_string_value(json_object_get(task, "operation"));
-	if (!op || strcmp(op, "crdb.purge") != 0) {
+	if (!op || (strcmp(op, "crdb.purge") != 0 && strcmp(op, "restore") != 0)) {
 		v1_error(req, 404, "not_found", "no CRDB task with that id");
 		return false;
 	}
 	http_respond(req, 200, NULL, crdb_view(task));
+	return false;
+}
+
+/* A restore was accepted: 202, its CRDB task object and where to follow it. */
+static bool crdb_restore_reply(const json_t *msg, void *ud)
+{
+	struct http_request *req = ud;
+	char loc[96];
+	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
+		upstream_failure(req, msg);
+		return false;
+	}
+	const json_t *task = json_object_get(msg, "result");
+	snprintf(loc, sizeof(loc), "Location: /v1/crdb_tasks/%s\r\n",
+		 json_string_value(json_object_get(task, "id")) ?: "");
+	http_respond(req, 202, loc, crdb_view(task));
 	return false;
 }
 
@@ -646,6 +671,38 @@ static void h_crdb_purge(struct http_request *req, char **seg)
 	json_decref(body);
 }
 
+/*
+ * POST /v1/crdbs/{guid}/restore {"task_id": ID of a crdb purge with an
+ * archive, "replace": false}: put back the keys it archived, with their TTLs.
+ */
+static void h_crdb_restore(struct http_request *req, char **seg)
+{
+	json_error_t jerr;
+	json_t *body, *tid, *replace;
+
+	if (!proto_is_name(seg[2])) {
+		v1_error(req, 404, "not_found", "no such Active-Active database");
+		return;
+	}
+	if (!req->json_body) {
+		v1_error(req, 415, "unsupported_media_type", "the body must be application/json");
+		return;
+	}
+	body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	tid = json_object_get(body, "task_id");
+	replace = json_object_get(body, "replace");
+	if (!json_is_object(body) || !json_is_string(tid) || !proto_is_task_id(json_string_value(tid)) ||
+	    (replace && !json_is_boolean(replace)) || json_object_size(body) != 1u + !!replace) {
+		json_decref(body);
+		v1_error(req, 400, "bad_request", "expected a body {\"task_id\": \"ID of the crdb purge whose archive to "
+			 "restore\", \"replace\": false}");
+		return;
+	}
+	call(req, PURGE_OP_CRDB_RESTORE, json_pack("{s:s, s:O, s:b}", "guid", seg[2], "task", tid, "replace",
+						   json_is_true(replace)), crdb_restore_reply);
+	json_decref(body);
+}
+
 static void h_crdb_tasks(struct http_request *req, char **seg)
 {
 	(void)seg;
@@ -676,6 +733,7 @@ static const struct route routes[] = {
 	{ HTTP_POST, "/v1/tasks/*/reject", "task_reject", STYLE_V1, false, h_task_reject },
 	{ HTTP_GET, "/v1/targets", "targets", STYLE_V1, false, h_targets },
 	{ HTTP_PUT, "/v1/crdbs/*/purge", "crdb_purge", STYLE_V1, false, h_crdb_purge },
+	{ HTTP_POST, "/v1/crdbs/*/restore", "crdb_restore", STYLE_V1, false, h_crdb_restore },
 	{ HTTP_GET, "/v1/crdb_tasks", "crdb_tasks", STYLE_V1, false, h_crdb_tasks },
 	{ HTTP_GET, "/v1/crdb_tasks/*", "crdb_task", STYLE_V1, false, h_crdb_task },
 	{ HTTP_POST, "/v1/targets/*/plan", "plan", STYLE_V1, false, h_plan },

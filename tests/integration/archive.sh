@@ -10,6 +10,8 @@
 . "$(dirname "$0")/lib.sh"
 
 GUID=1d7741cc-1110-4e2f-bc6c-935292783d24
+PORT=$(free_port)
+mint_token ops
 conf() {
 	# conf ARCHIVE_DIR [EXTRA...]
 	local dir=$1
@@ -25,6 +27,7 @@ archive = yes
 type = noop
 objects = 5
 step_ms = 0
+$(rest_conf)
 ${CRDB_SECTION:-}
 EOF
 }
@@ -163,6 +166,25 @@ if [ "$(jf "$OUT" .status)" = finished ]; then
 	expect_eq "…the keys are back" "$(redis-cli -p "$RPORT" DBSIZE)" "51"
 	expect_code 7 "a second restore of the same keys fails without --replace" ctl --json restore "$PURGE" --yes --wait
 fi
+wait_until 30 sh -c "[ \"\$(ctl --json targets | jq -r '.[] | select(.name == \"$GUID\") | .active_task')\" = null ]"
+
+# The REST route next to the CRDB ones: POST /v1/crdbs/{guid}/restore.
+rest() { curl -sS -o "$T/body" -D "$T/headers" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$@"; }
+expect_eq "POST /v1/crdbs/GUID/restore answers 202" "$(rest -X POST -H 'Content-Type: application/json' \
+	--data "{\"task_id\": \"$PURGE\", \"replace\": true}" "http://127.0.0.1:$PORT/v1/crdbs/$GUID/restore")" "202"
+expect_eq "…with a CRDB task object of a restore" "$(jq -r '.operation + " " + .crdb_guid + " " + .restored_from' "$T/body")" "restore $GUID $PURGE"
+RID=$(jq -r .id "$T/body")
+check "…and its Location" grep -qi "^Location: /v1/crdb_tasks/$RID" "$T/headers"
+wait_until 30 sh -c "ctl --json task $RID | jq -e '.status | test(\"finished|failed\")' >/dev/null"
+expect_eq "GET /v1/crdb_tasks/ID shows the restore" "$(rest "http://127.0.0.1:$PORT/v1/crdb_tasks/$RID")" "200"
+expect_eq "…as a restore" "$(jq -r .operation "$T/body")" "restore"
+expect_eq "GET /v1/crdb_tasks/PURGE shows the purge's archive" "$(rest "http://127.0.0.1:$PORT/v1/crdb_tasks/$PURGE")" "200"
+expect_eq "…its SHA-256" "$(jq -r .archive.sha256 "$T/body")" "$(sha256sum "$A" | cut -d' ' -f1)"
+expect_eq "a restore into another database's route is refused" "$(rest -X POST -H 'Content-Type: application/json' \
+	--data "{\"task_id\": \"$PURGE\"}" "http://127.0.0.1:$PORT/v1/crdbs/0d7741cc-1110-4e2f-bc6c-935292783d24/restore")" "400"
+check "…saying which database the purge was of" grep -q "purged '$GUID', not '0d7741cc" "$T/body"
+expect_eq "a body without task_id is a bad request" "$(rest -X POST -H 'Content-Type: application/json' \
+	--data '{"replace": true}' "http://127.0.0.1:$PORT/v1/crdbs/$GUID/restore")" "400"
 expect_code 2 "restore of a plan is refused" ctl --json restore "$PLAN" --yes
 check "restore is audited" grep -q "\"op\":\"crdb.restore\",\"target\":\"$GUID\"" "$T/state/audit.jsonl"
 
