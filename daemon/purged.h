@@ -98,6 +98,19 @@ void exec_stop(struct executor *e, unsigned grace_sec, const char *reason);
 char *exec_find_helper(const char *name);
 /* A child's privilege drop into @opt: empty environment, cwd /, executor_user when root. */
 void exec_child_options(uv_process_options_t *opt);
+/* How an executor ended: everything the task's end state and error are decided from. */
+struct exec_end {
+	const char *fail_reason;   /* the supervisor's own: a protocol violation, a kill */
+	const char *stop_reason;   /* SIGTERM sent because of the task timeout (NULL: a cancel, or none) */
+	const char *cancel_error;  /* the cancel's text ("cancelled by NAME"), when one was asked */
+	const char *backend_error; /* the result's error, made safe, or NULL */
+	bool cancel_requested, stop_sent, stop_killed, has_result, result_ok;
+	unsigned stop_grace;       /* cancel_grace given with the SIGTERM */
+	int64_t exit_status;
+	int term_signal;
+};
+/* The task's end state from @x, its error into @why ("" when none). Pure. */
+enum task_state exec_end_outcome(const struct exec_end *x, char *why, size_t len);
 
 /* ---------------------------------------------------------------- archives.c */
 /* Bytes of an archive in one tasks.archive reply: its base64 (4/3) fits one protocol string (PURGE_STRING_MAX). */

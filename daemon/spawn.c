@@ -211,7 +211,7 @@ static void on_archive_hashed(void *data, int err, uint64_t bytes, const char *h
 static void settle(struct executor *e)
 {
 	struct task *t = e->task;
-	char why[512], stopnote[400] = "", *text = NULL;
+	char why[ERROR_TEXT_MAX + 1024];
 
 	if (!t || !e->exited || !e->msg_eof || !e->log_eof || e->archive_hashing)
 		return;
@@ -257,50 +257,87 @@ static void settle(struct executor *e)
 	if (e->manifest_err)
 		task_warn(t, "the manifest is incomplete: writing %s/manifests/%s.jsonl failed (%s); the counts "
 			  "are complete", purged->conf->state_dir, t->id, strerror(-e->manifest_err));
-	if (e->stop_sent) {
-		if (e->stop_killed)
-			snprintf(stopnote, sizeof(stopnote), "the executor did not stop within %u s (cancel_grace) "
-				 "and was killed: deletions it had not reported are not in the counts or the manifest; "
-				 "plan the target again to see what is left", e->stop_grace);
-		else if (res)
-			snprintf(stopnote, sizeof(stopnote), "the executor stopped and reconciled within %u s "
-				 "(cancel_grace)", e->stop_grace);
-		else
-			snprintf(stopnote, sizeof(stopnote), "the executor ended without reconciling; plan the "
-				 "target again to see what is left");
-	}
-
-	if (e->fail_reason) {
-		runner_on_end(t, TASK_FAILED, counts, e->fail_reason, errors);
-	} else if (e->stop_sent && ok) {
+	struct exec_end end = {
+		.fail_reason = e->fail_reason,
+		.stop_reason = e->stop_reason,
+		.cancel_error = t->cancel_requested ? t->error : NULL,
+		.backend_error = has_berr ? berr : NULL,
+		.cancel_requested = t->cancel_requested,
+		.stop_sent = e->stop_sent,
+		.stop_killed = e->stop_killed,
+		.has_result = res != NULL,
+		.result_ok = ok,
+		.stop_grace = e->stop_grace,
+		.exit_status = e->exit_status,
+		.term_signal = e->term_signal,
+	};
+	enum task_state state = exec_end_outcome(&end, why, sizeof(why));
+	if (state == TASK_FINISHED && e->stop_sent) {
 		/* Asked to stop as it ended: the purge completed, and its post-condition held. */
 		task_warn(t, "%s arrived as the task ended: it had completed", e->stop_reason ? "the timeout"
 											   : "the cancel");
 		free(t->error);
 		t->error = NULL;
-		runner_on_end(t, TASK_FINISHED, counts, NULL, errors);
-	} else if (t->cancel_requested || e->stop_reason) {
-		text = xasprintf("%s; %s%s%s", t->cancel_requested && t->error ? t->error : e->stop_reason, stopnote,
-				 has_berr ? ": " : "", has_berr ? berr : "");
-		runner_on_end(t, t->cancel_requested ? TASK_CANCELLED : TASK_FAILED, counts, text, errors);
-	} else if (res && !ok) {
-		runner_on_end(t, TASK_FAILED, counts, has_berr ? berr : "the backend reported a failure without a reason",
-			      errors);
-	} else if (e->term_signal) {
-		snprintf(why, sizeof(why), "executor killed by signal %d (%s)", e->term_signal,
-			 signal_name(e->term_signal));
-		runner_on_end(t, TASK_FAILED, counts, why, errors);
-	} else if (e->exit_status != 0) {
-		snprintf(why, sizeof(why), "executor exited with status %lld%s", (long long)e->exit_status,
-			 res ? " after its result" : " without a result (see the daemon's log)");
-		runner_on_end(t, TASK_FAILED, counts, why, errors);
-	} else if (!res) {
-		runner_on_end(t, TASK_FAILED, NULL, "executor exited without sending a result", errors);
-	} else {
-		runner_on_end(t, TASK_FINISHED, counts, NULL, errors);
 	}
-	free(text);
+	runner_on_end(t, state, counts, why[0] ? why : NULL, errors);
 	close_all(e);
+}
+
+/*
+ * The task's end from how its executor ended (pure: settle() gathers @x),
+ * its error into @why ("" when it has none). The supervisor's own reason
+ * first, then a stop (cancel or timeout) and how the executor took it, then
+ * what the backend said, and last how the process ended.
+ */
+enum task_state exec_end_outcome(const struct exec_end *x, char *why, size_t len)
+{
+	char stopnote[400] = "";
+
+	why[0] = '\0';
+	if (x->fail_reason) {
+		snprintf(why, len, "%s", x->fail_reason);
+		return TASK_FAILED;
+	}
+	if (x->stop_sent && x->result_ok)
+		return TASK_FINISHED;
+	if (x->stop_sent) {
+		if (x->stop_killed)
+			snprintf(stopnote, sizeof(stopnote), "the executor did not stop within %u s (cancel_grace) "
+				 "and was killed: deletions it had not reported are not in the counts or the manifest; "
+				 "plan the target again to see what is left", x->stop_grace);
+		else if (x->has_result)
+			snprintf(stopnote, sizeof(stopnote), "the executor stopped and reconciled within %u s "
+				 "(cancel_grace)", x->stop_grace);
+		else
+			snprintf(stopnote, sizeof(stopnote), "the executor ended without reconciling; plan the "
+				 "target again to see what is left");
+	}
+	if (x->cancel_requested || x->stop_reason) {
+		const char *lead = x->cancel_requested && x->cancel_error ? x->cancel_error
+				 : x->stop_reason ? x->stop_reason : "cancelled";
+		snprintf(why, len, "%s; %s%s%s", lead, stopnote, x->backend_error ? ": " : "",
+			 x->backend_error ? x->backend_error : "");
+		return x->cancel_requested ? TASK_CANCELLED : TASK_FAILED;
+	}
+	if (x->has_result && !x->result_ok) {
+		snprintf(why, len, "%s", x->backend_error ? x->backend_error
+							   : "the backend reported a failure without a reason");
+		return TASK_FAILED;
+	}
+	if (x->term_signal) {
+		snprintf(why, len, "executor killed by signal %d (%s)", x->term_signal, signal_name(x->term_signal));
+		return TASK_FAILED;
+	}
+	if (x->exit_status != 0) {
+		snprintf(why, len, "executor exited with status %lld%s", (long long)x->exit_status,
+			 x->has_result ? " after its result" : " without a result (see the daemon's log)");
+		return TASK_FAILED;
+	}
+	if (!x->has_result) {
+		snprintf(why, len, "executor exited without sending a result");
+		return TASK_FAILED;
+	}
+	return TASK_FINISHED;
 }
 
 static void kill_now(struct executor *e, const char *reason)
