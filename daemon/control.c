@@ -249,6 +249,12 @@ static void on_frame_deadline(uv_timer_t *h)
 				      CTL_FRAME_DEADLINE_MS / 1000), true);
 }
 
+const char *ctl_frame_error(int r, enum purge_err *code)
+{
+	*code = r == -EMSGSIZE ? PURGE_ERR_TOO_LARGE : PURGE_ERR_BAD_REQUEST;
+	return r == -EMSGSIZE ? "frame longer than the 1 MiB limit" : "empty frame";
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct ctl_conn *c = s->data;
@@ -284,11 +290,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 				uv_timer_start(&c->frame_timer, on_frame_deadline, CTL_FRAME_DEADLINE_MS, 0);
 		}
 		if (r < 0 && !c->closing) {
-			const char *why = r == -EMSGSIZE ? "frame longer than the 1 MiB limit" : "empty frame";
+			enum purge_err code;
+			const char *why = ctl_frame_error(r, &code);
 			log_warnx("control: %s from %s (pid %lld); closing the connection", why, c->who.name,
 				  (long long)c->who.pid);
-			send_msg(c, proto_reply_error(0, r == -EMSGSIZE ? PURGE_ERR_TOO_LARGE : PURGE_ERR_BAD_REQUEST,
-						      "%s", why), true);
+			send_msg(c, proto_reply_error(0, code, "%s", why), true);
 		}
 	}
 }
@@ -322,7 +328,7 @@ static bool in_control_group(uid_t uid, gid_t gid, const char *user)
  * SO_PEERCRED saw at connect): a pid reused by another user's process is
  * not taken for the caller.
  */
-static unsigned long peer_login_uid(pid_t pid, uid_t uid)
+unsigned long ctl_peer_login_uid(pid_t pid, uid_t uid)
 {
 	char path[32], buf[1024];
 	unsigned long login_uid = 4294967295UL, euid = 4294967295UL;
@@ -381,12 +387,21 @@ static void identify(struct ctl_conn *c)
 	 * The login uid survives su and sudo: two administrators who both became
 	 * root are still two people. Unset (4294967295) outside a login session.
 	 */
-	unsigned long login_uid = peer_login_uid(cred.pid, cred.uid);
+	unsigned long login_uid = ctl_peer_login_uid(cred.pid, cred.uid);
 	snprintf(c->who.identity, sizeof(c->who.identity), "uid %lu",
 		 login_uid != 4294967295UL ? login_uid : (unsigned long)cred.uid);
-	/* root and the daemon's own user always; others through the control group. */
-	c->who.allowed = cred.uid == 0 || cred.uid == geteuid() ||
-			 in_control_group(cred.uid, cred.gid, pwp ? pwp->pw_name : NULL);
+	c->who.allowed = ctl_peer_allowed(cred.uid, cred.gid, pwp ? pwp->pw_name : NULL);
+}
+
+/* root and the daemon's own user always; others through the control group. */
+bool ctl_peer_allowed(uid_t uid, gid_t gid, const char *user)
+{
+	return uid == 0 || uid == geteuid() || in_control_group(uid, gid, user);
+}
+
+bool ctl_over_limits(unsigned allowed_open, unsigned same_uid_open)
+{
+	return allowed_open >= CTL_MAX_CONNS || same_uid_open >= CTL_MAX_CONNS_PER_UID;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -426,7 +441,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	/* Only allowed callers count against the limits: refused ones cannot crowd root out. */
-	if (allowed >= CTL_MAX_CONNS || same_uid >= CTL_MAX_CONNS_PER_UID) {
+	if (ctl_over_limits(allowed, same_uid)) {
 		log_warnx_limited(&conn_limit_log, "control: too many connections (%u in all, %u from %s); refusing "
 				  "pid %lld", allowed + 1, same_uid + 1, c->who.name, (long long)c->who.pid);
 		send_msg(c, proto_reply_error(0, PURGE_ERR_BUSY, "too many connections to purged; close some and retry"),

@@ -164,6 +164,15 @@ void ctl_send_frame(struct ctl_conn *conn, uint8_t *frame, size_t len);
 void ctl_close_all(void);
 /* End one connection now (a reply that could not be built). */
 void ctl_close(struct ctl_conn *conn);
+/* The pure decisions, apart for their tests. */
+/* May the peer with these credentials (SO_PEERCRED; @user its name, or NULL) use purged at all? */
+bool ctl_peer_allowed(uid_t uid, gid_t gid, const char *user);
+/* Refuse a new caller, with this many allowed connections open, and this many of its uid? */
+bool ctl_over_limits(unsigned allowed_open, unsigned same_uid_open);
+/* The reply's text and *code for proto_reader_next's error @r. */
+const char *ctl_frame_error(int r, enum purge_err *code);
+/* @pid's login uid, 4294967295 when unset, unreadable, or @pid no longer runs as @uid. */
+unsigned long ctl_peer_login_uid(pid_t pid, uid_t uid);
 
 /* ---------------------------------------------------------------- rest_child.c */
 /* Bind the REST listener and start purged-rest (when [rest] enabled = yes); fatal on bind errors. */
