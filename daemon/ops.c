@@ -305,7 +305,7 @@ static json_t *op_tasks_archive(struct ctl_conn *c, const struct caller *who, ui
 	json_t *err = NULL, *res;
 	struct task *t = find_task(id, args, &err);
 	char why[768];
-	(void)c, (void)who;
+	(void)c;
 
 	if (!t)
 		return err;
@@ -323,9 +323,13 @@ static json_t *op_tasks_archive(struct ctl_conn *c, const struct caller *who, ui
 					 t->target, tc && tc->archive ? " now; it may have been off when the task ran" :
 					 " when it ran");
 	}
-	res = archives_read_chunk(t, (uint64_t)json_integer_value(json_object_get(args, "offset")), why, sizeof(why));
+	uint64_t offset = (uint64_t)json_integer_value(json_object_get(args, "offset"));
+	res = archives_read_chunk(t, offset, why, sizeof(why));
 	if (!res)
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s: %s", t->id, why);
+	/* Reading what a purge deleted is audited (once per reading: its first chunk), like the purge. */
+	if (offset == 0)
+		audit_record(who, "tasks.archive", t->target, t->id, "ok", "archive read");
 	return proto_reply_ok(id, res);
 }
 

@@ -17,7 +17,7 @@ _purgectl() {
 	done
 
 	case $prev in
-	-s | --socket)
+	-s | --socket | --output)
 		_filedir
 		return
 		;;
@@ -33,7 +33,7 @@ _purgectl() {
 	local cmd="" sub="" n=0
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		-s | --socket | --limit | --offset | --target | --instances) ((i++)) ;;
+		-s | --socket | --limit | --offset | --target | --instances | --output) ((i++)) ;;
 		-*) ;;
 		*)
 			if [[ -z $cmd ]]; then cmd=${words[i]}; elif [[ -z $sub ]]; then sub=${words[i]}; fi
@@ -43,18 +43,25 @@ _purgectl() {
 	done
 
 	if [[ $cur == -* ]]; then
-		COMPREPLY=($(compgen -W "--socket --json --yes --wait --detach --limit --offset --target --instances --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "--socket --json --yes --wait --detach --limit --offset --target --instances --output --replace --help --version" -- "$cur"))
 		return
 	fi
 	case $cmd in
 	"")
-		COMPREPLY=($(compgen -W "status targets plan purge tasks task cancel wait reload approve reject crdb token" -- "$cur"))
+		COMPREPLY=($(compgen -W "status targets plan purge tasks task cancel wait reload approve reject archive restore crdb token" -- "$cur"))
 		;;
 	plan | purge)
 		[[ $n -eq 1 ]] && COMPREPLY=($(compgen -W "$(_purgectl_json targets | sed -n 's/^ *"name": "\(.*\)",\{0,1\}$/\1/p')" -- "$cur"))
 		;;
 	task | cancel | wait)
 		[[ $n -eq 1 ]] && COMPREPLY=($(compgen -W "$(_purgectl_json tasks --limit 100 | sed -n 's/^ *"id": "\(.*\)",\{0,1\}$/\1/p')" -- "$cur"))
+		;;
+	archive)
+		[[ $n -eq 1 ]] && COMPREPLY=($(compgen -W "$(_purgectl_json tasks --limit 100 | sed -n 's/^ *"id": "\(.*\)",\{0,1\}$/\1/p')" -- "$cur"))
+		;;
+	restore)
+		# Only crdb purges: each task's "id" comes before its "operation".
+		[[ $n -eq 1 ]] && COMPREPLY=($(compgen -W "$(_purgectl_json tasks --limit 1000 | awk -F'"' '/^ *"id": / { id = $4 } /^ *"operation": "crdb.purge"/ { print id }')" -- "$cur"))
 		;;
 	approve | reject)
 		# Only the tasks awaiting approval: each task's "id" comes before its "status".

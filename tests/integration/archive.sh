@@ -133,6 +133,7 @@ expect_eq "…every key is there" "$(tail -n +2 "$T/out.jsonl" | jq -r .key | so
 	"$(for i in $(seq 1 50); do echo "key:$i"; done | { cat; echo h:1; } | sort | tr '\n' ' ')"
 expect_code 0 "purgectl archive to stdout gives the same" ctl archive "$PURGE"
 expect_eq "…byte for byte" "$OUT" "$(cat "$T/out.jsonl")"
+check "reading an archive is audited" grep -q "\"op\":\"tasks.archive\",\"target\":\"$GUID\",\"task\":\"$PURGE\",\"outcome\":\"ok\"" "$T/state/audit.jsonl"
 
 # The record survives a restart (kill -9: only the journal carries it).
 stop_purged KILL
