@@ -5,7 +5,10 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "daemon/journal.h"
 #include "daemon/manifest.h"
 #include "daemon/purged.h"
@@ -402,6 +405,50 @@ unsigned runner_stop_all(void)
 	return purged->running;
 }
 
+/*
+ * A purge interrupted by a restart may have left an archive (archive = yes):
+ * what its executor sealed before the daemon went. It is hashed in the
+ * thread pool and recorded on the task (its records uncounted), or removed
+ * when empty, so that what was deleted can still be read or restored.
+ */
+static void on_orphan_hashed(void *data, int err, uint64_t bytes, const char *hex)
+{
+	char *id = data;
+	struct task *t = task_table_find(&purged->tasks, id);
+	char *path = archives_path(id);
+
+	if (err || !t) {
+		if (err)
+			log_warnx("task %s: cannot hash the archive %s left by the restart: %s; it is kept, unrecorded", id,
+				  path, strerror(err));
+	} else if (bytes == 0) {
+		unlink(path);
+	} else {
+		json_decref(t->archive);
+		t->archive = json_pack("{s:s, s:I, s:s}", "file", path, "bytes", (json_int_t)bytes, "sha256", hex);
+		task_warn(t, "the archive %s holds what the executor wrote before the daemon stopped (%llu bytes, records "
+			  "uncounted); what it sealed was archived before being deleted: read it with purgectl archive %s",
+			  path, (unsigned long long)bytes, id);
+		runner_persist(t);
+		log_info("task %s: archive %s left by the restart recorded (%llu bytes)", id, path,
+			 (unsigned long long)bytes);
+	}
+	free(path);
+	free(id);
+}
+
+static void record_orphan_archive(struct task *t)
+{
+	struct stat st;
+	char *path = archives_path(t->id);
+	if (!t->archive && lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		char *id = xstrdup(t->id);
+		if (archives_hash(path, on_orphan_hashed, id) < 0)
+			free(id);
+	}
+	free(path);
+}
+
 static void restore_one(const json_t *record, void *userdata)
 {
 	struct task *t = task_from_json(record);
@@ -463,6 +510,8 @@ void runner_restore(void)
 			json_decref(listed);
 			task_warn(t, "purged stopped while this purge ran: its counts and manifest hold the deletions "
 				  "confirmed until then; the executor may have deleted more: plan the target again");
+			if (strcmp(t->operation, "restore") != 0)
+				record_orphan_archive(t);
 		}
 		runner_persist(t);
 		interrupted++;

@@ -98,7 +98,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
 	exit
 fi
 RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$T/redis.log" 2>&1 &
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --enable-debug-command yes --daemonize no >"$T/redis.log" 2>&1 &
 REDIS_PID=$!
 trap 'kill "$REDIS_PID" 2>/dev/null; cleanup' EXIT
 wait_until 10 redis-cli -p "$RPORT" ping >/dev/null 2>&1 || not_ok "redis-server did not start"
@@ -197,6 +197,30 @@ check "an archive older than archive_keep_days (30) is removed at start" wait_un
 check "…and its removal logged" grep -q "archive $A removed: older than archive_keep_days (30)" "$LOG"
 expect_code 5 "purgectl archive then says it is gone" ctl archive "$PURGE"
 expect_contains "…and why" "$ERR" "archive_keep_days removes old archives"
+
+# A purge interrupted by a restart: the archive its executor wrote until then is recorded at start.
+redis-cli -p "$RPORT" FLUSHALL >/dev/null
+redis-cli -p "$RPORT" DEBUG POPULATE 400000 big 200 >/dev/null
+expect_code 0 "a purge of 400000 keys starts" ctl --json crdb purge "$GUID" --instances 1 --yes --detach
+BIG=$(jf "$OUT" .id)
+BA=$T/state/archives/$BIG.jsonl.zst
+wait_until 30 sh -c "[ -s '$BA' ]"
+EXE=$(executor_pid "$BIG")
+stop_purged KILL
+[ -n "$EXE" ] && kill -KILL "$EXE" 2>/dev/null
+start_purged
+if [ "$(ctl --json task "$BIG" | jq -r .status)" != failed ] || [ ! -s "$BA" ]; then
+	skip_part "interrupted archive" "the purge ended before the kill ($(ctl --json task "$BIG" | jq -r .status))"
+else
+	check "after kill -9 mid-purge the archive left is recorded at start" \
+		wait_until 10 sh -c "ctl --json task $BIG | jq -e .archive.sha256 >/dev/null"
+	expect_eq "…with the file's SHA-256" "$(ctl --json task "$BIG" | jq -r .archive.sha256)" "$(sha256sum "$BA" | cut -d' ' -f1)"
+	expect_contains "…and a warning saying what it holds" "$(ctl --json task "$BIG" | jq -r '.warnings | join(" ")')" \
+		"holds what the executor wrote before the daemon stopped"
+	stop_purged KILL
+	start_purged
+	expect_eq "…journaled: still there after another restart" "$(ctl --json task "$BIG" | jq -r .archive.file)" "$BA"
+fi
 
 kill "$REDIS_PID" 2>/dev/null
 stop_purged TERM
