@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "daemon/purged.h"
+#include "unit.h"
 
 static struct purged state;
 
@@ -125,9 +126,5 @@ int main(void)
 	tcase_add_test(tc, test_frames);
 	tcase_add_test(tc, test_login_uid);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

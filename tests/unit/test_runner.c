@@ -15,6 +15,7 @@
 #include "daemon/journal.h"
 #include "daemon/purged.h"
 #include "purged/uvio.h"
+#include "unit.h"
 
 /* ------------------------------------------------------------ spawn.c's outcome */
 
@@ -251,9 +252,5 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_limits_and_queue);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }
