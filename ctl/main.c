@@ -185,17 +185,18 @@ static char *purge_warning(struct client *c, const char *target)
 	return text;
 }
 
-static int confirm(const char *target, const char *what)
+/* @what: what the action does, said before the question (NULL: a purge's default text). */
+static int confirm(const char *target, const char *what, bool restore)
 {
 	char line[256];
 
 	if (!isatty(STDIN_FILENO)) {
 		fprintf(stderr, "purgectl: refusing to %s '%s' without confirmation: standard input is not a "
-			"terminal; pass --yes to confirm\n", what ? "restore into" : "purge", target);
+			"terminal; pass --yes to confirm\n", restore ? "restore into" : "purge", target);
 		return EXIT_PURGECTL_REFUSED;
 	}
 	if (what)
-		fprintf(stderr, "%sType the name '%s' to confirm: ", what, target);
+		fprintf(stderr, "%sType the %s to confirm: ", what, restore ? "database's GUID" : "target name");
 	else
 		fprintf(stderr, "This deletes ALL data of target '%s'. It cannot be undone.\n"
 			"Type the target name to confirm: ", target);
@@ -223,7 +224,7 @@ static int cmd_purge(struct client *c, const struct options *o, const char *targ
 
 	if (!o->yes) {
 		char *said = prompt || !isatty(STDIN_FILENO) ? NULL : purge_warning(c, target);
-		r = confirm(target, prompt ? prompt : said);
+		r = confirm(target, prompt ? prompt : said, restore);
 		free(said);
 		if (r) {
 			json_decref(args);

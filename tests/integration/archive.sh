@@ -66,6 +66,13 @@ expect_eq "archive_dir created mode 0700" "$(stat -c %a "$T/state/archives")" "7
 check "…its empty archive removed" test ! -e "$T/state/archives/$NOOP.jsonl.zst"
 check "…and the task records none" test "$(jf "$OUT" '.archive // "none"')" = none
 
+# --- What the prompt says (`script` gives purgectl a terminal).
+expect_code 0 "a typed purge of an archive = yes target" script -qec "$T/bin/purgectl -s $SOCK purge kept" /dev/null <<<"kept"
+expect_contains "…says that an archive keeps a copy" "$OUT" "An archive keeps a copy of what is purged (archive = yes)"
+expect_contains "…and asks for the name" "$OUT" "Type the target name to confirm"
+expect_code 9 "a typed purge of an archive = no target, answered wrong" script -qec "$T/bin/purgectl -s $SOCK purge plain" /dev/null <<<"nope"
+expect_contains "…says that no copy is kept" "$OUT" "It cannot be undone (archive = no: no copy is kept)"
+
 # --- tasks.archive without an archive: not_found, with the reason.
 expect_code 5 "purgectl archive of a task with archive = no is not found" ctl archive "$(ctl --json tasks --target plain --limit 1 | jq -r '.[0].id')"
 expect_contains "…saying why" "$ERR" "has no archive (archive = no on target 'plain' when it ran, or it archived nothing)"
@@ -152,6 +159,10 @@ expect_code 7 "a restore from the tampered archive fails" ctl --json restore "$P
 expect_contains "…saying the SHA-256 differs" "$(jf "$OUT" .error)" "SHA-256"
 expect_eq "…and restored nothing" "$(redis-cli -p "$RPORT" DBSIZE)" "0"
 cp "$T/saved.zst" "$A"
+
+expect_code 9 "a typed restore, answered wrong, is refused" script -qec "$T/bin/purgectl -s $SOCK restore $PURGE" /dev/null <<<"nope"
+expect_contains "…after saying what it puts back" "$OUT" "the keys task $PURGE archived (51 records"
+expect_contains "…and asking for the database" "$OUT" "Type the database's GUID to confirm"
 
 # restore: a new task on the same database (archive_redis.sh checks every key, value and TTL).
 ctl --json restore "$PURGE" --yes --wait >"$T/restore.json" 2>"$T/stderr"
