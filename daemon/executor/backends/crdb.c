@@ -16,34 +16,23 @@
  * outcome unknown: the driver reconnects and says what DBSIZE finds, and
  * claims no count. An instance that fails fails alone: its error names it
  * (cluster_name = instance id) and the others are purged.
- * Nothing is deleted by name: a per-key SCAN/UNLINK path will come with the
- * archive (issue 14), which must not delete what it has not archived.
+ * Nothing is deleted by name here. With archive = yes the purge is another
+ * path (crdb_archive.c: every key archived, then exactly those deleted by
+ * name), and the restore of such an archive is there too.
  * Executor only: runs inside the sandbox, TCP only to the instances' ports.
  */
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "daemon/executor/backend.h"
+#include "daemon/executor/archive.h"
+#include "daemon/executor/backends/crdb.h"
 
 #define CONNECT_TIMEOUT_SEC 10
 #define COMMAND_TIMEOUT_SEC 60
 
-struct instance {
-	const char *id;
-	const json_t *conf;      /* {host, port, db} or {socket, db} */
-	const char *password;    /* borrowed from the job's secrets */
-	redisContext *rc;
-	long long keys;          /* DBSIZE before */
-	bool failed;
-};
-
-static void fail_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *code,
-			  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void fail_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *code,
-			  const char *fmt, ...)
+void crdb_fail_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *code,
+			const char *fmt, ...)
 {
 	char desc[400];
 	va_list ap;
@@ -58,18 +47,18 @@ static void fail_instance(struct backend_ctx *ctx, json_t *errors, struct instan
 
 /* The answer to a command already queued (redisAppendCommand*); on an error answer or a broken
  * connection, fail the instance. Returns the reply or NULL. */
-static redisReply *answer(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *step)
+redisReply *crdb_answer(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *step)
 {
 	redisReply *r = NULL;
 	if (redisGetReply(in->rc, (void **)&r) != REDIS_OK || !r) {
-		fail_instance(ctx, errors, in, "unreachable", "instance %s: %s failed: %s", in->id, step,
+		crdb_fail_instance(ctx, errors, in, "unreachable", "instance %s: %s failed: %s", in->id, step,
 			      in->rc->errstr[0] ? in->rc->errstr : "connection lost");
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		bool auth = strncmp(r->str, "NOAUTH", 6) == 0 || strncmp(r->str, "WRONGPASS", 9) == 0 ||
 			    strstr(r->str, "invalid password");
-		fail_instance(ctx, errors, in, auth ? "auth" : "redis_error", "instance %s: %s refused: %s%s", in->id,
+		crdb_fail_instance(ctx, errors, in, auth ? "auth" : "redis_error", "instance %s: %s refused: %s%s", in->id,
 			      step, r->str,
 			      auth ? (in->password ? " (check password_file)" : " (set password_file for it)") : "");
 		freeReplyObject(r);
@@ -79,19 +68,19 @@ static redisReply *answer(struct backend_ctx *ctx, json_t *errors, struct instan
 }
 
 /* Run a command; on an error reply or a broken connection, fail the instance. Returns the reply or NULL. */
-static redisReply *command(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *step,
+redisReply *crdb_command(struct backend_ctx *ctx, json_t *errors, struct instance *in, const char *step,
 			   int argc, const char **argv)
 {
 	if (redisAppendCommandArgv(in->rc, argc, argv, NULL) != REDIS_OK) {
-		fail_instance(ctx, errors, in, "unreachable", "instance %s: %s failed: %s", in->id, step,
+		crdb_fail_instance(ctx, errors, in, "unreachable", "instance %s: %s failed: %s", in->id, step,
 			      in->rc->errstr[0] ? in->rc->errstr : "out of memory");
 		return NULL;
 	}
-	return answer(ctx, errors, in, step);
+	return crdb_answer(ctx, errors, in, step);
 }
 
 /* Write what is queued without waiting for answers. 0, or -1 when not all of it was written. */
-static int send_queued(struct instance *in)
+int crdb_send_queued(struct instance *in)
 {
 	int done = 0;
 	while (!done)
@@ -101,17 +90,17 @@ static int send_queued(struct instance *in)
 }
 
 /* The answer to a DBSIZE already queued: the number, or -1 (the instance failed). */
-static long long dbsize_answer(struct backend_ctx *ctx, json_t *errors, struct instance *in)
+long long crdb_dbsize_answer(struct backend_ctx *ctx, json_t *errors, struct instance *in)
 {
-	redisReply *r = answer(ctx, errors, in, "DBSIZE");
+	redisReply *r = crdb_answer(ctx, errors, in, "DBSIZE");
 	long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 	if (r && n < 0)
-		fail_instance(ctx, errors, in, "redis_error", "instance %s: DBSIZE gave no number", in->id);
+		crdb_fail_instance(ctx, errors, in, "redis_error", "instance %s: DBSIZE gave no number", in->id);
 	freeReplyObject(r);
 	return n;
 }
 
-static void drop_connection(struct instance *in)
+void crdb_drop_connection(struct instance *in)
 {
 	if (in->rc)
 		redisFree(in->rc);
@@ -135,9 +124,9 @@ static void open_send(struct backend_ctx *ctx, json_t *errors, struct instance *
 		in->rc = redisConnectWithTimeout(host, port, ct);
 	}
 	if (!in->rc || in->rc->err) {
-		fail_instance(ctx, errors, in, "unreachable", "instance %s (%s): cannot connect: %s", in->id, where,
+		crdb_fail_instance(ctx, errors, in, "unreachable", "instance %s (%s): cannot connect: %s", in->id, where,
 			      in->rc ? in->rc->errstr : "out of memory");
-		drop_connection(in);
+		crdb_drop_connection(in);
 		return;
 	}
 	redisSetTimeout(in->rc, cmd);
@@ -145,10 +134,10 @@ static void open_send(struct backend_ctx *ctx, json_t *errors, struct instance *
 	const char *auth[] = { "AUTH", in->password }, *sel[] = { "SELECT", db };
 	if ((in->password && redisAppendCommandArgv(in->rc, 2, auth, NULL) != REDIS_OK) ||
 	    redisAppendCommand(in->rc, "PING") != REDIS_OK || redisAppendCommandArgv(in->rc, 2, sel, NULL) != REDIS_OK ||
-	    redisAppendCommand(in->rc, "DBSIZE") != REDIS_OK || send_queued(in) != 0) {
-		fail_instance(ctx, errors, in, "unreachable", "instance %s (%s): cannot send: %s", in->id, where,
+	    redisAppendCommand(in->rc, "DBSIZE") != REDIS_OK || crdb_send_queued(in) != 0) {
+		crdb_fail_instance(ctx, errors, in, "unreachable", "instance %s (%s): cannot send: %s", in->id, where,
 			      in->rc->errstr[0] ? in->rc->errstr : "out of memory");
-		drop_connection(in);
+		crdb_drop_connection(in);
 	}
 }
 
@@ -161,19 +150,19 @@ static void open_finish(struct backend_ctx *ctx, json_t *errors, struct instance
 	if (in->failed)
 		return;
 	for (size_t i = in->password ? 0 : 1; i < 3; i++) {
-		redisReply *r = answer(ctx, errors, in, steps[i]);
+		redisReply *r = crdb_answer(ctx, errors, in, steps[i]);
 		if (!r) {
-			drop_connection(in);
+			crdb_drop_connection(in);
 			return;
 		}
 		freeReplyObject(r);
 	}
-	in->keys = dbsize_answer(ctx, errors, in);
+	in->keys = crdb_dbsize_answer(ctx, errors, in);
 	if (in->keys < 0)
-		drop_connection(in);
+		crdb_drop_connection(in);
 }
 
-static void open_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in)
+void crdb_open_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in)
 {
 	open_send(ctx, errors, in);
 	open_finish(ctx, errors, in);
@@ -190,7 +179,7 @@ static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance
 	/* Names for the first 20 (SCAN pages may be empty: a few pages at most). */
 	for (int page = 0; page < 100 && named < 20 && named < left; page++) {
 		const char *scan[] = { "SCAN", cursor, "COUNT", "100" };
-		redisReply *r = command(ctx, errors, in, "SCAN", 4, scan);
+		redisReply *r = crdb_command(ctx, errors, in, "SCAN", 4, scan);
 		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
 		    r->element[1]->type != REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
@@ -207,7 +196,7 @@ static void check_empty(struct backend_ctx *ctx, json_t *errors, struct instance
 	for (; named < left; named++)
 		backend_remaining(ctx, kind, -1, NULL);
 	if (!in->failed)
-		fail_instance(ctx, errors, in, "not_empty",
+		crdb_fail_instance(ctx, errors, in, "not_empty",
 			      "instance %s: %lld keys remain after the purge (written while it ran?): stop the "
 			      "database's clients, then purge again", in->id, left);
 }
@@ -218,19 +207,19 @@ static int send_flush(struct instance *in)
 	if (redisAppendCommand(in->rc, "MULTI") != REDIS_OK || redisAppendCommand(in->rc, "DBSIZE") != REDIS_OK ||
 	    redisAppendCommand(in->rc, "FLUSHDB ASYNC") != REDIS_OK || redisAppendCommand(in->rc, "EXEC") != REDIS_OK)
 		return -1;
-	return send_queued(in);
+	return crdb_send_queued(in);
 }
 
 /* After a lost answer: a new connection, and what DBSIZE finds there (-1: not known). */
-static long long reconnect(struct backend_ctx *ctx, struct instance *in)
+long long crdb_reconnect(struct backend_ctx *ctx, struct instance *in)
 {
 	json_t *scratch = json_array();
 	bool failed = in->failed;
 
-	drop_connection(in);
+	crdb_drop_connection(in);
 	in->failed = false;
 	in->keys = -1;
-	open_instance(ctx, scratch, in); /* on failure: no connection, keys -1 */
+	crdb_open_instance(ctx, scratch, in); /* on failure: no connection, keys -1 */
 	long long left = in->rc ? in->keys : -1;
 	in->failed = failed;
 	json_decref(scratch);
@@ -272,7 +261,7 @@ static void finish_flush(struct backend_ctx *ctx, json_t *errors, struct instanc
 			for (i = 0; i < x->elements; i++)
 				if (x->element[i]->type == REDIS_REPLY_ERROR)
 					msg = x->element[i]->str;
-		fail_instance(ctx, errors, in, "redis_error",
+		crdb_fail_instance(ctx, errors, in, "redis_error",
 			      "instance %s: the flush (MULTI; DBSIZE; FLUSHDB ASYNC; EXEC) was refused: %s: nothing "
 			      "was deleted; allow those commands to purged's connection (ACL, rename-command), "
 			      "then purge again", in->id, msg);
@@ -282,13 +271,13 @@ static void finish_flush(struct backend_ctx *ctx, json_t *errors, struct instanc
 	if (!lost)
 		return;
 	/* Uncertain: the flush may or may not have run. Say what a new connection finds. */
-	long long before = in->keys, left = reconnect(ctx, in);
+	long long before = in->keys, left = crdb_reconnect(ctx, in);
 	char found[120];
 	if (left >= 0)
 		snprintf(found, sizeof(found), "reconnected: DBSIZE says %lld keys remain (%lld before)", left, before);
 	else
 		snprintf(found, sizeof(found), "could not reconnect to see what remains");
-	fail_instance(ctx, errors, in, "unreachable",
+	crdb_fail_instance(ctx, errors, in, "unreachable",
 		      "instance %s: the answer to the flush was lost (%s), so whether it ran is unknown and no "
 		      "count is claimed; %s: check the instance, then purge again", in->id, lost, found);
 }
@@ -335,6 +324,11 @@ static int crdb_run(struct backend_ctx *ctx)
 	json_t *conf;
 	char key[64];
 
+	if (strcmp(ctx->operation, "restore") == 0) {
+		free(v);
+		json_decref(errors);
+		return crdb_restore(ctx);
+	}
 	if (!v)
 		abort();
 	json_object_foreach((json_t *)inst, id, conf) {
@@ -358,11 +352,20 @@ static int crdb_run(struct backend_ctx *ctx)
 		if (!v[k].failed)
 			backend_count(ctx, key, (uint64_t)v[k].keys);
 	}
+	if (!ctx->dry_run && backend_archiving(ctx) &&
+	    crdb_archive_purge(ctx, errors, v, n, &done, total) < 0) {
+		/* The archive failed (ctx->error): nothing more is deleted, not even a post-condition is asked. */
+		for (k = 0; k < n; k++)
+			crdb_drop_connection(&v[k]);
+		free(v);
+		ctx->errors = errors;
+		return -1;
+	}
 	/* Every instance's flush is sent before any answer is read: the servers work together. */
 	bool *sent = calloc(n ? n : 1, sizeof(*sent));
 	if (!sent)
 		abort();
-	for (k = 0; k < n && !ctx->dry_run; k++) {
+	for (k = 0; k < n && !ctx->dry_run && !backend_archiving(ctx); k++) {
 		if (v[k].failed)
 			continue;
 		snprintf(key, sizeof(key), "instance %s", v[k].id);
@@ -387,12 +390,12 @@ static int crdb_run(struct backend_ctx *ctx)
 	long long left = 0;
 	for (k = 0; k < n && !ctx->dry_run; k++)
 		if (v[k].rc && !v[k].rc->err && redisAppendCommand(v[k].rc, "DBSIZE") == REDIS_OK)
-			(void)send_queued(&v[k]); /* a failure shows in the answer */
+			(void)crdb_send_queued(&v[k]); /* a failure shows in the answer */
 	for (k = 0; k < n && !ctx->dry_run; k++) {
 		if (!v[k].rc || v[k].rc->err)
 			continue;
 		snprintf(key, sizeof(key), "instance %s", v[k].id);
-		long long l = dbsize_answer(ctx, errors, &v[k]);
+		long long l = crdb_dbsize_answer(ctx, errors, &v[k]);
 		if (backend_stopping(ctx))
 			left += l > 0 ? l : 0;
 		else
@@ -400,7 +403,7 @@ static int crdb_run(struct backend_ctx *ctx)
 	}
 	for (k = 0; k < n; k++) {
 		failed += v[k].failed;
-		drop_connection(&v[k]);
+		crdb_drop_connection(&v[k]);
 	}
 	free(v);
 	ctx->errors = errors;

@@ -1,0 +1,915 @@
+/*
+ * crdb with archive = yes: the purge that archives every key before it
+ * deletes it, and the restore of such an archive (issue 14, items 3 and 4).
+ *
+ * Purge, per instance, one round trip per SCAN page: TIME, then TYPE, PTTL
+ * and DUMP of each key, pipelined with the next SCAN. Each key becomes an
+ * archive record ({kind: "key", instance, key or key_b64, type, expire_at_ms:
+ * absolute unix ms or -1, dump: base64}); a key gone between SCAN and DUMP is
+ * skipped. Every SEAL_KEYS keys (or SEAL_BYTES of records) the archive is
+ * sealed (written, fsync'd), and then exactly those keys are deleted by name,
+ * sent with the next page's commands, by a script (DELETE_SCRIPT) that
+ * UNLINKs a key only if its DUMP's CRC-64 and its expiry are still what was
+ * archived, atomically: "nothing unarchived is deleted" holds even for a key
+ * written after its DUMP. Its answers are the confirmed deletions; a key that
+ * changed is read and archived again in the next round trip (a restore keeps
+ * the last record of a key). (WATCH/MULTI would do the same, but Redis checks
+ * each WATCHed key against the connection's list of them: quadratic, 11 s for
+ * 100 000 keys in batches of 8192.) SCAN returns every key present for the
+ * whole scan; keys written meanwhile are found by up to EXTRA_PASSES further
+ * passes, then crdb.c's post-condition reports what remains. A stop request
+ * stops between pages, before the next delete.
+ *
+ * Restore: every record is read first (the archive is checked whole by
+ * archive.c) and kept compactly, the last record of a key winning. Nothing is
+ * restored unless every instance answers and, without options.replace, none
+ * of the keys to restore exists (EXISTS, pipelined). Then RESTORE key ttl
+ * payload [REPLACE] ABSTTL, pipelined; a key whose expire_at_ms has passed
+ * (by the server's TIME) is counted under "expired", not restored.
+ * Executor only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "daemon/executor/archive.h"
+#include "daemon/executor/backends/crdb.h"
+#include "purged/log.h"
+#include "purged/util.h"
+
+#define PAGE_KEYS "1000"          /* SCAN COUNT */
+#define SEAL_KEYS 8192            /* keys archived between two seals (and one delete batch) */
+#define SEAL_BYTES (8u << 20)     /* ... or that many bytes of records */
+#define EXTRA_PASSES 2            /* further SCAN passes for keys written meanwhile */
+#define RECORD_OVERHEAD 128       /* a record's JSON besides its key and payload, with margin */
+#define MAX_DUMP (180u << 20)     /* base64 of it stays under archive.c's record limit */
+#define RESTORE_CHUNK 1000        /* commands per round trip in a restore */
+#define SHOWN 20                  /* keys named in an error */
+#define EXP_SLACK_MS "100"        /* TIME + PTTL of an unchanged key, read twice: the pipeline's own time */
+#define DELETE_CHUNK 1000         /* keys per script call: the server is busy about 3 ms */
+
+/* KEYS: names; ARGV[i]: the archived DUMP's last 8 bytes (its CRC-64), ARGV[#KEYS + i]: its archived
+ * expire_at_ms. UNLINKs the keys unchanged since; returns {deleted, index of each changed key...}. */
+static const char DELETE_SCRIPT[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local n, out = #KEYS, {0}\n"
+	"for i = 1, n do\n"
+	"  local d = redis.call('DUMP', KEYS[i])\n"
+	"  if d then\n"
+	"    local ok = string.sub(d, -8) == ARGV[i]\n"
+	"    if ok then\n"
+	"      local p, want = redis.call('PTTL', KEYS[i]), tonumber(ARGV[n + i])\n"
+	"      if p < 0 then ok = want < 0 else ok = want >= 0 and math.abs(now + p - want) <= " EXP_SLACK_MS " end\n"
+	"    end\n"
+	"    if ok then out[1] = out[1] + redis.call('UNLINK', KEYS[i]) else out[#out + 1] = i end\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* ------------------------------------------------------------------ purge */
+
+/* A key archived and WATCHed, to be deleted: its name, and what its archived DUMP was. */
+struct bkey {
+	const char *k;
+	size_t len;
+	uint64_t crc;             /* the DUMP's last 8 bytes: its CRC-64 */
+	int64_t exp;              /* the archived expire_at_ms */
+};
+
+struct batch {
+	redisReply **pages;       /* SCAN answers the keys point into */
+	size_t npages, pcap;
+	char **owned;             /* ... or copies of names rechecked after an aborted delete */
+	size_t nowned, ocap;
+	struct bkey *keys;
+	size_t nkeys, kcap;
+	size_t bytes;             /* of records added */
+};
+
+struct run {
+	struct backend_ctx *ctx;
+	json_t *errors;
+	struct instance *in;
+	char kind[64];            /* "instance N" */
+	uint64_t *done, total;
+	struct batch b;           /* archived (and WATCHed), not yet deleted */
+	struct bkey *rk;          /* an aborted delete's keys, to WATCH and read again (names owned) */
+	size_t nrk, rkcap;
+	uint64_t archived, changed;
+};
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	p = realloc(p, c * size);
+	if (!p)
+		abort(); /* out of memory: the executor dies, the supervisor records it */
+	*cap = c;
+	return p;
+}
+
+static void batch_clear(struct batch *b)
+{
+	for (size_t i = 0; i < b->npages; i++)
+		freeReplyObject(b->pages[i]);
+	for (size_t i = 0; i < b->nowned; i++)
+		free(b->owned[i]);
+	b->npages = b->nowned = b->nkeys = b->bytes = 0;
+}
+
+static void batch_free(struct batch *b)
+{
+	batch_clear(b);
+	free(b->pages);
+	free(b->owned);
+	free(b->keys);
+}
+
+static void batch_keep(struct batch *b, redisReply *page)
+{
+	b->pages = grow(b->pages, &b->pcap, b->npages + 1, sizeof(*b->pages));
+	b->pages[b->npages++] = page;
+}
+
+static void batch_own(struct batch *b, char *name)
+{
+	b->owned = grow(b->owned, &b->ocap, b->nowned + 1, sizeof(*b->owned));
+	b->owned[b->nowned++] = name;
+}
+
+static void batch_key(struct batch *b, struct bkey k)
+{
+	b->keys = grow(b->keys, &b->kcap, b->nkeys + 1, sizeof(*b->keys));
+	b->keys[b->nkeys++] = k;
+}
+
+/* A key the delete found changed since its DUMP: read and archived again in the next round trip. */
+static void recheck(struct run *r, const struct bkey *k)
+{
+	char *c = malloc(k->len ? k->len : 1);
+	if (!c)
+		abort();
+	memcpy(c, k->k, k->len);
+	r->rk = grow(r->rk, &r->rkcap, r->nrk + 1, sizeof(*r->rk));
+	r->rk[r->nrk] = *k;
+	r->rk[r->nrk++].k = c;
+}
+
+static void recheck_free(struct bkey *rk, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)rk[i].k);
+	free(rk);
+}
+
+/* A SCAN answer: [cursor, [keys...]]. */
+static bool scan_ok(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+	       r->element[1]->type == REDIS_REPLY_ARRAY;
+}
+
+static uint64_t dump_crc(const redisReply *dump)
+{
+	uint64_t c = 0;
+	if (dump->len >= 8)
+		memcpy(&c, dump->str + dump->len - 8, 8);
+	return c;
+}
+
+/* The record of one key. */
+static json_t *record(const struct instance *in, const char *name, size_t len, const redisReply *type,
+		      const redisReply *dump, int64_t exp)
+{
+	char *payload = b64_encode(dump->str, dump->len);
+	json_t *key = json_stringn(name, len); /* NULL when not UTF-8 */
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", "key", "instance", in->id, "type", type->str,
+				"expire_at_ms", (json_int_t)exp, "dump", payload ? payload : "");
+	if (!payload || !rec)
+		abort();
+	free(payload);
+	if (key) {
+		json_object_set_new(rec, "key", key);
+	} else {
+		char *b = b64_encode(name, len);
+		if (!b)
+			abort();
+		json_object_set_new(rec, "key_b64", json_string(b));
+		free(b);
+	}
+	return rec;
+}
+
+/* Read one queued answer; NULL when the connection broke (the instance failed). Errors are answers. */
+static redisReply *next_reply(struct run *r, const char *step)
+{
+	redisReply *x = NULL;
+	if (redisGetReply(r->in->rc, (void **)&x) != REDIS_OK || !x) {
+		crdb_fail_instance(r->ctx, r->errors, r->in, "unreachable", "instance %s: %s failed: %s after %llu "
+				   "keys archived and deleted", r->in->id, step,
+				   r->in->rc->errstr[0] ? r->in->rc->errstr : "connection lost",
+				   (unsigned long long)*r->done);
+		return NULL;
+	}
+	return x;
+}
+
+static void refused(struct run *r, const char *step, const redisReply *x)
+{
+	crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error",
+			   "instance %s: %s refused: %s: %llu keys were archived and deleted before, nothing else; "
+			   "allow SCAN, TIME, TYPE, PTTL, DUMP, UNLINK and EVAL to purged's connection (ACL), then "
+			   "purge again", r->in->id, step, x->str, (unsigned long long)*r->done);
+}
+
+/*
+ * One round trip: [DELETE_SCRIPT over the batch] when @del; [TIME, TYPE/PTTL/DUMP] of @page's keys
+ * (@page taken) and of the keys to read again; [SCAN @cursor] when @cursor (its answer in *next).
+ * 0; 1 when the instance failed (the connection is dropped); -1 when the archive failed (ctx->error).
+ */
+static int round_trip(struct run *r, bool del, redisReply *page, const char *cursor, redisReply **next)
+{
+	redisContext *rc = r->in->rc;
+	const redisReply *keys = page ? page->element[1] : NULL;
+	struct bkey *rk = r->rk; /* this trip's rechecks; the delete below makes the next trip's */
+	size_t nrk = r->nrk, np = keys ? keys->elements : 0, nk = np + nrk, nunlink = 0, i;
+	char lost[200];
+	bool owned = false; /* rk's names moved to the batch */
+	int ret = 1;
+
+	r->rk = NULL;
+	r->nrk = r->rkcap = 0;
+	if (del) {
+		static const char *argv[3 + 3 * DELETE_CHUNK];
+		static size_t argl[3 + 3 * DELETE_CHUNK];
+		static char exps[DELETE_CHUNK][24], nkeys[16];
+		for (i = 0; i < r->b.nkeys; i += DELETE_CHUNK, nunlink++) {
+			size_t m = r->b.nkeys - i < DELETE_CHUNK ? r->b.nkeys - i : DELETE_CHUNK;
+			snprintf(nkeys, sizeof(nkeys), "%zu", m);
+			argv[0] = "EVAL";
+			argl[0] = 4;
+			argv[1] = DELETE_SCRIPT;
+			argl[1] = sizeof(DELETE_SCRIPT) - 1;
+			argv[2] = nkeys;
+			argl[2] = strlen(nkeys);
+			for (size_t j = 0; j < m; j++) {
+				const struct bkey *k = &r->b.keys[i + j];
+				argv[3 + j] = k->k;
+				argl[3 + j] = k->len;
+				argv[3 + m + j] = (const char *)&k->crc;
+				argl[3 + m + j] = 8;
+				snprintf(exps[j], sizeof(exps[j]), "%lld", (long long)k->exp);
+				argv[3 + 2 * m + j] = exps[j];
+				argl[3 + 2 * m + j] = strlen(exps[j]);
+			}
+			redisAppendCommandArgv(rc, (int)(3 + 3 * m), argv, argl);
+		}
+	}
+	const char **kv = malloc((nk + 1) * sizeof(*kv));
+	size_t *kl = malloc((nk + 1) * sizeof(*kl));
+	if (!kv || !kl)
+		abort();
+	for (i = 0; i < nk; i++) {
+		kv[i + 1] = i < np ? keys->element[i]->str : rk[i - np].k;
+		kl[i + 1] = i < np ? keys->element[i]->len : rk[i - np].len;
+	}
+	if (nk) {
+		redisAppendCommand(rc, "TIME");
+		for (i = 1; i <= nk; i++) {
+			redisAppendCommand(rc, "TYPE %b", kv[i], kl[i]);
+			redisAppendCommand(rc, "PTTL %b", kv[i], kl[i]);
+			redisAppendCommand(rc, "DUMP %b", kv[i], kl[i]);
+		}
+	}
+	if (cursor)
+		redisAppendCommand(rc, "SCAN %s COUNT " PAGE_KEYS, cursor);
+	if (crdb_send_queued(r->in) != 0) {
+		crdb_fail_instance(r->ctx, r->errors, r->in, "unreachable", "instance %s: cannot send: %s after %llu "
+				   "keys archived and deleted", r->in->id, rc->errstr[0] ? rc->errstr : "out of memory",
+				   (unsigned long long)*r->done);
+		goto out;
+	}
+
+	if (del) {
+		uint64_t n = 0;
+		for (size_t c = 0; c < nunlink; c++) {
+			redisReply *x = NULL;
+			if (redisGetReply(rc, (void **)&x) != REDIS_OK || !x) {
+				snprintf(lost, sizeof(lost), "%s", rc->errstr[0] ? rc->errstr : "connection lost");
+				goto lost;
+			}
+			if (x->type != REDIS_REPLY_ARRAY || x->elements < 1 || x->element[0]->type != REDIS_REPLY_INTEGER) {
+				if (x->type == REDIS_REPLY_ERROR)
+					refused(r, "the delete (EVAL of a script: DUMP, PTTL, UNLINK)", x);
+				else
+					crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: the delete "
+							   "script gave an unexpected answer", r->in->id);
+				freeReplyObject(x);
+				backend_deleted_n(r->ctx, r->kind, n);
+				*r->done += n;
+				goto out;
+			}
+			n += (uint64_t)x->element[0]->integer;
+			for (i = 1; i < x->elements; i++) {
+				long long at = x->element[i]->type == REDIS_REPLY_INTEGER ? x->element[i]->integer : 0;
+				if (at >= 1 && (size_t)at <= DELETE_CHUNK && c * DELETE_CHUNK + (size_t)at <= r->b.nkeys) {
+					recheck(r, &r->b.keys[c * DELETE_CHUNK + (size_t)at - 1]);
+					r->changed++;
+				}
+			}
+			freeReplyObject(x);
+		}
+		backend_deleted_n(r->ctx, r->kind, n);
+		*r->done += n;
+		backend_progress(r->ctx, "keys", *r->done < r->total ? *r->done : r->total, r->total);
+		batch_clear(&r->b);
+	}
+	/* From here the batch owns the page and this trip's recheck names. */
+	if (page)
+		batch_keep(&r->b, page);
+	page = NULL;
+	for (i = 0; i < nrk; i++)
+		batch_own(&r->b, (char *)rk[i].k);
+	owned = true;
+	if (nk) {
+		redisReply *t, *tr[3];
+		if (!(t = next_reply(r, "TIME")))
+			goto out;
+		if (t->type != REDIS_REPLY_ARRAY || t->elements != 2 || t->element[0]->type != REDIS_REPLY_STRING) {
+			if (t->type == REDIS_REPLY_ERROR)
+				refused(r, "TIME", t);
+			else
+				crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: TIME gave no time",
+						   r->in->id);
+			freeReplyObject(t);
+			goto out;
+		}
+		long long now_ms = strtoll(t->element[0]->str, NULL, 10) * 1000 + strtoll(t->element[1]->str, NULL, 10) / 1000;
+		freeReplyObject(t);
+		for (i = 1; i <= nk; i++) {
+			static const char *const step[] = { "TYPE", "PTTL", "DUMP" };
+			int j;
+			for (j = 0; j < 3; j++)
+				if (!(tr[j] = next_reply(r, step[j])))
+					break;
+			for (int e = 0; e < j && !r->in->failed; e++)
+				if (tr[e]->type == REDIS_REPLY_ERROR)
+					refused(r, step[e], tr[e]);
+			if (j == 3 && !r->in->failed && tr[2]->type == REDIS_REPLY_STRING && tr[2]->len > MAX_DUMP)
+				crdb_fail_instance(r->ctx, r->errors, r->in, "too_large", "instance %s: key '%.*s' "
+						   "is %zu bytes dumped, over what one archive record holds (%u): "
+						   "nothing more was deleted; purge without an archive", r->in->id,
+						   (int)(kl[i] < 100 ? kl[i] : 100), kv[i], tr[2]->len, MAX_DUMP);
+			bool gone = j < 3 || r->in->failed || tr[2]->type != REDIS_REPLY_STRING ||
+				    tr[1]->type != REDIS_REPLY_INTEGER || tr[1]->integer < -1 ||
+				    tr[0]->type != REDIS_REPLY_STATUS || strcmp(tr[0]->str, "none") == 0;
+			json_t *rec = NULL;
+			struct bkey k = { kv[i], kl[i], 0, -1 };
+			if (!gone) {
+				k.crc = dump_crc(tr[2]);
+				k.exp = tr[1]->integer >= 0 ? now_ms + tr[1]->integer : -1;
+				rec = record(r->in, kv[i], kl[i], tr[0], tr[2], k.exp);
+			}
+			for (int e = 0; e < j; e++)
+				freeReplyObject(tr[e]);
+			if (j < 3) {
+				json_decref(rec);
+				goto out;
+			}
+			if (r->in->failed) {
+				json_decref(rec);
+				goto out;
+			}
+			if (gone)
+				continue; /* gone since the SCAN (or since its last DUMP) */
+			r->b.bytes += kl[i] + RECORD_OVERHEAD;
+			if (backend_archive_add(r->ctx, rec) < 0) {
+				ret = -1;
+				goto out;
+			}
+			batch_key(&r->b, k);
+			r->archived++;
+		}
+	}
+	if (cursor) {
+		redisReply *s = next_reply(r, "SCAN");
+		if (!s)
+			goto out;
+		if (!scan_ok(s)) {
+			if (s->type == REDIS_REPLY_ERROR)
+				refused(r, "SCAN", s);
+			else
+				crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: SCAN gave an "
+						   "unexpected answer", r->in->id);
+			freeReplyObject(s);
+			goto out;
+		}
+		*next = s;
+	}
+	free(kv);
+	free(kl);
+	free(rk);
+	return 0;
+
+lost: {
+	/* The delete's answer lost: whether it ran is unknown; say what a new connection finds. */
+	long long left = crdb_reconnect(r->ctx, r->in);
+	char found[120];
+	if (left >= 0)
+		snprintf(found, sizeof(found), "reconnected: DBSIZE says %lld keys remain", left);
+	else
+		snprintf(found, sizeof(found), "could not reconnect to see what remains");
+	crdb_fail_instance(r->ctx, r->errors, r->in, "unreachable", "instance %s: the answer to a delete of "
+			   "%zu archived keys was lost (%s), so how many it deleted is unknown (they are all in the "
+			   "archive); %s: check the instance, then purge again", r->in->id, r->b.nkeys, lost, found);
+}
+out:
+	freeReplyObject(page);
+	if (owned)
+		free(rk);
+	else
+		recheck_free(rk, nrk);
+	free(kv);
+	free(kl);
+	crdb_drop_connection(r->in);
+	return ret;
+}
+
+/* One SCAN pass over the instance: archive, seal, delete. 0, 1 (instance failed), -1 (archive). */
+static int scan_pass(struct run *r)
+{
+	redisReply *page = NULL;
+	char cursor[32];
+	int rt = round_trip(r, false, NULL, "0", &page);
+
+	while (rt == 0) {
+		snprintf(cursor, sizeof(cursor), "%s", page->element[0]->str);
+		bool more = strcmp(cursor, "0") != 0, del = r->b.nkeys >= SEAL_KEYS || r->b.bytes >= SEAL_BYTES;
+		if (backend_stopping(r->ctx)) {
+			freeReplyObject(page);
+			return 0; /* no more deletes; crdb.c reconciles with DBSIZE */
+		}
+		if (del && backend_archive_seal(r->ctx) < 0) {
+			freeReplyObject(page);
+			return -1;
+		}
+		redisReply *next = NULL;
+		rt = round_trip(r, del, page, more ? cursor : NULL, &next);
+		page = next;
+		if (!more)
+			break;
+	}
+	/* The last batch, and the changed keys the deletes left to read again (a few rounds: the next pass finds
+	 * what still changes). */
+	for (int round = 0; rt == 0 && (r->b.nkeys || r->nrk) && round < 4 && !backend_stopping(r->ctx); round++) {
+		if (r->nrk)
+			rt = round_trip(r, false, NULL, NULL, NULL);
+		if (rt == 0 && r->b.nkeys) {
+			if (backend_archive_seal(r->ctx) < 0)
+				return -1;
+			rt = round_trip(r, true, NULL, NULL, NULL);
+		}
+	}
+	recheck_free(r->rk, r->nrk);
+	r->rk = NULL;
+	r->nrk = r->rkcap = 0;
+	return rt;
+}
+
+/* What the instance's records will weigh (uncompressed JSON), conservatively: twice the server's
+ * used_memory_dataset (the whole server's, all databases), or twice a sample's average. */
+static uint64_t estimate(struct backend_ctx *ctx, struct instance *in)
+{
+	uint64_t fixed = (uint64_t)in->keys * RECORD_OVERHEAD;
+	redisReply *x = redisCommand(in->rc, "INFO memory");
+	const char *p = x && x->type == REDIS_REPLY_STRING ? strstr(x->str, "used_memory_dataset:") : NULL;
+	if (p) {
+		long long ds = strtoll(p + 20, NULL, 10);
+		freeReplyObject(x);
+		return fixed + (uint64_t)(ds > 0 ? ds : 0) * 2;
+	}
+	freeReplyObject(x);
+	/* INFO refused (ACL): the first page's DUMPs. */
+	uint64_t sum = 0, n = 0;
+	x = redisCommand(in->rc, "SCAN 0 COUNT 100");
+	if (scan_ok(x)) {
+		redisReply *k = x->element[1];
+		for (size_t i = 0; i < k->elements; i++)
+			redisAppendCommand(in->rc, "DUMP %b", k->element[i]->str, k->element[i]->len);
+		for (size_t i = 0; i < k->elements; i++) {
+			redisReply *d = NULL;
+			if (redisGetReply(in->rc, (void **)&d) != REDIS_OK || !d)
+				break;
+			if (d->type == REDIS_REPLY_STRING) {
+				sum += k->element[i]->len + d->len;
+				n++;
+			}
+			freeReplyObject(d);
+		}
+	}
+	freeReplyObject(x);
+	log_debug("instance %s: INFO refused, estimate from %llu sampled keys", in->id, (unsigned long long)n);
+	(void)ctx;
+	return fixed + (n ? sum / n * 2 : 1024) * (uint64_t)in->keys;
+}
+
+int crdb_archive_purge(struct backend_ctx *ctx, json_t *errors, struct instance *v, size_t n, uint64_t *done,
+		       uint64_t total)
+{
+	uint64_t est = 0;
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		if (!v[k].failed && v[k].rc)
+			est += estimate(ctx, &v[k]);
+	if (backend_archive_reserve(ctx, est) < 0)
+		return -1;
+	for (k = 0; k < n; k++) {
+		struct run r = { .ctx = ctx, .errors = errors, .in = &v[k], .done = done, .total = total };
+		if (v[k].failed || !v[k].rc)
+			continue;
+		snprintf(r.kind, sizeof(r.kind), "instance %s", v[k].id);
+		backend_deleted_n(ctx, r.kind, 0); /* the instance shows in the counts even with nothing to delete */
+		uint64_t first = 0;
+		int rt = 0;
+		for (int pass = 0; pass <= EXTRA_PASSES && rt == 0 && !backend_stopping(ctx); pass++) {
+			rt = scan_pass(&r);
+			if (pass == 0)
+				first = r.archived;
+			if (rt != 0 || backend_stopping(ctx))
+				break;
+			redisReply *d = redisCommand(v[k].rc, "DBSIZE");
+			long long left = d && d->type == REDIS_REPLY_INTEGER ? d->integer : -1;
+			freeReplyObject(d);
+			if (left == 0)
+				break;
+			log_info("instance %s: %lld keys after pass %d (written meanwhile, or changed after their "
+				 "DUMP): another pass", v[k].id, left, pass + 1);
+		}
+		if (r.archived > first)
+			backend_warn(ctx, "instance %s: %llu keys written or changed while the purge ran were archived "
+				     "(again) and deleted in further passes", v[k].id,
+				     (unsigned long long)(r.archived - first));
+		log_info("instance %s: %llu key records archived; %llu keys found changed after their DUMP by the "
+			 "delete, archived again", v[k].id, (unsigned long long)r.archived, (unsigned long long)r.changed);
+		batch_free(&r.b);
+		recheck_free(r.rk, r.nrk);
+		if (rt < 0)
+			return -1;
+	}
+	return backend_archive_seal(ctx);
+}
+
+/* ------------------------------------------------------------------ restore */
+
+struct rkey {
+	size_t off;               /* key bytes, then payload bytes, in the arena */
+	size_t plen;
+	int64_t exp;              /* absolute unix ms, -1: none */
+	uint32_t klen, inst;
+	bool dead;                /* replaced by a later record of the same key */
+};
+
+struct store {
+	struct rkey *k;
+	size_t n, cap;
+	char *arena;
+	size_t used, acap;
+	uint32_t *slot;           /* open addressing: index + 1, 0 empty */
+	size_t nslots;
+};
+
+static uint64_t key_hash(uint32_t inst, const char *k, size_t len)
+{
+	uint64_t h = 1469598103934665603ull ^ inst;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+	return h;
+}
+
+static const char *key_of(const struct store *s, const struct rkey *k)
+{
+	return s->arena + k->off;
+}
+
+static void store_rehash(struct store *s)
+{
+	free(s->slot);
+	s->nslots = s->nslots ? s->nslots * 2 : 1024;
+	s->slot = calloc(s->nslots, sizeof(*s->slot));
+	if (!s->slot)
+		abort();
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->k[i].dead)
+			continue;
+		size_t j = key_hash(s->k[i].inst, key_of(s, &s->k[i]), s->k[i].klen) & (s->nslots - 1);
+		while (s->slot[j])
+			j = (j + 1) & (s->nslots - 1);
+		s->slot[j] = (uint32_t)i + 1;
+	}
+}
+
+/* Keep a record; an earlier record of the same key is marked dead. */
+static void store_add(struct store *s, uint32_t inst, const char *key, size_t klen, const unsigned char *p,
+		      size_t plen, int64_t exp)
+{
+	if ((s->n + 1) * 2 > s->nslots)
+		store_rehash(s);
+	size_t j = key_hash(inst, key, klen) & (s->nslots - 1);
+	for (; s->slot[j]; j = (j + 1) & (s->nslots - 1)) {
+		struct rkey *o = &s->k[s->slot[j] - 1];
+		if (o->inst == inst && o->klen == klen && memcmp(key_of(s, o), key, klen) == 0) {
+			o->dead = true;
+			break;
+		}
+	}
+	s->k = grow(s->k, &s->cap, s->n + 1, sizeof(*s->k));
+	s->arena = grow(s->arena, &s->acap, s->used + klen + plen, 1);
+	struct rkey *k = &s->k[s->n];
+	*k = (struct rkey){ .off = s->used, .plen = plen, .exp = exp, .klen = (uint32_t)klen, .inst = inst };
+	memcpy(s->arena + s->used, key, klen);
+	memcpy(s->arena + s->used + klen, p, plen);
+	s->used += klen + plen;
+	s->slot[j] = (uint32_t)++s->n;
+}
+
+static void store_free(struct store *s)
+{
+	free(s->k);
+	free(s->arena);
+	free(s->slot);
+}
+
+/* A key for a message: at most 60 bytes (made safe by backend_fail / the errors' text). */
+static void shown(char *out, size_t size, const char *k, size_t len)
+{
+	snprintf(out, size, "'%.*s'%s", (int)(len < 60 ? len : 60), k, len > 60 ? "..." : "");
+}
+
+/* Read every record into @s. 0, or -1 with ctx->error set. */
+static int read_archive(struct backend_ctx *ctx, struct store *s, struct instance *v, size_t n)
+{
+	json_t *rec;
+	uint64_t no = 0;
+
+	while ((rec = backend_archive_next(ctx))) {
+		const char *kind = json_string_value(json_object_get(rec, "kind"));
+		const char *inst = json_string_value(json_object_get(rec, "instance"));
+		json_t *key = json_object_get(rec, "key"), *kb = json_object_get(rec, "key_b64");
+		json_t *dump = json_object_get(rec, "dump"), *exp = json_object_get(rec, "expire_at_ms");
+		unsigned char *kbuf = NULL, *pbuf = NULL;
+		size_t klen = 0, plen = 0;
+		uint32_t i;
+
+		no++;
+		if (!kind || strcmp(kind, "key") != 0 || !inst || !json_is_string(dump) || !json_is_integer(exp) ||
+		    json_is_string(key) == json_is_string(kb)) {
+			json_decref(rec);
+			return backend_fail(ctx, "crdb restore: record %llu of the archive is not a Redis key record "
+					    "(kind, instance, key or key_b64, expire_at_ms, dump): nothing was restored; "
+					    "is it a crdb purge's archive?", (unsigned long long)no);
+		}
+		for (i = 0; i < n && strcmp(v[i].id, inst) != 0; i++)
+			;
+		if (i == n) {
+			int r = backend_fail(ctx, "crdb restore: the archive holds keys of instance %s, which is not "
+					     "configured in [crdb %s]: nothing was restored; add instance.%s back, "
+					     "then restore again", inst, ctx->target, inst);
+			json_decref(rec);
+			return r;
+		}
+		if ((kb && b64_decode(json_string_value(kb), json_string_length(kb), &kbuf, &klen) < 0) ||
+		    b64_decode(json_string_value(dump), json_string_length(dump), &pbuf, &plen) < 0) {
+			free(kbuf);
+			json_decref(rec);
+			return backend_fail(ctx, "crdb restore: record %llu of the archive has a key_b64 or dump that "
+					    "is not base64: the archive is damaged; nothing was restored",
+					    (unsigned long long)no);
+		}
+		store_add(s, i, kbuf ? (const char *)kbuf : json_string_value(key),
+			  kbuf ? klen : json_string_length(key), pbuf, plen, json_integer_value(exp));
+		free(kbuf);
+		free(pbuf);
+		json_decref(rec);
+	}
+	return ctx->error[0] ? -1 : 0;
+}
+
+/* The server's clock in unix ms (RESTORE ABSTTL reads it), or -1 (the instance failed). */
+static long long server_ms(struct backend_ctx *ctx, json_t *errors, struct instance *in)
+{
+	const char *argv[] = { "TIME" };
+	redisReply *t = crdb_command(ctx, errors, in, "TIME", 1, argv);
+	long long ms = -1;
+	if (t && t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->type == REDIS_REPLY_STRING)
+		ms = strtoll(t->element[0]->str, NULL, 10) * 1000 + strtoll(t->element[1]->str, NULL, 10) / 1000;
+	else if (t)
+		crdb_fail_instance(ctx, errors, in, "redis_error", "instance %s: TIME gave no time", in->id);
+	freeReplyObject(t);
+	return ms;
+}
+
+/* EXISTS of every live key of instance @i: how many exist; the first names appended to @names. */
+static long long count_existing(struct backend_ctx *ctx, json_t *errors, struct store *s, struct instance *in,
+				uint32_t i, long long now, char *names, size_t size, int *named)
+{
+	long long found = 0;
+	size_t j = 0;
+	while (j < s->n && !in->failed) {
+		size_t sent[RESTORE_CHUNK], m = 0;
+		for (; j < s->n && m < RESTORE_CHUNK; j++) {
+			struct rkey *k = &s->k[j];
+			if (k->inst != i || k->dead || (k->exp >= 0 && k->exp <= now))
+				continue;
+			redisAppendCommand(in->rc, "EXISTS %b", key_of(s, k), (size_t)k->klen);
+			sent[m++] = j;
+		}
+		for (size_t e = 0; e < m; e++) {
+			redisReply *x = crdb_answer(ctx, errors, in, "EXISTS");
+			if (!x)
+				return -1;
+			if (x->type == REDIS_REPLY_INTEGER && x->integer > 0) {
+				found++;
+				if (*named < SHOWN) {
+					size_t l = strlen(names);
+					char one[120];
+					struct rkey *k = &s->k[sent[e]];
+					shown(one, sizeof(one), key_of(s, k), k->klen);
+					snprintf(names + l, size - l, "%s%s", *named ? ", " : "", one);
+					(*named)++;
+				}
+			}
+			freeReplyObject(x);
+		}
+	}
+	return in->failed ? -1 : found;
+}
+
+/* RESTORE the live keys of instance @i. Returns the keys restored; *expired counts those not restored
+ * because their time had passed. An error fails the instance (after the chunk it happened in). */
+static uint64_t restore_keys(struct backend_ctx *ctx, json_t *errors, struct store *s, struct instance *in,
+			     uint32_t i, bool replace, uint64_t *expired, uint64_t *done, uint64_t total)
+{
+	uint64_t ok = 0;
+	size_t j = 0;
+	char kind[64];
+
+	snprintf(kind, sizeof(kind), "instance %s", in->id);
+	while (j < s->n && !in->failed) {
+		if (backend_stopping(ctx))
+			break;
+		long long now = server_ms(ctx, errors, in);
+		if (now < 0)
+			break;
+		size_t sent[RESTORE_CHUNK], m = 0;
+		for (; j < s->n && m < RESTORE_CHUNK; j++) {
+			struct rkey *k = &s->k[j];
+			char ttl[24];
+			if (k->inst != i || k->dead)
+				continue;
+			if (k->exp >= 0 && k->exp <= now) {
+				(*expired)++;
+				continue;
+			}
+			snprintf(ttl, sizeof(ttl), "%lld", (long long)(k->exp >= 0 ? k->exp : 0));
+			/* RESTORE key ttl payload [REPLACE] ABSTTL */
+			const char *argv[] = { "RESTORE", key_of(s, k), ttl, key_of(s, k) + k->klen, "REPLACE", "ABSTTL" };
+			size_t argl[] = { 7, k->klen, strlen(ttl), k->plen, 7, 6 };
+			if (!replace) {
+				argv[4] = argv[5];
+				argl[4] = argl[5];
+			}
+			redisAppendCommandArgv(in->rc, replace ? 6 : 5, argv, argl);
+			sent[m++] = j;
+		}
+		uint64_t here = 0;
+		for (size_t e = 0; e < m; e++) {
+			redisReply *x = NULL;
+			struct rkey *k = &s->k[sent[e]];
+			char name[120];
+			if (redisGetReply(in->rc, (void **)&x) != REDIS_OK || !x) {
+				crdb_fail_instance(ctx, errors, in, "unreachable", "instance %s: RESTORE failed: %s; %llu "
+						   "keys were restored before", in->id,
+						   in->rc->errstr[0] ? in->rc->errstr : "connection lost",
+						   (unsigned long long)(ok + here));
+				break;
+			}
+			shown(name, sizeof(name), key_of(s, k), k->klen);
+			if (x->type == REDIS_REPLY_STATUS && strcmp(x->str, "OK") == 0)
+				here++;
+			else if (in->failed)
+				; /* the first error of the chunk is the one said */
+			else if (x->type == REDIS_REPLY_ERROR && strstr(x->str, "payload version or checksum"))
+				crdb_fail_instance(ctx, errors, in, "payload", "instance %s: the server cannot load the "
+						   "archived payload of key %s (archived from a newer Redis?): %s; restore "
+						   "into a Redis at least as new as the purged one", in->id, name, x->str);
+			else if (x->type == REDIS_REPLY_ERROR && strncmp(x->str, "BUSYKEY", 7) == 0)
+				crdb_fail_instance(ctx, errors, in, "exists", "instance %s: key %s was created while the "
+						   "restore ran (%s); restore again with --replace to overwrite it",
+						   in->id, name, x->str);
+			else
+				crdb_fail_instance(ctx, errors, in, "redis_error", "instance %s: RESTORE of key %s was "
+						   "refused: %s%s", in->id, name, x->type == REDIS_REPLY_ERROR ? x->str :
+						   "unexpected answer", x->type == REDIS_REPLY_ERROR &&
+						   strstr(x->str, "syntax") ? " (RESTORE ... ABSTTL needs Redis 5.0 or newer)" :
+						   " (allow RESTORE to purged's connection?)");
+			freeReplyObject(x);
+		}
+		ok += here;
+		*done += here;
+		backend_deleted_n(ctx, kind, here);
+		backend_progress(ctx, "keys", *done < total ? *done : total, total);
+	}
+	return ok;
+}
+
+int crdb_restore(struct backend_ctx *ctx)
+{
+	const json_t *inst = json_object_get(ctx->settings, "instances");
+	size_t n = json_object_size(inst), k = 0, failed = 0;
+	struct instance *v = calloc(n ? n : 1, sizeof(*v));
+	size_t *per = calloc(n ? n : 1, sizeof(*per));
+	bool replace = json_is_true(json_object_get(ctx->options, "replace"));
+	struct store s = { 0 };
+	json_t *errors = json_array(), *conf;
+	uint64_t expired = 0, done = 0, total = 0, exists = 0;
+	const char *id;
+	int ret = -1;
+
+	if (!v || !per)
+		abort();
+	json_object_foreach((json_t *)inst, id, conf) {
+		char skey[32];
+		snprintf(skey, sizeof(skey), "password.%s", id);
+		v[k].id = id;
+		v[k].conf = conf;
+		v[k].password = json_string_value(json_object_get(ctx->secrets, skey));
+		k++;
+	}
+	if (read_archive(ctx, &s, v, n) < 0)
+		goto out;
+	for (size_t j = 0; j < s.n; j++)
+		if (!s.k[j].dead) {
+			per[s.k[j].inst]++;
+			total++;
+		}
+	log_info("crdb restore: %llu keys in the archive (%zu records)", (unsigned long long)total, s.n);
+	/* Every instance of the archive answers, and holds none of its keys (or --replace), before anything. */
+	char names[SHOWN * 70] = "";
+	int named = 0;
+	for (k = 0; k < n; k++) {
+		if (!per[k])
+			continue;
+		crdb_open_instance(ctx, errors, &v[k]);
+		long long now = v[k].failed ? -1 : server_ms(ctx, errors, &v[k]);
+		long long e = now < 0 || replace ? 0 : count_existing(ctx, errors, &s, &v[k], (uint32_t)k, now, names,
+								     sizeof(names), &named);
+		if (v[k].failed || e < 0) {
+			backend_fail(ctx, "crdb restore: %s: nothing was restored",
+				     json_string_value(json_object_get(json_array_get(errors, 0), "description")));
+			goto out;
+		}
+		exists += (uint64_t)e;
+	}
+	if (exists) {
+		backend_fail(ctx, "crdb restore: %llu of the archive's keys exist already: %s%s: nothing was restored; "
+			     "restore with --replace to overwrite them, or delete them first",
+			     (unsigned long long)exists, names, exists > SHOWN ? ", ..." : "");
+		goto out;
+	}
+	backend_progress(ctx, "keys", 0, total);
+	for (k = 0; k < n; k++)
+		if (per[k])
+			restore_keys(ctx, errors, &s, &v[k], (uint32_t)k, replace, &expired, &done, total);
+	backend_progress(ctx, "keys", done < total ? done : total, total);
+	if (expired) {
+		backend_deleted_n(ctx, "expired", expired);
+		backend_warn(ctx, "%llu archived keys were not restored: their TTL had passed", (unsigned long long)expired);
+	}
+	for (k = 0; k < n; k++)
+		failed += v[k].failed;
+	if (backend_stopping(ctx))
+		backend_fail(ctx, "crdb restore: stopped on request after %llu of %llu keys restored",
+			     (unsigned long long)done, (unsigned long long)total);
+	else if (failed)
+		backend_fail(ctx, "crdb restore: %zu instance(s) failed after %llu of %llu keys restored: %s", failed,
+			     (unsigned long long)done, (unsigned long long)total,
+			     json_string_value(json_object_get(json_array_get(errors, 0), "description")));
+	else
+		ret = 0;
+out:
+	for (k = 0; k < n; k++)
+		crdb_drop_connection(&v[k]);
+	if (json_array_size(errors))
+		ctx->errors = errors;
+	else
+		json_decref(errors);
+	store_free(&s);
+	free(per);
+	free(v);
+	return ret;
+}

@@ -1,0 +1,262 @@
+#!/bin/bash
+# crdb purges with archive = yes against a real redis-server (issue 14, items 3
+# and 4): 100 000 keys of every type (some with binary names and values, ~30 %
+# with TTLs of 1-2 h, a few with 3 s TTLs) purged with an archive, then
+# restored: every key compared (type, value, TTL within a second) with what
+# the server held; the 3 s keys reported expired. A second restore without
+# --replace is refused and changes nothing; with --replace it overwrites. An
+# archive that would not fit (archive_max_bytes; a 1 MiB tmpfs as root) fails
+# the purge before anything is deleted. archive = no still flushes.
+. "$(dirname "$0")/lib.sh"
+
+command -v redis-server >/dev/null || { echo "1..0 # SKIP redis-server not installed"; exit 77; }
+command -v zstd >/dev/null || { echo "1..0 # SKIP zstd not installed (to read the archive back)"; exit 77; }
+
+REDIS_PIDS=()
+MOUNTED=
+start_redis() { # NAME PORT
+	mkdir -p "$T/$1"
+	redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/$1" --daemonize no \
+		>"$T/$1/log" 2>&1 &
+	REDIS_PIDS+=($!)
+}
+stop_all() {
+	for p in "${REDIS_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	[ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null
+}
+trap 'stop_all; cleanup' EXIT
+
+# A small pipelined RESP client: seed, snapshot (every key: type, canonical value, absolute
+# expiry in ms by the server's TIME), compare a snapshot with the server.
+cat >"$T/keys.py" <<'PY'
+import json, random, socket, sys
+
+class R:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.f = self.s.makefile("rb")
+    def send(self, cmds):
+        out = []
+        for c in cmds:
+            c = [a if isinstance(a, bytes) else str(a).encode() for a in c]
+            out.append(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in c))
+        self.s.sendall(b"".join(out))
+        return [self.read() for _ in cmds]
+    def read(self):
+        line = self.f.readline()[:-2]
+        t, rest = line[:1], line[1:]
+        if t == b"+": return rest.decode()
+        if t == b"-": raise RuntimeError(rest.decode())
+        if t == b":": return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0: return None
+            d = self.f.read(n + 2)
+            return d[:-2]
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise RuntimeError("bad answer %r" % line)
+    def many(self, cmds, chunk=2000):
+        res = []
+        for i in range(0, len(cmds), chunk):
+            res += self.send(cmds[i:i + chunk])
+        return res
+
+def rnd(rng, n):
+    return bytes(rng.getrandbits(8) for _ in range(n))
+
+def seed(r, n):
+    rng = random.Random(14)
+    cmds, kinds = [], ["string"] * 40 + ["hash"] * 15 + ["list"] * 15 + ["set"] * 10 + ["zset"] * 10 + ["stream"] * 10
+    for i in range(n):
+        kind = kinds[i % 100]
+        key = b"bin:\x00\xff\xfe" + rnd(rng, 6) + b":%d" % i if i % 50 == 7 else ("%s:%d:caf\u00e9" % (kind, i)).encode()
+        if kind == "string":
+            cmds.append(["SET", key, rnd(rng, 24) if i % 10 == 3 else "value-%d" % i])
+        elif kind == "hash":
+            cmds.append(["HSET", key] + sum([["f%d" % j, "v%d-%d" % (i, j)] for j in range(1 + i % 6)], []))
+        elif kind == "list":
+            cmds.append(["RPUSH", key] + ["e%d" % j for j in range(1 + i % 7)] + [rnd(rng, 5)])
+        elif kind == "set":
+            cmds.append(["SADD", key] + ["m%d" % j for j in range(1 + i % 5)])
+        elif kind == "zset":
+            cmds.append(["ZADD", key] + sum([[str(j * 1.5), "z%d" % j] for j in range(1 + i % 5)], []))
+        else:
+            cmds.append(["XADD", key, "%d-1" % (i + 1), "a", str(i), "b", rnd(rng, 4)])
+        if i % 10 in (1, 4, 8):  # 30 % with TTLs of 1-2 h
+            cmds.append(["PEXPIRE", key, 3600000 + rng.randrange(3600000)])
+    r.many(cmds)
+
+def canon(r, keys):
+    types = r.many([["TYPE", k] for k in keys])
+    now = r.send([["TIME"]])[0]
+    now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
+    ttls = r.many([["PTTL", k] for k in keys])
+    q = {"string": lambda k: ["GET", k], "hash": lambda k: ["HGETALL", k], "list": lambda k: ["LRANGE", k, 0, -1],
+         "set": lambda k: ["SMEMBERS", k], "zset": lambda k: ["ZRANGE", k, 0, -1, "WITHSCORES"],
+         "stream": lambda k: ["XRANGE", k, "-", "+"]}
+    vals = r.many([q[t](k) for k, t in zip(keys, types)])
+    out = {}
+    for k, t, ttl, v in zip(keys, types, ttls, vals):
+        if t == "hash":
+            v = sorted(zip(v[0::2], v[1::2]))
+        elif t == "set":
+            v = sorted(v)
+        out[k.hex()] = [t, repr(v), now_ms + ttl if ttl >= 0 else -1]
+    return out
+
+def allkeys(r):
+    keys, cur = [], b"0"
+    while True:
+        cur, page = r.send([["SCAN", cur, "COUNT", 1000]])[0]
+        keys += page
+        if cur == b"0":
+            return keys
+
+r = R(int(sys.argv[2]))
+if sys.argv[1] == "seed":
+    seed(r, int(sys.argv[3]))
+elif sys.argv[1] == "short":  # N keys that expire in 3 s
+    r.many([["SET", "short:%d" % i, "soon", "PX", 3000] for i in range(int(sys.argv[3]))])
+elif sys.argv[1] == "snapshot":
+    json.dump(canon(r, allkeys(r)), open(sys.argv[3], "w"))
+elif sys.argv[1] == "compare":  # prints "same N" or the first differences
+    want = json.load(open(sys.argv[3]))
+    have = canon(r, allkeys(r))
+    bad = [k for k in want if k not in have] + [k for k in have if k not in want]
+    for k in want:
+        if k in have:
+            (t1, v1, e1), (t2, v2, e2) = want[k], have[k]
+            if t1 != t2 or v1 != v2 or (e1 < 0) != (e2 < 0) or abs(e1 - e2) > 1000:
+                bad.append(k)
+    print("same %d" % len(want) if not bad else "differ %d of %d: %s" % (len(bad), len(want), [
+        (bytes.fromhex(k), want.get(k), have.get(k)) for k in bad[:3]]))
+PY
+keys() { python3 "$T/keys.py" "$@"; }
+secs() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
+rcli() { redis-cli -p "$P1" "$@"; }
+
+P1=$(free_port)
+P2=$(free_port)
+start_redis r1 "$P1"
+start_redis r2 "$P2"
+check "redis answers" wait_until 10 sh -c "redis-cli -p $P1 PING | grep -q PONG && redis-cli -p $P2 PING | grep -q PONG"
+G=4a1b2c3d-1414-4e2f-bc6c-935292783d24
+G2=4a1b2c3d-1414-4e2f-bc6c-935292783d25
+conf() { # extra [crdb $G] lines, then [daemon] lines
+	local extra=$1
+	shift
+	write_config "$@" <<EOF2
+
+[crdb $G]
+instance.1 = redis://127.0.0.1:$P1
+archive = yes
+$extra
+
+[crdb $G2]
+instance.1 = redis://127.0.0.1:$P2
+EOF2
+}
+conf ""
+start_purged || { finish; exit 1; }
+
+N=100000
+keys seed "$P1" "$N"
+expect_eq "seeded $N keys of six types" "$(rcli DBSIZE)" "$N"
+keys snapshot "$P1" "$T/before.json"
+expect_eq "…six types" "$(jq -r '[.[][0]] | unique | join(" ")' "$T/before.json")" "hash list set stream string zset"
+expect_eq "…$((N * 3 / 10)) with a TTL" "$(jq '[.[][2] | select(. > 0)] | length' "$T/before.json")" "$((N * 3 / 10))"
+keys short "$P1" 20
+expect_eq "and 20 keys with 3 s TTLs" "$(rcli DBSIZE)" "$((N + 20))"
+T0=$(date +%s%N)
+echo "# the purge started $(secs "$T0") s after the 3 s keys were written"
+
+# The purge archives, then deletes.
+expect_code 0 "purge with archive = yes" ctl --json crdb purge "$G" --instances 1 --yes --wait
+PURGE=$OUT
+echo "# the purge of $N keys with an archive took $(secs "$T0") s"
+ID=$(jf "$PURGE" .id)
+DELETED=$(jf "$PURGE" '.counts["instance 1"]')
+check "…deleting every key (the 3 s ones that lived long enough too): $DELETED" sh -c "[ $DELETED -ge $N ] && [ $DELETED -le $((N + 20)) ]"
+expect_eq "…the instance is empty" "$(rcli DBSIZE)" "0"
+AF=$(jf "$PURGE" .archive.file)
+expect_eq "the task records its archive" "$AF" "$T/state/archives/$ID.jsonl.zst"
+expect_eq "…mode 0600" "$(stat -c %a "$AF" 2>&1)" "600"
+expect_eq "…its size" "$(jf "$PURGE" .archive.bytes)" "$(stat -c %s "$AF" 2>&1)"
+expect_eq "…its SHA-256" "$(jf "$PURGE" .archive.sha256)" "$(sha256sum "$AF" | cut -d' ' -f1)"
+zstd -dcq "$AF" >"$T/archive.jsonl" 2>"$T/zstd.err"
+expect_eq "…which decompresses" "$(cat "$T/zstd.err")" ""
+RECORDS=$(jf "$PURGE" .archive.records)
+expect_eq "…to a header and the records the task counts" "$(wc -l <"$T/archive.jsonl")" "$((RECORDS + 1))"
+# A delete batch holding a key that expired (or changed) after its DUMP is aborted (WATCH): its
+# changed keys are archived again, so a key may have two records; the restore keeps the last.
+check "…at least one per deleted key ($RECORDS)" test "$RECORDS" -ge "$DELETED"
+expect_eq "…and exactly the deleted keys" "$(tail -n +2 "$T/archive.jsonl" | jq -r '.key // .key_b64' | sort -u | wc -l)" "$DELETED"
+expect_eq "…a header first" "$(head -n 1 "$T/archive.jsonl" | jq -r '"\(.purged_archive) \(.task_id) \(.target)"')" "1 $ID $G"
+expect_eq "…key records" "$(sed -n 2p "$T/archive.jsonl" | jq -r '[.kind, .instance, (.dump | length > 0)] | join(" ")')" "key 1 true"
+SHORT=$(grep -c '"key":"short:' "$T/archive.jsonl")
+expect_eq "…binary names as key_b64" "$(grep -c '"key_b64":' "$T/archive.jsonl")" "$((N / 50))"
+check "…the 3 s keys archived ($SHORT of 20)" test "$SHORT" -ge 1
+expect_eq "…with their absolute expiry" "$(grep -m1 '"key":"short:' "$T/archive.jsonl" | jq -r '.expire_at_ms > 0')" "true"
+expect_eq "…and none for keys without a TTL" "$(grep -m1 '"key":"string:0:' "$T/archive.jsonl" | jq -r .expire_at_ms)" "-1"
+check "no password or secret in the archive" no_match -i 'password' "$T/archive.jsonl"
+
+# archive = no: the flush path, no archive.
+keys seed "$P2" 5000
+expect_code 0 "purge with archive = no" ctl --json crdb purge "$G2" --instances 1 --yes --wait
+expect_eq "…flushes all" "$(jf "$OUT" '.counts["instance 1"]')" "5000"
+expect_eq "…records no archive" "$(jf "$OUT" .archive)" "null"
+expect_eq "…and writes none" "$(ls "$T/state/archives" | grep -c "$(jf "$OUT" .id)")" "0"
+
+# Restore, once the 3 s keys have expired.
+while [ $(($(date +%s%N) - T0)) -lt 3500000000 ]; do sleep 0.2; done
+expect_code 0 "restore" ctl --json restore "$ID" --yes --wait
+RID=$(jf "$OUT" .id)
+expect_eq "…restores every key that had not expired" "$(jf "$OUT" '.counts["instance 1"]')" "$N"
+expect_eq "…counts the expired ones" "$(jf "$OUT" '.counts.expired')" "$SHORT"
+expect_contains "…and says so" "$(jf "$OUT" '.warnings | join(" ")')" "$SHORT archived keys were not restored: their TTL had passed"
+expect_eq "the instance holds them" "$(rcli DBSIZE)" "$N"
+expect_eq "every key: type, value and TTL (within 1 s)" "$(keys compare "$P1" "$T/before.json")" "same $N"
+
+# Again, without --replace: refused, nothing changed.
+rcli SET "string:0:café" changed >/dev/null
+expect_code 7 "restore again without --replace" ctl --json restore "$ID" --yes --wait
+expect_contains "…refused: the keys exist" "$(jf "$OUT" .error)" "$N of the archive's keys exist already: '"
+expect_contains "…what to do" "$(jf "$OUT" .error)" "nothing was restored; restore with --replace"
+expect_eq "…nothing restored" "$(jf "$OUT" '.counts["instance 1"] // 0')" "0"
+expect_eq "…nothing changed" "$(rcli GET "string:0:café")" "changed"
+expect_code 0 "restore with --replace" ctl --json restore "$ID" --replace --yes --wait
+expect_eq "…restores every key" "$(jf "$OUT" '.counts["instance 1"]')" "$N"
+expect_eq "…overwriting" "$(rcli GET "string:0:café")" "value-0"
+expect_eq "…every key as it was" "$(keys compare "$P1" "$T/before.json")" "same $N"
+
+# A restore task is a task: journaled, listed.
+expect_eq "the restore is listed as a crdb task" "$(ctl --json task "$RID" | jq -r '[.operation, .target] | join(" ")')" "restore $G"
+
+# An archive that would not fit: refused before anything is deleted.
+conf "archive_max_bytes = 1M"
+expect_code 0 "reload with archive_max_bytes = 1M" ctl reload
+expect_code 7 "purge over archive_max_bytes" ctl --json crdb purge "$G" --instances 1 --yes --wait
+expect_contains "…fails saying why and what to do" "$(jf "$OUT" .error)" "over archive_max_bytes (1048576): nothing was deleted; raise archive_max_bytes"
+expect_eq "…deleting nothing" "$(rcli DBSIZE)" "$N"
+expect_eq "…counting nothing" "$(jf "$OUT" '[.counts[]] | add // 0')" "0"
+expect_eq "…and keeping no archive" "$(jf "$OUT" .archive)" "null"
+if [ "$IS_ROOT" = 1 ]; then
+	mkdir -p "$T/small"
+	if mount -t tmpfs -o size=1m,mode=0700 tmpfs "$T/small" 2>"$T/mount.err"; then
+		MOUNTED=$T/small
+		stop_purged TERM
+		conf "" "archive_dir = $T/small"
+		start_purged || { finish; exit 1; }
+		expect_code 7 "purge with archive_dir on a full (1 MiB) file system" ctl --json crdb purge "$G" --instances 1 --yes --wait
+		expect_contains "…fails saying why and what to do" "$(jf "$OUT" .error)" "bytes free (67108864 kept in reserve): nothing was deleted; free space"
+		expect_eq "…deleting nothing" "$(rcli DBSIZE)" "$N"
+		expect_eq "…every key as it was" "$(keys compare "$P1" "$T/before.json")" "same $N"
+		umount "$T/small" && MOUNTED=
+	else
+		skip_part "full disk" "cannot mount a tmpfs: $(cat "$T/mount.err")"
+	fi
+fi
+stop_purged TERM
+finish
