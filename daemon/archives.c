@@ -163,7 +163,12 @@ json_t *archives_read_chunk(const struct task *task, uint64_t offset, char *why,
 
 	if (!path || archives_open_read(path, &fd, why, whylen) < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || offset > (uint64_t)st.st_size) {
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "cannot stat the archive '%s': %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (offset > (uint64_t)st.st_size) {
 		snprintf(why, whylen, "offset %llu is past the end of the archive '%s' (%lld bytes)",
 			 (unsigned long long)offset, path, (long long)st.st_size);
 		close(fd);

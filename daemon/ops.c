@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "buildconf.h"
 #include "daemon/manifest.h"
 #include "daemon/purged.h"
@@ -363,6 +364,11 @@ static json_t *op_crdb_restore(struct ctl_conn *c, const struct caller *who, uin
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s has no archive (archive = no on [crdb %s] "
 					 "when it ran, or it archived nothing): there is nothing to restore", src->id,
 					 src->target);
+	char why[768];
+	int fd;
+	if (archives_open_read(json_string_value(json_object_get(src->archive, "file")) ?: "", &fd, why, sizeof(why)) < 0)
+		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s: %s; nothing was restored", src->id, why);
+	close(fd);
 	const struct target_conf *tc = config_find_target(purged->conf, src->target);
 	if (!tc || strcmp(tc->type, "crdb") != 0)
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no Active-Active database '%s' in %s any more: add "

@@ -31,6 +31,11 @@ $(rest_conf)
 ${CRDB_SECTION:-}
 EOF
 }
+# kill -9: purged-rest notices its link closed and exits; the next purged binds its port only then.
+kill9_purged() {
+	stop_purged KILL
+	wait_until 10 sh -c "! pgrep -f '^$T/bin/purged-rest' >/dev/null" || not_ok "purged-rest outlived its supervisor"
+}
 CRDB_SECTION=
 conf "$T/missing/deeper/archives"
 start_purged || { finish; exit 1; }
@@ -143,7 +148,7 @@ expect_eq "…byte for byte" "$OUT" "$(cat "$T/out.jsonl")"
 check "reading an archive is audited" grep -q "\"op\":\"tasks.archive\",\"target\":\"$GUID\",\"task\":\"$PURGE\",\"outcome\":\"ok\"" "$T/state/audit.jsonl"
 
 # The record survives a restart (kill -9: only the journal carries it).
-stop_purged KILL
+kill9_purged
 start_purged
 expect_eq "after kill -9 and a restart the task still records its archive" \
 	"$(ctl --json task "$PURGE" | jq -r .archive.sha256)" "$(sha256sum "$A" | cut -d' ' -f1)"
@@ -208,6 +213,8 @@ check "an archive older than archive_keep_days (30) is removed at start" wait_un
 check "…and its removal logged" grep -q "archive $A removed: older than archive_keep_days (30)" "$LOG"
 expect_code 5 "purgectl archive then says it is gone" ctl archive "$PURGE"
 expect_contains "…and why" "$ERR" "archive_keep_days removes old archives"
+expect_code 5 "a restore of a removed archive is refused at once" ctl restore "$PURGE" --yes
+expect_contains "…saying why" "$ERR" "archive_keep_days removes old archives; nothing can be restored from a removed one"
 
 # A purge interrupted by a restart: the archive its executor wrote until then is recorded at start.
 redis-cli -p "$RPORT" FLUSHALL >/dev/null
@@ -217,7 +224,7 @@ BIG=$(jf "$OUT" .id)
 BA=$T/state/archives/$BIG.jsonl.zst
 wait_until 30 sh -c "[ -s '$BA' ]"
 EXE=$(executor_pid "$BIG")
-stop_purged KILL
+kill9_purged
 [ -n "$EXE" ] && kill -KILL "$EXE" 2>/dev/null
 start_purged
 if [ "$(ctl --json task "$BIG" | jq -r .status)" != failed ] || [ ! -s "$BA" ]; then
@@ -228,7 +235,7 @@ else
 	expect_eq "…with the file's SHA-256" "$(ctl --json task "$BIG" | jq -r .archive.sha256)" "$(sha256sum "$BA" | cut -d' ' -f1)"
 	expect_contains "…and a warning saying what it holds" "$(ctl --json task "$BIG" | jq -r '.warnings | join(" ")')" \
 		"holds what the executor wrote before the daemon stopped"
-	stop_purged KILL
+	kill9_purged
 	start_purged
 	expect_eq "…journaled: still there after another restart" "$(ctl --json task "$BIG" | jq -r .archive.file)" "$BA"
 fi
