@@ -118,6 +118,45 @@ START_TEST(test_awaiting_roundtrip)
 }
 END_TEST
 
+/* task.archive (a purge of an archive = yes target) is journaled with the task, and only a well-formed one is read back. */
+START_TEST(test_archive_roundtrip)
+{
+	struct task_table t;
+	task_table_init(&t);
+	struct task *a = task_table_add(&t, "demo", "purge", "alice", 1000, "ctl", T0);
+	a->state = TASK_FINISHED;
+	a->archive = json_pack("{s:s, s:I, s:s, s:I}", "file", "/var/lib/purged/archives/x.jsonl.zst", "bytes",
+			       (json_int_t)1234, "sha256", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+			       "records", (json_int_t)51);
+
+	json_t *j = task_to_json(a);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "archive"), "bytes")), 1234);
+	struct task *b = task_from_json(j);
+	ck_assert_ptr_nonnull(b);
+	ck_assert(json_equal(a->archive, b->archive));
+	json_t *j2 = task_to_json(b);
+	ck_assert(json_equal(j, j2));
+	json_decref(j2);
+	task_free(b);
+
+	/* Without a file it describes nothing: dropped, the task kept. */
+	json_object_del(json_object_get(j, "archive"), "file");
+	b = task_from_json(j);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_null(b->archive);
+	task_free(b);
+	json_decref(j);
+
+	/* No archive, no key. */
+	json_decref(a->archive);
+	a->archive = NULL;
+	j = task_to_json(a);
+	ck_assert_ptr_null(json_object_get(j, "archive"));
+	json_decref(j);
+	task_table_free(&t);
+}
+END_TEST
+
 START_TEST(test_packed_reply)
 {
 	struct task_table t;
@@ -344,6 +383,7 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, test_json_roundtrip);
 	tcase_add_test(tc, test_packed_reply);
 	tcase_add_test(tc, test_awaiting_roundtrip);
+	tcase_add_test(tc, test_archive_roundtrip);
 	tcase_add_test(tc, test_put_and_prune);
 	tcase_add_test(tc, test_state_names);
 	tcase_add_test(tc, test_safe_text);
