@@ -119,12 +119,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("control");
-	TCase *tc = tcase_create("decisions");
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, test_peer_allowed);
-	tcase_add_test(tc, test_limits);
-	tcase_add_test(tc, test_frames);
-	tcase_add_test(tc, test_login_uid);
-	suite_add_tcase(s, tc);
+	unit_case(s, "decisions", setup, NULL,
+		  (const TTest *[]){ test_peer_allowed, test_limits, test_frames, test_login_uid, NULL });
 	return unit_run(s);
 }

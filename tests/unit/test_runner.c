@@ -176,6 +176,13 @@ static void run_until_final(const struct task *t)
 	ck_assert_msg(task_state_is_final(t->state), "task %s still %s", t->id, task_state_to_string(t->state));
 }
 
+static void expect(const struct task *t, enum task_state want)
+{
+	ck_assert_ptr_nonnull(t);
+	ck_assert_msg(t->state == want, "task %s is %s, expected %s", t->id, task_state_to_string(t->state),
+		      task_state_to_string(want));
+}
+
 START_TEST(test_limits_and_queue)
 {
 	enum purge_err e = 0;
@@ -183,10 +190,8 @@ START_TEST(test_limits_and_queue)
 	struct task *a = submit("a", "purge", &e), *b = submit("b", "purge", &e);
 
 	/* max_executors = 2: the first two start, in the order they came. */
-	ck_assert_ptr_nonnull(a);
-	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(a->state, TASK_STARTED);
-	ck_assert_int_eq(b->state, TASK_STARTED);
+	expect(a, TASK_STARTED);
+	expect(b, TASK_STARTED);
 	ck_assert_uint_eq(purged->running, 2);
 	/* One active purge per target, whatever its state; a plan of it is not one. */
 	ck_assert_ptr_null(submit("a", "purge", &e));
@@ -195,10 +200,8 @@ START_TEST(test_limits_and_queue)
 	ck_assert_ptr_null(runner_active_purge("c"));
 	/* Then the queue: max_queue = 2. */
 	struct task *c = submit("c", "purge", &e), *d = submit("d", "purge", &e);
-	ck_assert_ptr_nonnull(c);
-	ck_assert_ptr_nonnull(d);
-	ck_assert_int_eq(c->state, TASK_QUEUED);
-	ck_assert_int_eq(d->state, TASK_QUEUED);
+	expect(c, TASK_QUEUED);
+	expect(d, TASK_QUEUED);
 	ck_assert_uint_eq(purged->queued, 2);
 	ck_assert_ptr_null(runner_submit("e", "purge", NULL, &root, &e, msg, sizeof(msg)));
 	ck_assert_int_eq(e, PURGE_ERR_BUSY);
@@ -244,13 +247,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("runner");
-	TCase *tc = tcase_create("outcome");
-	tcase_add_test(tc, test_outcome_process_end);
-	tcase_add_test(tc, test_outcome_stops);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("queue");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_limits_and_queue);
-	suite_add_tcase(s, tc);
+	unit_case(s, "outcome", NULL, NULL, (const TTest *[]){ test_outcome_process_end, test_outcome_stops, NULL });
+	unit_case(s, "queue", setup, teardown, (const TTest *[]){ test_limits_and_queue, NULL });
 	return unit_run(s);
 }
