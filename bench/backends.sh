@@ -7,6 +7,10 @@
 #   bench/backends.sh BUILD_DIR [redis] [itop] [redmine]   (as root; default: all)
 #   BENCH_QUICK=1   small data, one run each (a smoke test, < 2 minutes)
 #
+# iTop and Redmine, archive = yes vs no (issue 14): in each run the same data is purged a
+#   third time with archive = yes, after the export's own reads done by hand (iTop: one
+#   core/get "*" per leaf class; Redmine: the same GETs by one curl, 4 at once); the table
+#   compares what the archive adds (yes - no) with those reads.
 # Redis: 1 000 000 keys of 32 bytes in one redis-server: `purgectl crdb purge
 #   --wait` against a synchronous `redis-cli FLUSHDB` of the same data, a client
 #   sending PING in a loop meanwhile (its longest single wait); 4 redis-servers
@@ -43,6 +47,8 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; } # T
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : -1) }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= 0 && r <= t ? "met" : "MISSED") }'; } # VALUE LIMIT
+# COST READS: what the archive adds at most 1.2 x the export's own reads by hand (a cost under 0 is noise: met).
+cost_verdict() { awk -v c="$1" -v r="$2" 'BEGIN { print (r > 0 && c <= 1.2 * r ? "met" : "MISSED") }'; }
 peak_rss() { grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*'; }
 
 # purged with the sections the parts add to $T/targets.conf (reloaded as they grow).
@@ -298,10 +304,27 @@ print(sum(it.count("SELECT " + c) for c in sys.argv[4:]))
 PY
 	}
 	stats() { curl -s "http://127.0.0.1:$PXP/__stats" | jq -r '"\(.requests) \(.connections)"'; }
+	# Archive on vs off (issue 14): the export's own reads by hand are one core/get with every
+	# field ("*") per leaf class of the data, by curl; its leaf classes are listed before, untimed.
+	leaves() {
+		local cls
+		for cls in $CLASSES; do
+			icall "{\"operation\":\"core/get\",\"class\":\"$cls\",\"key\":\"SELECT $cls\",\"output_fields\":\"id\"}" |
+				jq -r '.objects // {} | .[] | .class'
+		done | sort -u
+	}
+	exportref() { # LEAVES: prints the bytes iTop answered
+		local cls
+		for cls in $1; do
+			icall "{\"operation\":\"core/get\",\"class\":\"$cls\",\"key\":\"SELECT $cls\",\"output_fields\":\"*\"}" | wc -c
+		done | awk '{ s += $1 } END { print s + 0 }'
+	}
 	install -m 0600 /dev/null "$T/itop-pw-purged"
 	cat "$T/itop-pw" >"$T/itop-pw-purged"
 	printf '[target itop]\ntype = itop\nurl = %s\nuser = purger\npassword_file = %s/itop-pw-purged\n' "$PURL" "$T" >>"$T/targets.conf"
+	printf '[target itop-archive]\ntype = itop\nurl = %s\nuser = purger\npassword_file = %s/itop-pw-purged\narchive = yes\n' "$PURL" "$T" >>"$T/targets.conf"
 	reload
+	local ARC=()
 	local set runs r t0 s0 s1 ref=() pur=() a b
 	echo "## iTop purges (a real iTop 3.2.0 behind nginx + php-fpm, through a counting proxy; alternated runs, medians)"
 	echo "| data | reference: one bulk core/delete per class by curl | purged (default scope) | ratio | target |"
@@ -309,6 +332,7 @@ PY
 	for set in $sets; do
 		runs=$([ "$set" = small ] && echo "$RUNS_S" || echo "$RUNS_L")
 		ref=() pur=()
+		local exp=() arc=() expbytes expreq arcreq arcinfo arcleft
 		local refreq refconn purreq purconn refdel purdel refleft purleft objs
 		for r in $(seq 1 "$runs"); do
 			restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
@@ -329,6 +353,24 @@ PY
 			purreq=$((s1 - s0)) purconn=$((b - a))
 			purdel=$(jq '[.counts[]] | add // 0' "$T/cmd.out")
 			purleft=$(left)
+			# The same purge with archive = yes, after the export's own reads by hand.
+			restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
+			local lv
+			lv=$(leaves)
+			read -r s0 a <<<"$(stats)"
+			t0=$(now)
+			expbytes=$(exportref "$lv")
+			exp+=("$(secs "$t0" "$(now)")")
+			read -r s1 b <<<"$(stats)"
+			expreq=$((s1 - s0))
+			read -r s0 a <<<"$(stats)"
+			t0=$(now)
+			$CTL --json purge itop-archive --yes --wait >"$T/cmd.out" 2>"$T/cmd.err" || FAILS+=("iTop purge with archive ($set) failed: $(jq -r .error "$T/cmd.out" 2>/dev/null | head -c 300)")
+			arc+=("$(secs "$t0" "$(now)")")
+			read -r s1 b <<<"$(stats)"
+			arcreq=$((s1 - s0))
+			arcinfo=$(jq -r '"\(.archive.records) records, \(.archive.bytes) bytes compressed"' "$T/cmd.out")
+			arcleft=$(left)
 		done
 		local mr mp rr lim
 		mr=$(median "${ref[@]}")
@@ -337,9 +379,20 @@ PY
 		lim=$([ "$set" = small ] && echo 1.3 || echo 1.1)
 		[ "$refleft" = "$purleft" ] || FAILS+=("iTop ($set): the reference left $refleft objects, purged $purleft: they must do the same")
 		echo "| $set: $objs objects in the default classes ($runs runs) | $mr s, $refreq requests over $refconn connection(s), $refdel deleted, $refleft left | $mp s, $purreq requests over $purconn connection(s), $purdel deleted (confirmed), $purleft left | $rr | <= $lim: $(verdict "$rr" "$lim") |"
+		[ "$arcleft" = "$purleft" ] || FAILS+=("iTop ($set): with archive = yes $arcleft objects were left, without $purleft: they must do the same")
+		local me ma extra er
+		me=$(median "${exp[@]}")
+		ma=$(median "${arc[@]}")
+		extra=$(awk -v a="$ma" -v b="$mp" 'BEGIN { printf "%.3f", a - b }')
+		er=$(ratio "$extra" "$me")
+		ARC+=("| $set ($runs runs) | $mp s, $purreq requests | $ma s, $arcreq requests, $arcinfo | $extra s | $me s, $expreq requests, $expbytes bytes | $er | <= 1.2: $(cost_verdict "$extra" "$me") |")
 		objs=
 	done
 	echo "itop executor peak RSS: $(peak_rss) KiB (target <= 16384)"
+	echo "## iTop purges, archive = yes vs no (same data, same runs, medians; the export's own reads: one core/get \"*\" per leaf class by curl)"
+	echo "| data | archive = no | archive = yes | the archive's cost (yes - no) | the export's own reads by hand | cost / reads | target |"
+	echo "|---|---|---|---|---|---|---|"
+	printf '%s\n' "${ARC[@]}"
 	"$peers/itop-down.sh" "$IPORT" >/dev/null 2>&1
 	ITOP_DOWN=
 }
@@ -413,7 +466,33 @@ bench_redmine() {
 	install -m 0600 /dev/null "$T/rm-key-purged"
 	cat "$T/rm-key" >"$T/rm-key-purged"
 	printf '[target redmine]\ntype = redmine\nurl = %s/\napi_key_file = %s/rm-key-purged\nscope = projects, users, groups\n' "$PURL" "$T" >>"$T/targets.conf"
+	printf '[target redmine-archive]\ntype = redmine\nurl = %s/\napi_key_file = %s/rm-key-purged\nscope = projects, users, groups\narchive = yes\n' "$PURL" "$T" >>"$T/targets.conf"
 	reload
+	# Archive on vs off (issue 14): the export's own reads by hand are the GETs purged's export
+	# makes (each project with its versions, memberships, wiki index and issue list; each issue
+	# with its journals; each user and group), listed from Redmine's lists (untimed) into a curl
+	# config and fetched by one curl, 4 at once over reused connections like purged (parallel 4).
+	exporturls() {
+		local p i o x
+		for p in $(api GET '/projects.json?status=1%7C5&limit=100' | jq -r '.projects[].id'); do
+			for x in ".json?include=trackers,issue_categories,enabled_modules" /versions.json "/memberships.json?limit=100" \
+				/wiki/index.json "/issues.json?status_id=*&subproject_id=!*&sort=id&limit=100"; do
+				printf 'url = "%s/projects/%s%s"\noutput = "/dev/null"\n' "$PURL" "$p" "$x"
+			done
+		done
+		for o in $(seq 0 100 $((NI + 100))); do
+			for i in $(api GET "/issues.json?status_id=*&limit=100&offset=$o" | jq -r '.issues[].id'); do
+				printf 'url = "%s/issues/%s.json?include=journals,attachments,relations,watchers"\noutput = "/dev/null"\n' "$PURL" "$i"
+			done
+		done
+		for i in $(api GET '/users.json?status=&limit=100' | jq -r '.users[] | select(.admin | not) | .id'); do
+			printf 'url = "%s/users/%s.json?include=memberships,groups"\noutput = "/dev/null"\n' "$PURL" "$i"
+		done
+		for i in $(api GET '/groups.json' | jq -r '.groups[].id'); do
+			printf 'url = "%s/groups/%s.json?include=users,memberships"\noutput = "/dev/null"\n' "$PURL" "$i"
+		done
+	}
+	local exp=() arc=() expreq arcreq arcinfo arcleft
 	local ref=() pur=() r t0 a refreq purreq refleft purleft before
 	before=$(left)
 	for r in $(seq 1 "$RUNS"); do
@@ -431,7 +510,22 @@ bench_redmine() {
 		pur+=("$(secs "$t0" "$(now)")")
 		purreq=$(($(reqs) - a))
 		purleft=$(left)
+		restore || FAILS+=("restoring Redmine's database failed")
+		exporturls >"$T/rm-urls"
+		a=$(reqs)
+		t0=$(now)
+		curl -s --no-progress-meter --parallel --parallel-max 4 -H @"$T/rm-header" -K "$T/rm-urls" || FAILS+=("Redmine: the export's reads by curl failed")
+		exp+=("$(secs "$t0" "$(now)")")
+		expreq=$(($(reqs) - a))
+		a=$(reqs)
+		t0=$(now)
+		$CTL --json purge redmine-archive --yes --wait >"$T/cmd-arc.out" 2>"$T/cmd.err" || FAILS+=("Redmine purge with archive failed: $(jq -r .error "$T/cmd-arc.out" 2>/dev/null | head -c 300)")
+		arc+=("$(secs "$t0" "$(now)")")
+		arcreq=$(($(reqs) - a))
+		arcinfo=$(jq -r '"\(.archive.records) records, \(.archive.bytes) bytes compressed"' "$T/cmd-arc.out")
+		arcleft=$(left)
 	done
+	[ "$arcleft" = "$purleft" ] || FAILS+=("Redmine: with archive = yes $arcleft were left, without $purleft: they must do the same")
 	[ "$refleft" = "$purleft" ] || FAILS+=("Redmine: the reference left $refleft, purged $purleft: they must do the same")
 	local mr mp rr
 	mr=$(median "${ref[@]}")
@@ -443,6 +537,15 @@ bench_redmine() {
 	echo "| $NT project trees, $NI issues, $NU users, $NG groups ($before in all) | $mr s, $refreq requests | $mp s, $purreq requests, counts $(jq -c .counts "$T/cmd.out") | $rr | <= 1.1: $(verdict "$rr" 1.1) |"
 	echo "left after each: reference $refleft; purged $purleft"
 	echo "redmine executor peak RSS: $(peak_rss) KiB (target <= 16384)"
+	local me ma extra er
+	me=$(median "${exp[@]}")
+	ma=$(median "${arc[@]}")
+	extra=$(awk -v a="$ma" -v b="$mp" 'BEGIN { printf "%.3f", a - b }')
+	er=$(ratio "$extra" "$me")
+	echo "## Redmine purges, archive = yes vs no (same data, same runs, medians; the export's own reads: the same GETs by one curl, 4 at once)"
+	echo "| data | archive = no | archive = yes | the archive's cost (yes - no) | the export's own reads by hand | cost / reads | target |"
+	echo "|---|---|---|---|---|---|---|"
+	echo "| $NT project trees, $NI issues, $NU users, $NG groups | $mp s, $purreq requests | $ma s, $arcreq requests, $arcinfo | $extra s | $me s, $expreq requests | $er | <= 1.2: $(cost_verdict "$extra" "$me") |"
 	$REDMINE_DOWN >/dev/null 2>&1
 	REDMINE_DOWN=
 }
