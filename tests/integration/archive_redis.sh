@@ -121,6 +121,28 @@ elif sys.argv[1] == "short":  # N keys that expire in 3 s
     r.many([["SET", "short:%d" % i, "soon", "PX", 3000] for i in range(int(sys.argv[3]))])
 elif sys.argv[1] == "snapshot":
     json.dump(canon(r, allkeys(r)), open(sys.argv[3], "w"))
+elif sys.argv[1] == "hammer":  # SADD a new member to one of 20 keys in turn until STOPFILE exists
+    stop, n = sys.argv[3], 0
+    open(stop + ".ready", "w").close()
+    import os
+    while not os.path.exists(stop):
+        r.send([["SADD", "hot:%d" % (n % 20), "m%d" % n]])
+        n += 1
+    json.dump(n, open(stop + ".count", "w"))
+elif sys.argv[1] == "lost":  # ARCHIVE SCRATCH_PORT COUNT: members acknowledged but neither archived nor left
+    have = {}
+    s = R(int(sys.argv[3]))
+    for line in open(sys.argv[4]):
+        rec = json.loads(line)
+        if rec.get("key", "").startswith("hot:"):
+            import base64
+            s.send([["RESTORE", "x", 0, base64.b64decode(rec["dump"]), "REPLACE"]])
+            have.setdefault(rec["key"], set()).update(s.send([["SMEMBERS", "x"]])[0])
+    for i in range(20):
+        have.setdefault("hot:%d" % i, set()).update(r.send([["SMEMBERS", "hot:%d" % i]])[0])
+    n = int(sys.argv[5])
+    lost = [m for m in range(n) if b"m%d" % m not in have["hot:%d" % (m % 20)]]
+    print("lost %d of %d%s" % (len(lost), n, (": m%d..." % lost[0]) if lost else ""))
 elif sys.argv[1] == "compare":  # prints "same N" or the first differences
     want = json.load(open(sys.argv[3]))
     have = canon(r, allkeys(r))
@@ -139,11 +161,16 @@ rcli() { redis-cli -p "$P1" "$@"; }
 
 P1=$(free_port)
 P2=$(free_port)
+P3=$(free_port)
+P4=$(free_port)
 start_redis r1 "$P1"
 start_redis r2 "$P2"
-check "redis answers" wait_until 10 sh -c "redis-cli -p $P1 PING | grep -q PONG && redis-cli -p $P2 PING | grep -q PONG"
+start_redis r3 "$P3"
+start_redis r4 "$P4"
+check "redis answers" wait_until 10 sh -c "for p in $P1 $P2 $P3 $P4; do redis-cli -p \$p PING | grep -q PONG || exit 1; done"
 G=4a1b2c3d-1414-4e2f-bc6c-935292783d24
 G2=4a1b2c3d-1414-4e2f-bc6c-935292783d25
+G3=4a1b2c3d-1414-4e2f-bc6c-935292783d26
 conf() { # extra [crdb $G] lines, then [daemon] lines
 	local extra=$1
 	shift
@@ -156,6 +183,10 @@ $extra
 
 [crdb $G2]
 instance.1 = redis://127.0.0.1:$P2
+
+[crdb $G3]
+instance.1 = redis://127.0.0.1:$P3
+archive = yes
 EOF2
 }
 conf ""
@@ -208,6 +239,26 @@ expect_code 0 "purge with archive = no" ctl --json crdb purge "$G2" --instances 
 expect_eq "…flushes all" "$(jf "$OUT" '.counts["instance 1"]')" "5000"
 expect_eq "…records no archive" "$(jf "$OUT" .archive)" "null"
 expect_eq "…and writes none" "$(ls "$T/state/archives" | grep -c "$(jf "$OUT" .id)")" "0"
+
+# Written while the purge runs: a client adds members to 20 sets without a pause. A set changed
+# after its DUMP is not deleted but archived again (the delete script compares the DUMP's CRC):
+# every member the client saw added is in some archived record of its set, or still in the set.
+keys seed "$P3" 30000
+rm -f "$T/hammer" "$T/hammer.ready"
+keys hammer "$P3" "$T/hammer" &
+HP=$!
+check "the writing client runs" wait_until 10 test -e "$T/hammer.ready"
+sleep 0.2
+ctl --json crdb purge "$G3" --instances 1 --yes --wait >"$T/hot.out" 2>/dev/null
+touch "$T/hammer"
+wait "$HP"
+HOT=$(cat "$T/hot.out")
+HID=$(jf "$HOT" .id)
+check "…the purge ends: finished, or failed on the keys written after it (post-condition)" sh -c "[ '$(jf "$HOT" .status)' = finished ] || printf '%s' '$(jf "$HOT" .error)' | grep -q 'remain after the purge'"
+CHANGED=$(grep "$HID: instance 1: .* keys found changed after their DUMP" "$LOG" | grep -o '[0-9]* keys found changed' | cut -d' ' -f1)
+check "…finding sets changed after their DUMP (${CHANGED:-none})" test "${CHANGED:-0}" -ge 1
+zstd -dcq "$(jf "$HOT" .archive.file)" >"$T/hot.jsonl"
+expect_eq "…losing no member ($(cat "$T/hammer.count") added)" "$(keys lost "$P3" "$P4" "$T/hot.jsonl" "$(cat "$T/hammer.count")")" "lost 0 of $(cat "$T/hammer.count")"
 
 # Restore, once the 3 s keys have expired.
 while [ $(($(date +%s%N) - T0)) -lt 3500000000 ]; do sleep 0.2; done

@@ -2,13 +2,15 @@
  * crdb with archive = yes: the purge that archives every key before it
  * deletes it, and the restore of such an archive (issue 14, items 3 and 4).
  *
- * Purge, per instance, one round trip per SCAN page: TIME, then TYPE, PTTL
- * and DUMP of each key, pipelined with the next SCAN. Each key becomes an
- * archive record ({kind: "key", instance, key or key_b64, type, expire_at_ms:
+ * Purge, per instance, one round trip per SCAN page: the next SCAN, TIME,
+ * then PTTL and DUMP of each key of the page (its type is the DUMP's first
+ * byte); the next trip is sent as soon as a trip's SCAN is answered, so the
+ * server works while this process archives. Each key becomes an archive
+ * record ({kind: "key", instance, key or key_b64, type, expire_at_ms:
  * absolute unix ms or -1, dump: base64}); a key gone between SCAN and DUMP is
  * skipped. Every SEAL_KEYS keys (or SEAL_BYTES of records) the archive is
  * sealed (written, fsync'd), and then exactly those keys are deleted by name,
- * sent with the next page's commands, by a script (DELETE_SCRIPT) that
+ * sent with the next trip's commands, by a script (DELETE_SCRIPT) that
  * UNLINKs a key only if its DUMP's CRC-64 and its expiry are still what was
  * archived, atomically: "nothing unarchived is deleted" holds even for a key
  * written after its DUMP. Its answers are the confirmed deletions; a key that
@@ -181,14 +183,26 @@ static uint64_t dump_crc(const redisReply *dump)
 	return c;
 }
 
+/* The type a DUMP payload holds (its first byte: the RDB object type), as TYPE would name it. */
+static const char *dump_type(const redisReply *dump)
+{
+	static const char *const names[] = {
+		[0] = "string", [1] = "list", [2] = "set", [3] = "zset", [4] = "hash", [5] = "zset", [6] = "module",
+		[7] = "module", [9] = "hash", [10] = "list", [11] = "set", [12] = "zset", [13] = "hash", [14] = "list",
+		[15] = "stream", [16] = "hash", [17] = "zset", [18] = "list", [19] = "stream", [20] = "set",
+		[21] = "stream", [22] = "hash", [23] = "hash", [24] = "hash", [25] = "hash",
+	};
+	unsigned char t = dump->len ? (unsigned char)dump->str[0] : 255;
+	return t < sizeof(names) / sizeof(names[0]) && names[t] ? names[t] : "unknown";
+}
+
 /* The record of one key. */
-static json_t *record(const struct instance *in, const char *name, size_t len, const redisReply *type,
-		      const redisReply *dump, int64_t exp)
+static json_t *record(const struct instance *in, const char *name, size_t len, const redisReply *dump, int64_t exp)
 {
 	char *payload = b64_encode(dump->str, dump->len);
 	json_t *key = json_stringn(name, len); /* NULL when not UTF-8 */
-	json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", "key", "instance", in->id, "type", type->str,
-				"expire_at_ms", (json_int_t)exp, "dump", payload ? payload : "");
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", "key", "instance", in->id, "type",
+				dump_type(dump), "expire_at_ms", (json_int_t)exp, "dump", payload ? payload : "");
 	if (!payload || !rec)
 		abort();
 	free(payload);
@@ -222,261 +236,325 @@ static void refused(struct run *r, const char *step, const redisReply *x)
 {
 	crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error",
 			   "instance %s: %s refused: %s: %llu keys were archived and deleted before, nothing else; "
-			   "allow SCAN, TIME, TYPE, PTTL, DUMP, UNLINK and EVAL to purged's connection (ACL), then "
-			   "purge again", r->in->id, step, x->str, (unsigned long long)*r->done);
+			   "allow SCAN, TIME, PTTL, DUMP, UNLINK and EVAL to purged's connection (ACL), then purge "
+			   "again", r->in->id, step, x->str, (unsigned long long)*r->done);
 }
 
 /*
- * One round trip: [DELETE_SCRIPT over the batch] when @del; [TIME, TYPE/PTTL/DUMP] of @page's keys
- * (@page taken) and of the keys to read again; [SCAN @cursor] when @cursor (its answer in *next).
- * 0; 1 when the instance failed (the connection is dropped); -1 when the archive failed (ctx->error).
+ * One round trip's commands, in this order: [SCAN cursor] [DELETE_SCRIPT over @del's keys] [TIME,
+ * then PTTL and DUMP of @page's keys and of the keys to read again]. The next trip is sent as soon
+ * as this one's SCAN is answered, before its other answers are read: the server works on it while
+ * this process archives.
  */
-static int round_trip(struct run *r, bool del, redisReply *page, const char *cursor, redisReply **next)
+struct trip {
+	bool scan;
+	struct batch del;         /* sealed keys this trip deletes (and what backs their names) */
+	size_t nscripts;
+	redisReply *page;         /* the SCAN answer whose keys this trip reads */
+	struct bkey *rk;          /* ... and keys read again (names owned until moved to the batch) */
+	size_t nrk, nread;
+	bool rk_moved;
+};
+
+static void trip_free(struct trip *t)
+{
+	batch_free(&t->del);
+	freeReplyObject(t->page);
+	if (t->rk_moved)
+		free(t->rk);
+	else
+		recheck_free(t->rk, t->nrk);
+	memset(t, 0, sizeof(*t));
+}
+
+static bool trip_empty(const struct trip *t)
+{
+	return !t->scan && !t->nscripts && !t->nread;
+}
+
+/* Queue and send a trip (its parts are taken). 0, or 1 when the instance failed. */
+static int trip_send(struct run *r, struct trip *t, const char *cursor, struct batch *del, redisReply *page)
 {
 	redisContext *rc = r->in->rc;
-	const redisReply *keys = page ? page->element[1] : NULL;
-	struct bkey *rk = r->rk; /* this trip's rechecks; the delete below makes the next trip's */
-	size_t nrk = r->nrk, np = keys ? keys->elements : 0, nk = np + nrk, nunlink = 0, i;
-	char lost[200];
-	bool owned = false; /* rk's names moved to the batch */
-	int ret = 1;
+	size_t np = page ? page->element[1]->elements : 0, i;
 
+	memset(t, 0, sizeof(*t));
+	t->page = page;
+	t->rk = r->rk;
+	t->nrk = r->nrk;
 	r->rk = NULL;
 	r->nrk = r->rkcap = 0;
+	t->nread = np + t->nrk;
 	if (del) {
+		t->del = *del;
+		memset(del, 0, sizeof(*del));
+	}
+	if (cursor) {
+		redisAppendCommand(rc, "SCAN %s COUNT " PAGE_KEYS, cursor);
+		t->scan = true;
+	}
+	for (i = 0; i < t->del.nkeys; i += DELETE_CHUNK, t->nscripts++) {
 		static const char *argv[3 + 3 * DELETE_CHUNK];
 		static size_t argl[3 + 3 * DELETE_CHUNK];
 		static char exps[DELETE_CHUNK][24], nkeys[16];
-		for (i = 0; i < r->b.nkeys; i += DELETE_CHUNK, nunlink++) {
-			size_t m = r->b.nkeys - i < DELETE_CHUNK ? r->b.nkeys - i : DELETE_CHUNK;
-			snprintf(nkeys, sizeof(nkeys), "%zu", m);
-			argv[0] = "EVAL";
-			argl[0] = 4;
-			argv[1] = DELETE_SCRIPT;
-			argl[1] = sizeof(DELETE_SCRIPT) - 1;
-			argv[2] = nkeys;
-			argl[2] = strlen(nkeys);
-			for (size_t j = 0; j < m; j++) {
-				const struct bkey *k = &r->b.keys[i + j];
-				argv[3 + j] = k->k;
-				argl[3 + j] = k->len;
-				argv[3 + m + j] = (const char *)&k->crc;
-				argl[3 + m + j] = 8;
-				snprintf(exps[j], sizeof(exps[j]), "%lld", (long long)k->exp);
-				argv[3 + 2 * m + j] = exps[j];
-				argl[3 + 2 * m + j] = strlen(exps[j]);
-			}
-			redisAppendCommandArgv(rc, (int)(3 + 3 * m), argv, argl);
+		size_t m = t->del.nkeys - i < DELETE_CHUNK ? t->del.nkeys - i : DELETE_CHUNK;
+		snprintf(nkeys, sizeof(nkeys), "%zu", m);
+		argv[0] = "EVAL";
+		argl[0] = 4;
+		argv[1] = DELETE_SCRIPT;
+		argl[1] = sizeof(DELETE_SCRIPT) - 1;
+		argv[2] = nkeys;
+		argl[2] = strlen(nkeys);
+		for (size_t j = 0; j < m; j++) {
+			const struct bkey *k = &t->del.keys[i + j];
+			argv[3 + j] = k->k;
+			argl[3 + j] = k->len;
+			argv[3 + m + j] = (const char *)&k->crc;
+			argl[3 + m + j] = 8;
+			snprintf(exps[j], sizeof(exps[j]), "%lld", (long long)k->exp);
+			argv[3 + 2 * m + j] = exps[j];
+			argl[3 + 2 * m + j] = strlen(exps[j]);
 		}
+		redisAppendCommandArgv(rc, (int)(3 + 3 * m), argv, argl);
 	}
-	const char **kv = malloc((nk + 1) * sizeof(*kv));
-	size_t *kl = malloc((nk + 1) * sizeof(*kl));
-	if (!kv || !kl)
-		abort();
-	for (i = 0; i < nk; i++) {
-		kv[i + 1] = i < np ? keys->element[i]->str : rk[i - np].k;
-		kl[i + 1] = i < np ? keys->element[i]->len : rk[i - np].len;
-	}
-	if (nk) {
+	if (t->nread)
 		redisAppendCommand(rc, "TIME");
-		for (i = 1; i <= nk; i++) {
-			redisAppendCommand(rc, "TYPE %b", kv[i], kl[i]);
-			redisAppendCommand(rc, "PTTL %b", kv[i], kl[i]);
-			redisAppendCommand(rc, "DUMP %b", kv[i], kl[i]);
-		}
+	for (i = 0; i < t->nread; i++) {
+		const char *k = i < np ? page->element[1]->element[i]->str : t->rk[i - np].k;
+		size_t len = i < np ? page->element[1]->element[i]->len : t->rk[i - np].len;
+		redisAppendCommand(rc, "PTTL %b", k, len);
+		redisAppendCommand(rc, "DUMP %b", k, len);
 	}
-	if (cursor)
-		redisAppendCommand(rc, "SCAN %s COUNT " PAGE_KEYS, cursor);
 	if (crdb_send_queued(r->in) != 0) {
 		crdb_fail_instance(r->ctx, r->errors, r->in, "unreachable", "instance %s: cannot send: %s after %llu "
 				   "keys archived and deleted", r->in->id, rc->errstr[0] ? rc->errstr : "out of memory",
 				   (unsigned long long)*r->done);
-		goto out;
+		return 1;
 	}
+	return 0;
+}
 
-	if (del) {
-		uint64_t n = 0;
-		for (size_t c = 0; c < nunlink; c++) {
-			redisReply *x = NULL;
-			if (redisGetReply(rc, (void **)&x) != REDIS_OK || !x) {
-				snprintf(lost, sizeof(lost), "%s", rc->errstr[0] ? rc->errstr : "connection lost");
-				goto lost;
-			}
-			if (x->type != REDIS_REPLY_ARRAY || x->elements < 1 || x->element[0]->type != REDIS_REPLY_INTEGER) {
-				if (x->type == REDIS_REPLY_ERROR)
-					refused(r, "the delete (EVAL of a script: DUMP, PTTL, UNLINK)", x);
-				else
-					crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: the delete "
-							   "script gave an unexpected answer", r->in->id);
-				freeReplyObject(x);
-				backend_deleted_n(r->ctx, r->kind, n);
-				*r->done += n;
-				goto out;
-			}
-			n += (uint64_t)x->element[0]->integer;
-			for (i = 1; i < x->elements; i++) {
-				long long at = x->element[i]->type == REDIS_REPLY_INTEGER ? x->element[i]->integer : 0;
-				if (at >= 1 && (size_t)at <= DELETE_CHUNK && c * DELETE_CHUNK + (size_t)at <= r->b.nkeys) {
-					recheck(r, &r->b.keys[c * DELETE_CHUNK + (size_t)at - 1]);
-					r->changed++;
-				}
-			}
-			freeReplyObject(x);
+/* The trip's SCAN answer (first of its answers): *page, or NULL when the trip had no SCAN. 0 or 1. */
+static int trip_scan(struct run *r, struct trip *t, redisReply **page)
+{
+	*page = NULL;
+	if (!t->scan)
+		return 0;
+	redisReply *s = next_reply(r, "SCAN");
+	if (!s)
+		return 1;
+	if (!scan_ok(s)) {
+		if (s->type == REDIS_REPLY_ERROR)
+			refused(r, "SCAN", s);
+		else
+			crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: SCAN gave an "
+					   "unexpected answer", r->in->id);
+		freeReplyObject(s);
+		return 1;
+	}
+	*page = s;
+	return 0;
+}
+
+/* The trip's delete answers: confirmed deletions counted, changed keys queued to be read again. 0 or 1. */
+static int trip_deleted(struct run *r, struct trip *t)
+{
+	uint64_t n = 0;
+	int ret = 0;
+	for (size_t c = 0; c < t->nscripts; c++) {
+		redisReply *x = NULL;
+		if (redisGetReply(r->in->rc, (void **)&x) != REDIS_OK || !x) {
+			/* Whether the scripts in flight ran is unknown; say what a new connection finds. */
+			char lost[200], found[120];
+			snprintf(lost, sizeof(lost), "%s", r->in->rc->errstr[0] ? r->in->rc->errstr : "connection lost");
+			long long left = crdb_reconnect(r->ctx, r->in);
+			if (left >= 0)
+				snprintf(found, sizeof(found), "reconnected: DBSIZE says %lld keys remain", left);
+			else
+				snprintf(found, sizeof(found), "could not reconnect to see what remains");
+			crdb_fail_instance(r->ctx, r->errors, r->in, "unreachable", "instance %s: the answer to a "
+					   "delete of %zu archived keys was lost (%s), so how many it deleted is unknown "
+					   "(they are all in the archive); %s: check the instance, then purge again",
+					   r->in->id, t->del.nkeys - c * DELETE_CHUNK, lost, found);
+			ret = 1;
+			break;
 		}
+		if (x->type != REDIS_REPLY_ARRAY || x->elements < 1 || x->element[0]->type != REDIS_REPLY_INTEGER) {
+			if (x->type == REDIS_REPLY_ERROR)
+				refused(r, "the delete (EVAL of a script: DUMP, PTTL, UNLINK)", x);
+			else
+				crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: the delete "
+						   "script gave an unexpected answer", r->in->id);
+			freeReplyObject(x);
+			ret = 1;
+			break;
+		}
+		n += (uint64_t)x->element[0]->integer;
+		for (size_t i = 1; i < x->elements; i++) {
+			long long at = x->element[i]->type == REDIS_REPLY_INTEGER ? x->element[i]->integer : 0;
+			if (at >= 1 && (size_t)at <= DELETE_CHUNK && c * DELETE_CHUNK + (size_t)at <= t->del.nkeys) {
+				recheck(r, &t->del.keys[c * DELETE_CHUNK + (size_t)at - 1]);
+				r->changed++;
+			}
+		}
+		freeReplyObject(x);
+	}
+	if (t->nscripts) {
 		backend_deleted_n(r->ctx, r->kind, n);
 		*r->done += n;
 		backend_progress(r->ctx, "keys", *r->done < r->total ? *r->done : r->total, r->total);
-		batch_clear(&r->b);
 	}
-	/* From here the batch owns the page and this trip's recheck names. */
-	if (page)
-		batch_keep(&r->b, page);
-	page = NULL;
-	for (i = 0; i < nrk; i++)
-		batch_own(&r->b, (char *)rk[i].k);
-	owned = true;
-	if (nk) {
-		redisReply *t, *tr[3];
-		if (!(t = next_reply(r, "TIME")))
-			goto out;
-		if (t->type != REDIS_REPLY_ARRAY || t->elements != 2 || t->element[0]->type != REDIS_REPLY_STRING) {
-			if (t->type == REDIS_REPLY_ERROR)
-				refused(r, "TIME", t);
-			else
-				crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: TIME gave no time",
-						   r->in->id);
-			freeReplyObject(t);
-			goto out;
-		}
-		long long now_ms = strtoll(t->element[0]->str, NULL, 10) * 1000 + strtoll(t->element[1]->str, NULL, 10) / 1000;
-		freeReplyObject(t);
-		for (i = 1; i <= nk; i++) {
-			static const char *const step[] = { "TYPE", "PTTL", "DUMP" };
-			int j;
-			for (j = 0; j < 3; j++)
-				if (!(tr[j] = next_reply(r, step[j])))
-					break;
-			for (int e = 0; e < j && !r->in->failed; e++)
-				if (tr[e]->type == REDIS_REPLY_ERROR)
-					refused(r, step[e], tr[e]);
-			if (j == 3 && !r->in->failed && tr[2]->type == REDIS_REPLY_STRING && tr[2]->len > MAX_DUMP)
-				crdb_fail_instance(r->ctx, r->errors, r->in, "too_large", "instance %s: key '%.*s' "
-						   "is %zu bytes dumped, over what one archive record holds (%u): "
-						   "nothing more was deleted; purge without an archive", r->in->id,
-						   (int)(kl[i] < 100 ? kl[i] : 100), kv[i], tr[2]->len, MAX_DUMP);
-			bool gone = j < 3 || r->in->failed || tr[2]->type != REDIS_REPLY_STRING ||
-				    tr[1]->type != REDIS_REPLY_INTEGER || tr[1]->integer < -1 ||
-				    tr[0]->type != REDIS_REPLY_STATUS || strcmp(tr[0]->str, "none") == 0;
-			json_t *rec = NULL;
-			struct bkey k = { kv[i], kl[i], 0, -1 };
-			if (!gone) {
-				k.crc = dump_crc(tr[2]);
-				k.exp = tr[1]->integer >= 0 ? now_ms + tr[1]->integer : -1;
-				rec = record(r->in, kv[i], kl[i], tr[0], tr[2], k.exp);
-			}
-			for (int e = 0; e < j; e++)
-				freeReplyObject(tr[e]);
-			if (j < 3) {
-				json_decref(rec);
-				goto out;
-			}
-			if (r->in->failed) {
-				json_decref(rec);
-				goto out;
-			}
-			if (gone)
-				continue; /* gone since the SCAN (or since its last DUMP) */
-			r->b.bytes += kl[i] + RECORD_OVERHEAD;
-			if (backend_archive_add(r->ctx, rec) < 0) {
-				ret = -1;
-				goto out;
-			}
-			batch_key(&r->b, k);
-			r->archived++;
-		}
-	}
-	if (cursor) {
-		redisReply *s = next_reply(r, "SCAN");
-		if (!s)
-			goto out;
-		if (!scan_ok(s)) {
-			if (s->type == REDIS_REPLY_ERROR)
-				refused(r, "SCAN", s);
-			else
-				crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: SCAN gave an "
-						   "unexpected answer", r->in->id);
-			freeReplyObject(s);
-			goto out;
-		}
-		*next = s;
-	}
-	free(kv);
-	free(kl);
-	free(rk);
-	return 0;
-
-lost: {
-	/* The delete's answer lost: whether it ran is unknown; say what a new connection finds. */
-	long long left = crdb_reconnect(r->ctx, r->in);
-	char found[120];
-	if (left >= 0)
-		snprintf(found, sizeof(found), "reconnected: DBSIZE says %lld keys remain", left);
-	else
-		snprintf(found, sizeof(found), "could not reconnect to see what remains");
-	crdb_fail_instance(r->ctx, r->errors, r->in, "unreachable", "instance %s: the answer to a delete of "
-			   "%zu archived keys was lost (%s), so how many it deleted is unknown (they are all in the "
-			   "archive); %s: check the instance, then purge again", r->in->id, r->b.nkeys, lost, found);
-}
-out:
-	freeReplyObject(page);
-	if (owned)
-		free(rk);
-	else
-		recheck_free(rk, nrk);
-	free(kv);
-	free(kl);
-	crdb_drop_connection(r->in);
+	batch_clear(&t->del);
 	return ret;
 }
 
-/* One SCAN pass over the instance: archive, seal, delete. 0, 1 (instance failed), -1 (archive). */
+/* The trip's reads: one record per key still there, added to the archive and to the batch. 0; 1 when
+ * the instance failed; -1 when the archive failed (ctx->error). */
+static int trip_read(struct run *r, struct trip *t)
+{
+	size_t np = t->page ? t->page->element[1]->elements : 0, i;
+	redisReply *tm, *tr[2];
+
+	if (!t->nread)
+		return 0;
+	/* The batch keeps the names: the page, and the names read again. */
+	if (t->page)
+		batch_keep(&r->b, t->page);
+	t->page = NULL;
+	for (i = 0; i < t->nrk; i++)
+		batch_own(&r->b, (char *)t->rk[i].k);
+	t->rk_moved = true;
+	if (!(tm = next_reply(r, "TIME")))
+		return 1;
+	if (tm->type != REDIS_REPLY_ARRAY || tm->elements != 2 || tm->element[0]->type != REDIS_REPLY_STRING) {
+		if (tm->type == REDIS_REPLY_ERROR)
+			refused(r, "TIME", tm);
+		else
+			crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: TIME gave no time",
+					   r->in->id);
+		freeReplyObject(tm);
+		return 1;
+	}
+	long long now_ms = strtoll(tm->element[0]->str, NULL, 10) * 1000 + strtoll(tm->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(tm);
+	const redisReply *page = r->b.npages ? r->b.pages[r->b.npages - 1] : NULL;
+	for (i = 0; i < t->nread; i++) {
+		const char *k = i < np ? page->element[1]->element[i]->str : t->rk[i - np].k;
+		size_t len = i < np ? page->element[1]->element[i]->len : t->rk[i - np].len;
+		if (!(tr[0] = next_reply(r, "PTTL")))
+			return 1;
+		if (!(tr[1] = next_reply(r, "DUMP"))) {
+			freeReplyObject(tr[0]);
+			return 1;
+		}
+		int ret = 0;
+		for (int e = 0; e < 2 && !ret; e++)
+			if (tr[e]->type == REDIS_REPLY_ERROR) {
+				refused(r, e ? "DUMP" : "PTTL", tr[e]);
+				ret = 1;
+			}
+		if (!ret && tr[1]->type == REDIS_REPLY_STRING && tr[1]->len > MAX_DUMP) {
+			crdb_fail_instance(r->ctx, r->errors, r->in, "too_large", "instance %s: key '%.*s' is %zu bytes "
+					   "dumped, over what one archive record holds (%u): nothing more was deleted; "
+					   "purge without an archive", r->in->id, (int)(len < 100 ? len : 100), k,
+					   tr[1]->len, MAX_DUMP);
+			ret = 1;
+		}
+		bool gone = tr[1]->type != REDIS_REPLY_STRING || tr[0]->type != REDIS_REPLY_INTEGER ||
+			    tr[0]->integer < -1;
+		struct bkey bk = { k, len, 0, -1 };
+		json_t *rec = NULL;
+		if (!ret && !gone) {
+			bk.crc = dump_crc(tr[1]);
+			bk.exp = tr[0]->integer >= 0 ? now_ms + tr[0]->integer : -1;
+			rec = record(r->in, k, len, tr[1], bk.exp);
+		}
+		freeReplyObject(tr[0]);
+		freeReplyObject(tr[1]);
+		if (ret)
+			return 1;
+		if (!rec)
+			continue; /* gone since the SCAN (or since its last DUMP) */
+		r->b.bytes += len + RECORD_OVERHEAD;
+		if (backend_archive_add(r->ctx, rec) < 0)
+			return -1;
+		batch_key(&r->b, bk);
+		r->archived++;
+	}
+	return 0;
+}
+
+/*
+ * One SCAN pass over the instance: archive, seal, delete, the trips overlapped. 0, 1 (the instance
+ * failed), -1 (the archive failed). A stop request sends nothing more.
+ */
 static int scan_pass(struct run *r)
 {
-	redisReply *page = NULL;
-	char cursor[32];
-	int rt = round_trip(r, false, NULL, "0", &page);
+	struct trip cur, next;
+	struct batch sealed = { 0 }; /* sealed, to be deleted by the next trip sent */
+	bool scanning = true;
+	int rt, tail = 0;
 
+	memset(&next, 0, sizeof(next));
+	rt = trip_send(r, &cur, "0", NULL, NULL);
 	while (rt == 0) {
-		snprintf(cursor, sizeof(cursor), "%s", page->element[0]->str);
-		bool more = strcmp(cursor, "0") != 0, del = r->b.nkeys >= SEAL_KEYS || r->b.bytes >= SEAL_BYTES;
-		if (backend_stopping(r->ctx)) {
+		redisReply *page = NULL;
+		rt = trip_scan(r, &cur, &page);
+		if (rt)
+			break;
+		const char *cursor = page ? page->element[0]->str : NULL;
+		if (cur.scan)
+			scanning = strcmp(cursor, "0") != 0;
+		/* Send the next trip before this one's answers are read; after the scan, a few more trips
+		 * delete what is sealed and read again what changed (the next pass finds what goes on
+		 * changing). */
+		bool stop = backend_stopping(r->ctx) || (!scanning && !page && tail > 6);
+		if (!stop)
+			rt = trip_send(r, &next, scanning ? cursor : NULL, &sealed, page);
+		else
 			freeReplyObject(page);
-			return 0; /* no more deletes; crdb.c reconciles with DBSIZE */
+		if (rt == 0)
+			rt = trip_deleted(r, &cur);
+		if (rt == 0)
+			rt = trip_read(r, &cur);
+		trip_free(&cur);
+		if (rt != 0 || stop)
+			break;
+		if (!scanning)
+			tail++;
+		/* Seal what was archived: in batches while scanning, all of it after. */
+		if (r->b.nkeys >= SEAL_KEYS || r->b.bytes >= SEAL_BYTES || (!scanning && r->b.nkeys)) {
+			if (backend_archive_seal(r->ctx) < 0) {
+				rt = -1;
+				break;
+			}
+			if (sealed.nkeys) { /* still there when nothing was sent: merge */
+				for (size_t i = 0; i < r->b.nkeys; i++)
+					batch_key(&sealed, r->b.keys[i]);
+				for (size_t i = 0; i < r->b.npages; i++)
+					batch_keep(&sealed, r->b.pages[i]);
+				for (size_t i = 0; i < r->b.nowned; i++)
+					batch_own(&sealed, r->b.owned[i]);
+				r->b.nkeys = r->b.npages = r->b.nowned = r->b.bytes = 0;
+			} else {
+				struct batch tmp = sealed;
+				sealed = r->b;
+				r->b = tmp;
+			}
 		}
-		if (del && backend_archive_seal(r->ctx) < 0) {
-			freeReplyObject(page);
-			return -1;
-		}
-		redisReply *next = NULL;
-		rt = round_trip(r, del, page, more ? cursor : NULL, &next);
-		page = next;
-		if (!more)
+		cur = next;
+		memset(&next, 0, sizeof(next));
+		if (trip_empty(&cur) && !sealed.nkeys && !r->nrk && !r->b.nkeys)
 			break;
 	}
-	/* The last batch, and the changed keys the deletes left to read again (a few rounds: the next pass finds
-	 * what still changes). */
-	for (int round = 0; rt == 0 && (r->b.nkeys || r->nrk) && round < 4 && !backend_stopping(r->ctx); round++) {
-		if (r->nrk)
-			rt = round_trip(r, false, NULL, NULL, NULL);
-		if (rt == 0 && r->b.nkeys) {
-			if (backend_archive_seal(r->ctx) < 0)
-				return -1;
-			rt = round_trip(r, true, NULL, NULL, NULL);
-		}
-	}
+	trip_free(&cur);
+	trip_free(&next);
+	batch_free(&sealed);
 	recheck_free(r->rk, r->nrk);
 	r->rk = NULL;
 	r->nrk = r->rkcap = 0;
+	if (rt != 0)
+		crdb_drop_connection(r->in);
 	return rt;
 }
 
