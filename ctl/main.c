@@ -21,7 +21,21 @@
 #include "purged/exitcodes.h"
 #include "purged/util.h"
 
+/* Options that belong to some verbs only (struct verb.options): any other use is a usage error. */
+enum {
+	OPT_YES = 1 << 0,       /* --yes */
+	OPT_WAIT = 1 << 1,      /* --wait, --detach */
+	OPT_LIMIT = 1 << 2,
+	OPT_OFFSET = 1 << 3,
+	OPT_TARGET = 1 << 4,
+	OPT_INSTANCES = 1 << 5,
+	OPT_MANIFEST = 1 << 6,
+	OPT_REPLACE = 1 << 7,
+	OPT_OUTPUT = 1 << 8,
+};
+
 struct options {
+	unsigned given;      /* OPT_* seen on the command line */
 	const char *socket;
 	bool yes;
 	int wait; /* -1: default (wait on a terminal) */
@@ -33,57 +47,7 @@ struct options {
 	const char *output;  /* archive: write here (created, never overwritten) instead of stdout */
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: purgectl [-s SOCKET] [--json] COMMAND [ARGS]\n"
-		"Control purged, the purge service.\n"
-		"\n"
-		"Commands:\n"
-		"  status                          daemon version, uptime, running and queued tasks\n"
-		"  targets                         configured targets\n"
-		"  plan TARGET                     dry run: what a purge would delete, per kind\n"
-		"  purge TARGET [--yes] [--wait|--detach]\n"
-		"                                  purge a target (asks you to type its name unless --yes)\n"
-		"  tasks [--limit N] [--offset N] [--target NAME]\n"
-		"                                  tasks, newest first\n"
-		"  task ID [--manifest]            one task; with --manifest, what it deleted, one JSON\n"
-		"                                  line per object (a JSON array with --json)\n"
-		"  cancel ID [--detach]            cancel a queued or running task and wait until it has\n"
-		"                                  stopped and reconciled (--detach: return at once)\n"
-		"  approve ID                      approve a purge awaiting approval (approvals = 1):\n"
-		"                                  only another person than the one who asked may\n"
-		"  reject ID                       reject a purge awaiting approval (it ends cancelled)\n"
-		"  wait ID                         follow a task until it ends\n"
-		"  archive ID [--output FILE]      what a purge archived (archive = yes), as JSON lines,\n"
-		"                                  its size and SHA-256 checked (--output: a new file)\n"
-		"  restore ID [--replace] [--yes] [--wait|--detach]\n"
-		"                                  put back the keys a crdb purge archived, with their\n"
-		"                                  TTLs; keys that exist are refused unless --replace\n"
-		"  reload                          re-read the daemon's configuration\n"
-		"  crdb purge GUID --instances 1,2 [--yes] [--wait|--detach]\n"
-		"                                  purge instances of an Active-Active database\n"
-		"  crdb tasks                      CRDB purge tasks, newest first\n"
-		"  token new NAME                  mint a REST bearer token: prints the token once, then\n"
-		"                                  the NAME:SHA256 line for tokens_file (no daemon needed)\n"
-		"\n"
-		"Options:\n"
-		"  -s, --socket PATH  control socket (default $PURGED_SOCKET, else %s)\n"
-		"  -j, --json         print exactly one JSON document\n"
-		"  -y, --yes          purge without asking for confirmation\n"
-		"  -w, --wait         follow the purge until it ends (default on a terminal)\n"
-		"  -d, --detach       return as soon as the purge is queued\n"
-		"  -h, --help         show this help\n"
-		"  -V, --version      show the version\n"
-		"\n"
-		"Exit status:\n"
-		"  0 success; 1 failure (internal or backend error); 2 usage or bad request;\n"
-		"  3 purged unreachable; 4 forbidden; 5 target or task not found;\n"
-		"  6 conflict (target busy) or queue full; 7 task failed; 8 task cancelled;\n"
-		"  9 confirmation not given.\n"
-		"See purgectl(8).\n",
-		PURGED_DEFAULT_SOCKET);
-}
+static void usage(FILE *f);
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -586,20 +550,265 @@ static json_t *parse_ids(const char *s)
 	return arr;
 }
 
-static int need_args(const char *cmd, int have, int want, const char *what)
-{
-	if (have == want)
-		return 0;
-	fprintf(stderr, "purgectl: '%s' takes %s\nTry 'purgectl --help'.\n", cmd, what);
-	return EXIT_PURGECTL_USAGE;
-}
-
 static bool valid_id(const char *id)
 {
 	if (proto_is_task_id(id))
 		return true;
 	fprintf(stderr, "purgectl: '%s' is not a task id (a UUID as shown by 'purgectl tasks')\n", id);
 	return false;
+}
+
+/* ---------------------------------------------------------------- verbs */
+
+/* What a verb's one argument is, checked before anything is sent. */
+enum verb_arg {
+	ARG_NONE,
+	ARG_TARGET,  /* a target name */
+	ARG_TASK,    /* a task id */
+	ARG_GUID,    /* a crdb GUID (a name) */
+	ARG_TOKEN,   /* a token name (a name); no daemon needed */
+};
+
+struct verb {
+	const char *name;       /* one word, or two ("crdb purge") */
+	enum verb_arg arg;
+	unsigned options;       /* OPT_* it accepts */
+	int (*run)(struct client *c, const struct options *o, const char *arg);
+	const char *synopsis;   /* what follows the name in --help */
+	const char *help;       /* --help's text; '\n' starts a new line */
+};
+
+static int v_status(struct client *c, const struct options *o, const char *arg)
+{
+	return simple(c, PURGE_OP_STATUS, NULL, render_status, NULL);
+}
+
+static int v_targets(struct client *c, const struct options *o, const char *arg)
+{
+	return simple(c, PURGE_OP_TARGETS_LIST, NULL, render_targets, NULL);
+}
+
+static int v_plan(struct client *c, const struct options *o, const char *arg)
+{
+	return simple(c, PURGE_OP_PLAN, json_pack("{s:s}", "target", arg), render_plan, NULL);
+}
+
+static int v_purge(struct client *c, const struct options *o, const char *arg)
+{
+	return cmd_purge(c, o, arg, PURGE_OP_PURGE, json_pack("{s:s}", "target", arg), NULL);
+}
+
+static int v_tasks(struct client *c, const struct options *o, const char *arg)
+{
+	json_t *a = json_object();
+	if (o->limit > 0)
+		json_object_set_new(a, "limit", json_integer(o->limit));
+	if (o->offset >= 0)
+		json_object_set_new(a, "offset", json_integer(o->offset));
+	if (o->target)
+		json_object_set_new(a, "target", json_string(o->target));
+	return simple(c, PURGE_OP_TASKS_LIST, a, render_tasks, "tasks");
+}
+
+static int v_task(struct client *c, const struct options *o, const char *arg)
+{
+	if (o->manifest)
+		return cmd_manifest(c, arg);
+	return simple(c, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", arg), render_task, NULL);
+}
+
+static int v_cancel(struct client *c, const struct options *o, const char *arg)
+{
+	if (o->wait == 0)
+		return simple(c, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", arg), render_cancel, NULL);
+	return cmd_cancel(c, arg);
+}
+
+static int v_approve(struct client *c, const struct options *o, const char *arg)
+{
+	return simple(c, PURGE_OP_TASKS_APPROVE, json_pack("{s:s}", "id", arg), render_decision, NULL);
+}
+
+static int v_reject(struct client *c, const struct options *o, const char *arg)
+{
+	return simple(c, PURGE_OP_TASKS_REJECT, json_pack("{s:s}", "id", arg), render_decision, NULL);
+}
+
+static int v_wait(struct client *c, const struct options *o, const char *arg)
+{
+	return follow(c, arg);
+}
+
+static int v_archive(struct client *c, const struct options *o, const char *arg)
+{
+	return cmd_archive(c, o, arg);
+}
+
+static int v_restore(struct client *c, const struct options *o, const char *arg)
+{
+	return cmd_restore(c, o, arg);
+}
+
+static int v_reload(struct client *c, const struct options *o, const char *arg)
+{
+	return simple(c, PURGE_OP_RELOAD, NULL, render_reload, NULL);
+}
+
+static int v_crdb_purge(struct client *c, const struct options *o, const char *arg)
+{
+	json_t *ids = parse_ids(o->instances); /* checked by run_verb */
+	return cmd_purge(c, o, arg, PURGE_OP_CRDB_PURGE, json_pack("{s:s, s:o}", "guid", arg, "instances", ids), NULL);
+}
+
+static int v_crdb_tasks(struct client *c, const struct options *o, const char *arg)
+{
+	json_t *a = json_pack("{s:s}", "operation", purge_op_to_string(PURGE_OP_CRDB_PURGE));
+	if (o->limit > 0)
+		json_object_set_new(a, "limit", json_integer(o->limit));
+	return simple(c, PURGE_OP_TASKS_LIST, a, render_tasks, "tasks");
+}
+
+static int v_token_new(struct client *c, const struct options *o, const char *arg)
+{
+	return cmd_token_new(arg);
+}
+
+/* Every verb, one row (as systemctl's verbs[]): --help, the argument checks and the dispatch come from here;
+ * the completion script and purgectl(8) are checked against --help by tests/integration/rows.sh. */
+static const struct verb verbs[] = {
+	{ "status", ARG_NONE, 0, v_status, "", "daemon version, uptime, running and queued tasks" },
+	{ "targets", ARG_NONE, 0, v_targets, "", "configured targets" },
+	{ "plan", ARG_TARGET, 0, v_plan, "TARGET", "dry run: what a purge would delete, per kind" },
+	{ "purge", ARG_TARGET, OPT_YES | OPT_WAIT, v_purge, "TARGET [--yes] [--wait|--detach]",
+	  "purge a target (asks you to type its name unless --yes)" },
+	{ "tasks", ARG_NONE, OPT_LIMIT | OPT_OFFSET | OPT_TARGET, v_tasks, "[--limit N] [--offset N] [--target NAME]",
+	  "tasks, newest first" },
+	{ "task", ARG_TASK, OPT_MANIFEST, v_task, "ID [--manifest]",
+	  "one task; with --manifest, what it deleted, one JSON\nline per object (a JSON array with --json)" },
+	{ "cancel", ARG_TASK, OPT_WAIT, v_cancel, "ID [--detach]",
+	  "cancel a queued or running task and wait until it has\nstopped and reconciled (--detach: return at once)" },
+	{ "approve", ARG_TASK, 0, v_approve, "ID",
+	  "approve a purge awaiting approval (approvals = 1):\nonly another person than the one who asked may" },
+	{ "reject", ARG_TASK, 0, v_reject, "ID", "reject a purge awaiting approval (it ends cancelled)" },
+	{ "wait", ARG_TASK, 0, v_wait, "ID", "follow a task until it ends" },
+	{ "archive", ARG_TASK, OPT_OUTPUT, v_archive, "ID [--output FILE]",
+	  "what a purge archived (archive = yes), as JSON lines,\nits size and SHA-256 checked (--output: a new file)" },
+	{ "restore", ARG_TASK, OPT_REPLACE | OPT_YES | OPT_WAIT, v_restore, "ID [--replace] [--yes] [--wait|--detach]",
+	  "put back the keys a crdb purge archived, with their\nTTLs; keys that exist are refused unless --replace" },
+	{ "reload", ARG_NONE, 0, v_reload, "", "re-read the daemon's configuration" },
+	{ "crdb purge", ARG_GUID, OPT_INSTANCES | OPT_YES | OPT_WAIT, v_crdb_purge,
+	  "GUID --instances 1,2 [--yes] [--wait|--detach]", "purge instances of an Active-Active database" },
+	{ "crdb tasks", ARG_NONE, OPT_LIMIT, v_crdb_tasks, "", "CRDB purge tasks, newest first" },
+	{ "token new", ARG_TOKEN, 0, v_token_new, "NAME",
+	  "mint a REST bearer token: prints the token once, then\nthe NAME:SHA256 line for tokens_file (no daemon needed)" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: purgectl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+		   "Control purged, the purge service.\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		const struct verb *v = &verbs[i];
+		char head[128];
+		int n = snprintf(head, sizeof(head), "%s%s%s", v->name, *v->synopsis ? " " : "", v->synopsis);
+		/* Help beside a short head, else on the next line; continuation lines aligned under it. */
+		fprintf(f, n < 32 ? "  %-32s" : "  %s\n%34s", head, "");
+		for (const char *h = v->help; *h; h++) {
+			if (*h == '\n')
+				fprintf(f, "\n%34s", "");
+			else
+				fputc(*h, f);
+		}
+		fputc('\n', f);
+	}
+	fprintf(f,
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH  control socket (default $PURGED_SOCKET, else %s)\n"
+		"  -j, --json         print exactly one JSON document\n"
+		"  -y, --yes          purge without asking for confirmation\n"
+		"  -w, --wait         follow the purge until it ends (default on a terminal)\n"
+		"  -d, --detach       return as soon as the purge is queued\n"
+		"  -h, --help         show this help\n"
+		"  -V, --version      show the version\n"
+		"\n"
+		"Exit status:\n"
+		"  0 success; 1 failure (internal or backend error); 2 usage or bad request;\n"
+		"  3 purged unreachable; 4 forbidden; 5 target or task not found;\n"
+		"  6 conflict (target busy) or queue full; 7 task failed; 8 task cancelled;\n"
+		"  9 confirmation not given.\n"
+		"See purgectl(8).\n",
+		PURGED_DEFAULT_SOCKET);
+}
+
+static const char *const option_names[] = { "--yes", "--wait/--detach", "--limit", "--offset", "--target",
+					     "--instances", "--manifest", "--replace", "--output" };
+
+/* Find the verb @words name (one or two words), check its argument and options, connect, run it. */
+static int run_verb(struct options *o, int nwords, char **words)
+{
+	const struct verb *v = NULL;
+	size_t used = 0;
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]) && !v; i++) {
+		const char *sp = strchr(verbs[i].name, ' ');
+		if (!sp && strcmp(verbs[i].name, words[0]) == 0)
+			v = &verbs[i], used = 1;
+		else if (sp && nwords >= 2 && strncmp(verbs[i].name, words[0], (size_t)(sp - verbs[i].name)) == 0 &&
+			 words[0][sp - verbs[i].name] == '\0' && strcmp(sp + 1, words[1]) == 0)
+			v = &verbs[i], used = 2;
+	}
+	if (!v) {
+		/* A known first word with a wrong second one: show that family's usage. */
+		for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+			const char *sp = strchr(verbs[i].name, ' ');
+			if (sp && strncmp(verbs[i].name, words[0], (size_t)(sp - verbs[i].name)) == 0 &&
+			    words[0][sp - verbs[i].name] == '\0')
+				return usage_error("usage: purgectl %s %s ('purgectl --help' lists the others)",
+						   verbs[i].name, verbs[i].synopsis);
+		}
+		return usage_error("unknown command '%s'", words[0]);
+	}
+	int nargs = nwords - (int)used;
+	const char *arg = nargs > 0 ? words[used] : NULL;
+	if (nargs != (v->arg != ARG_NONE))
+		return usage_error("usage: purgectl %s%s%s", v->name, *v->synopsis ? " " : "", v->synopsis);
+	unsigned stray = o->given & ~v->options;
+	for (unsigned b = 0; stray && b < sizeof(option_names) / sizeof(option_names[0]); b++)
+		if (stray & (1u << b))
+			return usage_error("%s does not go with '%s' (usage: purgectl %s %s)", option_names[b], v->name,
+					   v->name, v->synopsis);
+	switch (v->arg) {
+	case ARG_TASK:
+		if (!valid_id(arg))
+			return EXIT_PURGECTL_USAGE;
+		break;
+	case ARG_TARGET:
+	case ARG_GUID:
+		if (!proto_is_name(arg))
+			return usage_error("'%s' is not a valid %s name", arg, v->arg == ARG_GUID ? "database" : "target");
+		break;
+	case ARG_TOKEN:
+		return v->run(NULL, o, arg); /* minted here: no daemon */
+	case ARG_NONE:
+		break;
+	}
+	if (o->target && !proto_is_name(o->target))
+		return usage_error("'%s' is not a valid target name", o->target);
+	if (v->options & OPT_INSTANCES) {
+		json_t *ids = o->instances ? parse_ids(o->instances) : NULL;
+		if (!ids)
+			return usage_error(o->instances ? "--instances takes instance ids such as 1,2, not '%s'"
+							: "%s--instances is required: which instances to purge (1,2)",
+					   o->instances ? o->instances : "");
+		json_decref(ids);
+	}
+	struct client c;
+	int r = client_connect(&c, o->socket);
+	if (r)
+		return r;
+	r = v->run(&c, o, arg);
+	client_close(&c);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -622,8 +831,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct options o = { .wait = -1, .limit = -1, .offset = -1 };
-	struct client c;
-	int ch, r;
+	int ch;
 
 	/* A write to a daemon that closed on us is an error to report (EPIPE), not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
@@ -635,10 +843,10 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 's': o.socket = optarg; break;
 		case 'j': opt_json = true; break;
-		case 'y': o.yes = true; break;
-		case 'w': o.wait = 1; break;
+		case 'y': o.yes = true; o.given |= OPT_YES; break;
+		case 'w': o.wait = 1; o.given |= OPT_WAIT; break;
 		case 'd':
-		case 'D': o.wait = 0; break;
+		case 'D': o.wait = 0; o.given |= OPT_WAIT; break;
 		case 'l':
 		case 'o': {
 			long v = strtol(optarg, &end, 10);
@@ -646,13 +854,14 @@ int main(int argc, char **argv)
 				return usage_error("--%s takes a number %s, not '%s'", ch == 'l' ? "limit" : "offset",
 						   ch == 'l' ? "from 1 to 1000" : ">= 0", optarg);
 			*(ch == 'l' ? &o.limit : &o.offset) = v;
+			o.given |= ch == 'l' ? OPT_LIMIT : OPT_OFFSET;
 			break;
 		}
-		case 't': o.target = optarg; break;
-		case 'i': o.instances = optarg; break;
-		case 'm': o.manifest = true; break;
-		case 'R': o.replace = true; break;
-		case 'O': o.output = optarg; break;
+		case 't': o.target = optarg; o.given |= OPT_TARGET; break;
+		case 'i': o.instances = optarg; o.given |= OPT_INSTANCES; break;
+		case 'm': o.manifest = true; o.given |= OPT_MANIFEST; break;
+		case 'R': o.replace = true; o.given |= OPT_REPLACE; break;
+		case 'O': o.output = optarg; o.given |= OPT_OUTPUT; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("purgectl %s (protocol %d)\n", PURGED_VERSION, PURGE_PROTO_VERSION); return 0;
 		default: fprintf(stderr, "Try 'purgectl --help'.\n"); return EXIT_PURGECTL_USAGE;
@@ -662,103 +871,5 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_PURGECTL_USAGE;
 	}
-	const char *cmd = argv[optind];
-	char **args = argv + optind + 1;
-	int nargs = argc - optind - 1;
-
-	if (strcmp(cmd, "token") == 0) {
-		if (nargs != 2 || strcmp(args[0], "new") != 0)
-			return usage_error("%s", "usage: purgectl token new NAME");
-		return cmd_token_new(args[1]);
-	}
-	json_t *instance_ids = NULL;
-	if (strcmp(cmd, "crdb") == 0) {
-		if (nargs == 2 && strcmp(args[0], "purge") == 0 && proto_is_name(args[1]) && o.instances) {
-			instance_ids = parse_ids(o.instances);
-			if (!instance_ids)
-				return usage_error("--instances takes instance ids such as 1,2, not '%s'", o.instances);
-		} else if (!(nargs == 1 && strcmp(args[0], "tasks") == 0)) {
-			return usage_error("%s", "usage: purgectl crdb purge GUID --instances 1,2 | purgectl crdb tasks");
-		}
-		r = client_connect(&c, o.socket);
-		if (r) {
-			json_decref(instance_ids);
-			return r;
-		}
-		goto run;
-	}
-	static const char *const known[] = { "status", "targets", "plan", "purge", "tasks", "task",
-					     "cancel", "wait", "reload", "approve", "reject", "archive", "restore", NULL };
-	bool by_id = strcmp(cmd, "task") == 0 || strcmp(cmd, "cancel") == 0 || strcmp(cmd, "wait") == 0 ||
-		     strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0 || strcmp(cmd, "archive") == 0 ||
-		     strcmp(cmd, "restore") == 0;
-	bool is_known = false;
-	for (int i = 0; known[i]; i++)
-		is_known |= strcmp(known[i], cmd) == 0;
-	if (!is_known)
-		return usage_error("unknown command '%s'", cmd);
-	if ((r = need_args(cmd, nargs, (strcmp(cmd, "plan") == 0 || strcmp(cmd, "purge") == 0 || by_id),
-			   "exactly the arguments shown in --help")))
-		return r;
-	if (by_id && !valid_id(args[0]))
-		return EXIT_PURGECTL_USAGE;
-	if ((strcmp(cmd, "plan") == 0 || strcmp(cmd, "purge") == 0) && !proto_is_name(args[0]))
-		return usage_error("'%s' is not a valid target name", args[0]);
-	if (o.target && !proto_is_name(o.target))
-		return usage_error("'%s' is not a valid target name", o.target);
-	if (o.output && strcmp(cmd, "archive") != 0)
-		return usage_error("%s", "--output goes with 'archive' only");
-	if (o.replace && strcmp(cmd, "restore") != 0)
-		return usage_error("%s", "--replace goes with 'restore' only");
-
-	r = client_connect(&c, o.socket);
-	if (r)
-		return r;
-run:
-	if (strcmp(cmd, "status") == 0) {
-		r = simple(&c, PURGE_OP_STATUS, NULL, render_status, NULL);
-	} else if (strcmp(cmd, "targets") == 0) {
-		r = simple(&c, PURGE_OP_TARGETS_LIST, NULL, render_targets, NULL);
-	} else if (strcmp(cmd, "plan") == 0) {
-		r = simple(&c, PURGE_OP_PLAN, json_pack("{s:s}", "target", args[0]), render_plan, NULL);
-	} else if (strcmp(cmd, "purge") == 0) {
-		r = cmd_purge(&c, &o, args[0], PURGE_OP_PURGE, json_pack("{s:s}", "target", args[0]), NULL);
-	} else if (strcmp(cmd, "crdb") == 0 && strcmp(args[0], "purge") == 0) {
-		r = cmd_purge(&c, &o, args[1], PURGE_OP_CRDB_PURGE,
-			      json_pack("{s:s, s:o}", "guid", args[1], "instances", instance_ids), NULL);
-	} else if (strcmp(cmd, "crdb") == 0) {
-		json_t *a = json_pack("{s:s}", "operation", "crdb.purge");
-		if (o.limit > 0)
-			json_object_set_new(a, "limit", json_integer(o.limit));
-		r = simple(&c, PURGE_OP_TASKS_LIST, a, render_tasks, "tasks");
-	} else if (strcmp(cmd, "tasks") == 0) {
-		json_t *a = json_object();
-		if (o.limit > 0)
-			json_object_set_new(a, "limit", json_integer(o.limit));
-		if (o.offset >= 0)
-			json_object_set_new(a, "offset", json_integer(o.offset));
-		if (o.target)
-			json_object_set_new(a, "target", json_string(o.target));
-		r = simple(&c, PURGE_OP_TASKS_LIST, a, render_tasks, "tasks");
-	} else if (strcmp(cmd, "task") == 0 && o.manifest) {
-		r = cmd_manifest(&c, args[0]);
-	} else if (strcmp(cmd, "task") == 0) {
-		r = simple(&c, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", args[0]), render_task, NULL);
-	} else if (strcmp(cmd, "cancel") == 0) {
-		r = o.wait == 0 ? simple(&c, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", args[0]), render_cancel, NULL)
-				: cmd_cancel(&c, args[0]);
-	} else if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0) {
-		r = simple(&c, strcmp(cmd, "approve") == 0 ? PURGE_OP_TASKS_APPROVE : PURGE_OP_TASKS_REJECT,
-			   json_pack("{s:s}", "id", args[0]), render_decision, NULL);
-	} else if (strcmp(cmd, "wait") == 0) {
-		r = follow(&c, args[0]);
-	} else if (strcmp(cmd, "archive") == 0) {
-		r = cmd_archive(&c, &o, args[0]);
-	} else if (strcmp(cmd, "restore") == 0) {
-		r = cmd_restore(&c, &o, args[0]);
-	} else {
-		r = simple(&c, PURGE_OP_RELOAD, NULL, render_reload, NULL);
-	}
-	client_close(&c);
-	return r;
+	return run_verb(&o, argc - optind, argv + optind);
 }

@@ -208,7 +208,7 @@ static void dispatch(struct ctl_conn *c, const json_t *req)
 		 * them): its liveness ping and its refusal counts. The link is their
 		 * credential; they are not refusals.
 		 */
-		if (!auth && (op == PURGE_OP_STATUS || op == PURGE_OP_REST_REFUSALS)) {
+		if (!auth && (purge_op_flags(op) & PURGE_OPF_LINK_NOAUTH)) {
 			snprintf(who.name, sizeof(who.name), "purged-rest");
 			snprintf(who.identity, sizeof(who.identity), "purged-rest");
 			who.allowed = true;

@@ -145,8 +145,8 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 	const struct target_conf *tc = config_find_target(purged->conf, json_string_value(json_object_get(args, "target")));
 	if (tc && strcmp(tc->type, "crdb") == 0)
 		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "'%s' is an Active-Active database: purge it with "
-					 "crdb.purge and the instances to purge (purgectl crdb purge GUID --instances 1,2)",
-					 tc->name);
+					 "%s and the instances to purge (purgectl crdb purge GUID --instances 1,2)",
+					 tc->name, purge_op_to_string(PURGE_OP_CRDB_PURGE));
 	t = submit(who, id, tc ? tc->name : json_string_value(json_object_get(args, "target")), "purge", NULL, &err);
 	if (!t)
 		return err;
@@ -330,7 +330,7 @@ static json_t *op_tasks_archive(struct ctl_conn *c, const struct caller *who, ui
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s: %s", t->id, why);
 	/* Reading what a purge deleted is audited (once per reading: its first chunk), like the purge. */
 	if (offset == 0)
-		audit_record(who, "tasks.archive", t->target, t->id, "ok", "archive read");
+		audit_record(who, purge_op_to_string(PURGE_OP_TASKS_ARCHIVE), t->target, t->id, "ok", "archive read");
 	return proto_reply_ok(id, res);
 }
 
@@ -350,7 +350,7 @@ static json_t *op_crdb_restore(struct ctl_conn *c, const struct caller *who, uin
 	if (!src)
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no task %s (finished tasks are kept up to keep_tasks "
 					 "= %u)", src_id, purged->conf->keep_tasks);
-	if (strcmp(src->operation, "crdb.purge") != 0)
+	if (strcmp(src->operation, purge_op_to_string(PURGE_OP_CRDB_PURGE)) != 0)
 		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "task %s is a %s of '%s', not a purge of an "
 					 "Active-Active database: only a crdb purge's archive can be restored; read other "
 					 "archives with purgectl archive %s", src->id, src->operation, src->target, src->id);
@@ -457,7 +457,7 @@ static json_t *op_crdb_purge(struct ctl_conn *c, const struct caller *who, uint6
 						 "(configured: instance.N keys of [crdb %s])", key, guid, guid);
 	}
 	params = json_pack("{s:O}", "instances", ids);
-	t = params ? submit(who, id, guid, "crdb.purge", params, &err) : NULL;
+	t = params ? submit(who, id, guid, purge_op_to_string(PURGE_OP_CRDB_PURGE), params, &err) : NULL;
 	json_decref(params);
 	if (!t)
 		return err;
@@ -510,8 +510,6 @@ static json_t *op_rest_refusals(struct ctl_conn *c, const struct caller *who, ui
 	const char *reason = json_string_value(json_object_get(args, "reason"));
 	const char *text = NULL;
 
-	if (c != rest_child_link())
-		return proto_reply_error(id, PURGE_ERR_FORBIDDEN, "rest.refusals comes from purged-rest only");
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]) && !text; i++)
 		if (strcmp(reason, reasons[i].code) == 0)
 			text = reasons[i].text;
@@ -523,24 +521,11 @@ static json_t *op_rest_refusals(struct ctl_conn *c, const struct caller *who, ui
 	return proto_reply_ok(id, NULL);
 }
 
+/* One handler per op, named in its row (purged/proto.h): a row without its op_<handler> does not build. */
 static const op_fn handlers[_PURGE_OP_MAX] = {
-	[PURGE_OP_STATUS] = op_status,
-	[PURGE_OP_TARGETS_LIST] = op_targets_list,
-	[PURGE_OP_PLAN] = op_plan,
-	[PURGE_OP_PURGE] = op_purge,
-	[PURGE_OP_TASKS_LIST] = op_tasks_list,
-	[PURGE_OP_TASKS_GET] = op_tasks_get,
-	[PURGE_OP_TASKS_CANCEL] = op_tasks_cancel,
-	[PURGE_OP_TASKS_WATCH] = op_tasks_watch,
-	[PURGE_OP_RELOAD] = op_reload,
-	[PURGE_OP_METRICS] = op_metrics,
-	[PURGE_OP_CRDB_PURGE] = op_crdb_purge,
-	[PURGE_OP_TASKS_MANIFEST] = op_tasks_manifest,
-	[PURGE_OP_REST_REFUSALS] = op_rest_refusals,
-	[PURGE_OP_TASKS_APPROVE] = op_tasks_approve,
-	[PURGE_OP_TASKS_REJECT] = op_tasks_reject,
-	[PURGE_OP_TASKS_ARCHIVE] = op_tasks_archive,
-	[PURGE_OP_CRDB_RESTORE] = op_crdb_restore,
+#define PURGE_OP_HANDLER(e, handler, name, flags, args) [PURGE_OP_##e] = op_##handler,
+	PURGE_OPS(PURGE_OP_HANDLER)
+#undef PURGE_OP_HANDLER
 };
 
 static void audit_reply(const struct caller *who, enum purge_op op, const json_t *args, const json_t *reply)
@@ -594,6 +579,8 @@ void ops_dispatch(struct ctl_conn *c, const struct caller *who, const json_t *re
 		reply = proto_reply_error(id, PURGE_ERR_FORBIDDEN, "%s is not allowed to use purged: ask an "
 					  "administrator to add you to the group '%s'", who->name,
 					  purged->conf->control_group);
+	} else if ((purge_op_flags(op) & PURGE_OPF_LINK_ONLY) && c != rest_child_link()) {
+		reply = proto_reply_error(id, PURGE_ERR_FORBIDDEN, "%s comes from purged-rest only", purge_op_to_string(op));
 	} else if (purge_op_is_mutating(op) && !audit_intent(who, op, args)) {
 		/* Fail closed: nothing changes without its audit line on disk. */
 		reply = proto_reply_error(id, PURGE_ERR_UNAVAILABLE, "cannot write the audit log %s/audit.jsonl: %s; free "

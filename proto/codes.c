@@ -18,25 +18,11 @@ static const char *const msg_names[_PURGE_MSG_MAX] = {
 
 static const struct {
 	const char *name;
-	bool mutating;
+	unsigned flags;
 } ops[_PURGE_OP_MAX] = {
-	[PURGE_OP_STATUS] = { "status", false },
-	[PURGE_OP_TARGETS_LIST] = { "targets.list", false },
-	[PURGE_OP_PLAN] = { "plan", false },
-	[PURGE_OP_PURGE] = { "purge", true },
-	[PURGE_OP_TASKS_LIST] = { "tasks.list", false },
-	[PURGE_OP_TASKS_GET] = { "tasks.get", false },
-	[PURGE_OP_TASKS_CANCEL] = { "tasks.cancel", true },
-	[PURGE_OP_TASKS_WATCH] = { "tasks.watch", false },
-	[PURGE_OP_RELOAD] = { "reload", true },
-	[PURGE_OP_METRICS] = { "metrics", false },
-	[PURGE_OP_CRDB_PURGE] = { "crdb.purge", true },
-	[PURGE_OP_TASKS_MANIFEST] = { "tasks.manifest", false },
-	[PURGE_OP_REST_REFUSALS] = { "rest.refusals", false }, /* audited by its handler, in aggregate */
-	[PURGE_OP_TASKS_APPROVE] = { "tasks.approve", true },
-	[PURGE_OP_TASKS_REJECT] = { "tasks.reject", true },
-	[PURGE_OP_TASKS_ARCHIVE] = { "tasks.archive", false },
-	[PURGE_OP_CRDB_RESTORE] = { "crdb.restore", true },
+#define PURGE_OP_ROW(e, handler, name, flags, args) [PURGE_OP_##e] = { name, flags },
+	PURGE_OPS(PURGE_OP_ROW)
+#undef PURGE_OP_ROW
 };
 
 static const struct {
@@ -76,7 +62,12 @@ enum purge_op purge_op_from_string(const char *s)
 
 bool purge_op_is_mutating(enum purge_op op)
 {
-	return op >= 0 && op < _PURGE_OP_MAX && ops[op].mutating;
+	return purge_op_flags(op) & PURGE_OPF_CHANGE;
+}
+
+unsigned purge_op_flags(enum purge_op op)
+{
+	return op >= 0 && op < _PURGE_OP_MAX ? ops[op].flags : 0;
 }
 
 const char *purge_err_to_string(enum purge_err e)

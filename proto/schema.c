@@ -195,7 +195,8 @@ static int check_object(const json_t *obj, const struct field *fields, const cha
 /* ---------------------------------------------------------------- schemas */
 
 static const struct field no_fields[] = { { NULL } };
-static const struct field target_arg[] = { { "target", F_NAME, true }, { NULL } };
+#define no_args no_fields
+static const struct field target_args[] = { { "target", F_NAME, true }, { NULL } };
 /* Lucid Chain's body: an endpoint that must match the target's, and request credentials. */
 static const struct field endpoint_fields[] = {
 	{ "server", F_STRING, false },
@@ -214,7 +215,7 @@ static const struct field purge_args[] = {
 	{ "credentials", F_OBJECT, false, credential_fields },
 	{ NULL },
 };
-static const struct field task_arg[] = { { "id", F_TASK_ID, true }, { NULL } };
+static const struct field task_args[] = { { "id", F_TASK_ID, true }, { NULL } };
 static const struct field list_args[] = {
 	{ "limit", F_UINT, false },
 	{ "offset", F_UINT, false },
@@ -259,24 +260,11 @@ static const struct field refusals_args[] = {
 	{ NULL },
 };
 
+/* Each op's arguments, named in its row (purged/proto.h). */
 static const struct field *const op_args[_PURGE_OP_MAX] = {
-	[PURGE_OP_STATUS] = no_fields,
-	[PURGE_OP_TARGETS_LIST] = no_fields,
-	[PURGE_OP_PLAN] = target_arg,
-	[PURGE_OP_PURGE] = purge_args,
-	[PURGE_OP_TASKS_LIST] = list_args,
-	[PURGE_OP_TASKS_GET] = task_arg,
-	[PURGE_OP_TASKS_CANCEL] = task_arg,
-	[PURGE_OP_TASKS_WATCH] = task_arg,
-	[PURGE_OP_RELOAD] = no_fields,
-	[PURGE_OP_METRICS] = no_fields,
-	[PURGE_OP_CRDB_PURGE] = crdb_args,
-	[PURGE_OP_TASKS_MANIFEST] = manifest_args,
-	[PURGE_OP_REST_REFUSALS] = refusals_args,
-	[PURGE_OP_TASKS_APPROVE] = task_arg,
-	[PURGE_OP_TASKS_REJECT] = task_arg,
-	[PURGE_OP_TASKS_ARCHIVE] = archive_args,
-	[PURGE_OP_CRDB_RESTORE] = restore_args,
+#define PURGE_OP_ARGS(e, handler, name, flags, args) [PURGE_OP_##e] = args,
+	PURGE_OPS(PURGE_OP_ARGS)
+#undef PURGE_OP_ARGS
 };
 
 static const struct field request_fields[] = {

@@ -606,7 +606,7 @@ static bool crdb_task_reply(const json_t *msg, void *ud)
 	}
 	const json_t *task = json_object_get(msg, "result");
 	const char *op = json_string_value(json_object_get(task, "operation"));
-	if (!op || (strcmp(op, "crdb.purge") != 0 && strcmp(op, "restore") != 0)) {
+	if (!op || (strcmp(op, purge_op_to_string(PURGE_OP_CRDB_PURGE)) != 0 && strcmp(op, "restore") != 0)) {
 		v1_error(req, 404, "not_found", "no CRDB task with that id");
 		return false;
 	}
@@ -706,7 +706,7 @@ static void h_crdb_restore(struct http_request *req, char **seg)
 static void h_crdb_tasks(struct http_request *req, char **seg)
 {
 	(void)seg;
-	list_tasks(req, "crdb.purge", crdb_list_reply);
+	list_tasks(req, purge_op_to_string(PURGE_OP_CRDB_PURGE), crdb_list_reply);
 }
 
 static void h_crdb_task(struct http_request *req, char **seg)

@@ -44,25 +44,50 @@ enum purge_msg_type {
 };
 #define PURGE_MSG_MASK(t) (1u << (t))
 
-/* Request operations. */
+/*
+ * Every op, one row (as OpenSSH's mon_table): its enum, its handler in the
+ * supervisor (daemon/ops.c: op_<handler>), its name on the wire, who may call
+ * it and what it is, and its arguments' schema (proto/schema.c: <args>).
+ * Nothing else names an op: the names, the schema, the handlers table, the
+ * audit, purgectl's verbs and the REST routes all come from these rows
+ * (HACKING.md: adding an op). Flags:
+ *   PURGE_OPF_CHANGE       changes something: audited before ("requested", refused when
+ *                          that line cannot be written) and after
+ *   PURGE_OPF_LINK_NOAUTH  purged-rest's own link may call it without a token (its ping,
+ *                          its refusal counts); an HTTP client never can (no route maps to it)
+ *   PURGE_OPF_LINK_ONLY    only purged-rest's link may call it
+ */
+#define PURGE_OPF_CHANGE      (1u << 0)
+#define PURGE_OPF_LINK_NOAUTH (1u << 1)
+#define PURGE_OPF_LINK_ONLY   (1u << 2)
+
+#define PURGE_OPS(X) \
+	X(STATUS,         status,         "status",         PURGE_OPF_LINK_NOAUTH, no_args)       \
+	X(TARGETS_LIST,   targets_list,   "targets.list",   0,                     no_args)       \
+	X(PLAN,           plan,           "plan",           0,                     target_args)   \
+	X(PURGE,          purge,          "purge",          PURGE_OPF_CHANGE,      purge_args)    \
+	X(TASKS_LIST,     tasks_list,     "tasks.list",     0,                     list_args)     \
+	X(TASKS_GET,      tasks_get,      "tasks.get",      0,                     task_args)     \
+	X(TASKS_CANCEL,   tasks_cancel,   "tasks.cancel",   PURGE_OPF_CHANGE,      task_args)     \
+	X(TASKS_WATCH,    tasks_watch,    "tasks.watch",    0,                     task_args)     \
+	X(RELOAD,         reload,         "reload",         PURGE_OPF_CHANGE,      no_args)       \
+	X(METRICS,        metrics,        "metrics",        0,                     no_args)       \
+	X(CRDB_PURGE,     crdb_purge,     "crdb.purge",     PURGE_OPF_CHANGE,      crdb_args)     \
+	X(TASKS_MANIFEST, tasks_manifest, "tasks.manifest", 0,                     manifest_args) \
+	/* purged-rest's count of the requests it refused itself; audited by its handler, in aggregate */ \
+	X(REST_REFUSALS,  rest_refusals,  "rest.refusals",  PURGE_OPF_LINK_ONLY | PURGE_OPF_LINK_NOAUTH, refusals_args) \
+	/* the two-person rule: another identity lets an awaiting purge run, or anyone allowed ends it */ \
+	X(TASKS_APPROVE,  tasks_approve,  "tasks.approve",  PURGE_OPF_CHANGE,      task_args)     \
+	X(TASKS_REJECT,   tasks_reject,   "tasks.reject",   PURGE_OPF_CHANGE,      task_args)     \
+	/* a chunk of a task's archive file (base64); its reading is audited by its handler */ \
+	X(TASKS_ARCHIVE,  tasks_archive,  "tasks.archive",  0,                     archive_args)  \
+	/* put back the keys a crdb purge archived: a new task */ \
+	X(CRDB_RESTORE,   crdb_restore,   "crdb.restore",   PURGE_OPF_CHANGE,      restore_args)
+
 enum purge_op {
-	PURGE_OP_STATUS,
-	PURGE_OP_TARGETS_LIST,
-	PURGE_OP_PLAN,
-	PURGE_OP_PURGE,
-	PURGE_OP_TASKS_LIST,
-	PURGE_OP_TASKS_GET,
-	PURGE_OP_TASKS_CANCEL,
-	PURGE_OP_TASKS_WATCH,
-	PURGE_OP_RELOAD,
-	PURGE_OP_METRICS,
-	PURGE_OP_CRDB_PURGE,
-	PURGE_OP_TASKS_MANIFEST,
-	PURGE_OP_REST_REFUSALS,  /* purged-rest's count of the requests it refused itself (its link only) */
-	PURGE_OP_TASKS_APPROVE,  /* the two-person rule: another identity lets an awaiting purge run */
-	PURGE_OP_TASKS_REJECT,   /* ... or anyone allowed ends it */
-	PURGE_OP_TASKS_ARCHIVE,  /* a chunk of a task's archive file (base64) */
-	PURGE_OP_CRDB_RESTORE,   /* put back the keys a crdb purge archived: a new task */
+#define PURGE_OP_ENUM(e, handler, name, flags, args) PURGE_OP_##e,
+	PURGE_OPS(PURGE_OP_ENUM)
+#undef PURGE_OP_ENUM
 	_PURGE_OP_MAX,
 	_PURGE_OP_INVALID = -EINVAL,
 };
@@ -98,8 +123,10 @@ enum purge_err purge_err_from_string(const char *s);
 int purge_err_http_status(enum purge_err e);
 /* Exit status purgectl ends with for an error code (see purgectl --help). */
 int purge_err_exit_code(enum purge_err e);
-/* Whether an op changes something, and so is audited. */
+/* Whether an op changes something, and so is audited (PURGE_OPF_CHANGE). */
 bool purge_op_is_mutating(enum purge_op op);
+/* An op's PURGE_OPF_* flags (0 for an op out of range). */
+unsigned purge_op_flags(enum purge_op op);
 
 /*
  * Turn a msgpack payload (without the length prefix) into a validated

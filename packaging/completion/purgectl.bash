@@ -43,7 +43,7 @@ _purgectl() {
 	done
 
 	if [[ $cur == -* ]]; then
-		COMPREPLY=($(compgen -W "--socket --json --yes --wait --detach --limit --offset --target --instances --output --replace --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "--socket --json --yes --wait --detach --limit --offset --target --instances --manifest --output --replace --help --version" -- "$cur"))
 		return
 	fi
 	case $cmd in
