@@ -14,7 +14,10 @@
 # Redis: 1 000 000 keys of 32 bytes in one redis-server: `purgectl crdb purge
 #   --wait` against a synchronous `redis-cli FLUSHDB` of the same data, a client
 #   sending PING in a loop meanwhile (its longest single wait); 4 redis-servers
-#   of 250 000 keys against one of 250 000; runs alternated, medians.
+#   of 250 000 keys against one of 250 000; runs alternated, medians. Archive on vs off
+#   (issue 14): the same 1 000 000 keys purged with archive = yes, against the export's own
+#   reads by hand in the same run (redis-cli --scan, then one DUMP per key, pipelined by
+#   redis-cli --pipe); what the archive adds (yes - no) is compared with those reads.
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "${1:-$SRC/build}" && pwd)
@@ -218,6 +221,35 @@ PY
 	echo "each run, FLUSHDB then purge (s / client's longest wait ms / server's longest event ms): $(for i in "${!ref[@]}"; do printf '%s/%s/%s vs %s/%s/%s; ' "${ref[$i]}" "${refw[$i]}" "${refs[$i]}" "${pur[$i]}" "${purw[$i]}" "${purs[$i]}"; done | sed 's/; $//')"
 	echo "after the purge of $KEYS keys the server's background thread freed their memory within $(median "${freed[@]}") s (lazyfree_pending_objects = 0; median)"
 	echo "crdb executor peak RSS ($KEYS keys): $RSS KiB (target <= 16384: $(verdict "$RSS" 16384))"
+	# Archive on vs off (issue 14): the same data purged with archive = yes, against the export's
+	# own reads by hand: redis-cli --scan, then one DUMP per key pipelined (redis-cli --pipe).
+	local GA=5bb185aa-5554-4263-9a9f-37963612716a ARUNS=${BENCH_REDIS_ARCHIVE_RUNS:-3} aref=() aon=() aonw=() aons=() arss=() ainfo
+	[ "$QUICK" = 1 ] && ARUNS=1
+	printf '[crdb %s]\ninstance.1 = redis://127.0.0.1:%s\narchive = yes\n' "$GA" "${ports[0]}" >>"$T/targets.conf"
+	reload
+	for r in $(seq 1 "$ARUNS"); do
+		fill "${ports[0]}" "$KEYS"
+		t0=$(now)
+		redis-cli -p "${ports[0]}" --scan |
+			LC_ALL=C awk '{ printf "*2\r\n$4\r\nDUMP\r\n$%d\r\n%s\r\n", length($0), $0 }' |
+			redis-cli -p "${ports[0]}" --pipe >"$T/pipe.out" 2>&1
+		aref+=("$(secs "$t0" "$(now)")")
+		grep -q "errors: 0, replies: $KEYS" "$T/pipe.out" || FAILS+=("the DUMP pass by hand did not read $KEYS keys: $(tail -c 200 "$T/pipe.out")")
+		out=$(pinged "${ports[0]}" $CTL --json crdb purge "$GA" --instances 1 --yes --wait)
+		read -r a b c <<<"$out"
+		aon+=("$a") aonw+=("$b") aons+=("$c")
+		[ "$(jq -r '.counts["instance 1"]' "$T/cmd.out")" = "$KEYS" ] || FAILS+=("the purge with archive = yes did not count $KEYS keys: $(head -c 300 "$T/cmd.out")")
+		[ "$(redis-cli -p "${ports[0]}" DBSIZE)" = 0 ] || FAILS+=("instance 1 is not empty after the purge with archive = yes")
+		ainfo=$(jq -r '"\(.archive.records) records, \(.archive.bytes) bytes (zstd)"' "$T/cmd.out")
+		arss+=("$(peak_rss)")
+	done
+	local mon mexp madd
+	mon=$(median "${aon[@]}")
+	mexp=$(median "${aref[@]}")
+	madd=$(awk -v a="$mon" -v b="$mpur" 'BEGIN { printf "%.3f", a - b }')
+	echo "| $KEYS keys, one instance, archive = yes vs no: what the archive adds ($ARUNS runs) | the export's own reads by hand (redis-cli --scan, then DUMP of each key by redis-cli --pipe) $mexp s | archive = yes $mon s, archive = no $mpur s: adds $madd s | $(ratio "$madd" "$mexp") | <= 1.0: $(verdict "$(ratio "$madd" "$mexp")" 1.0) |"
+	echo "| same, archive = yes, a client PINGing meanwhile: its longest wait; the server's longest event | | $(median "${aonw[@]}") ms; $(median "${aons[@]}") ms | | |"
+	echo "archive = yes, each run (reads by hand s vs purge s / client's longest wait ms / server's longest event ms): $(for i in "${!aref[@]}"; do printf '%s vs %s/%s/%s; ' "${aref[$i]}" "${aon[$i]}" "${aonw[$i]}" "${aons[$i]}"; done | sed 's/; $//'); the last archive: $ainfo; crdb executor peak RSS with archive = yes: $(printf '%s\n' "${arss[@]}" | sort -g | tail -n 1) KiB (target <= 16384: $(verdict "$(printf '%s\n' "${arss[@]}" | sort -g | tail -n 1)" 16384))"
 }
 
 # ------------------------------------------------------------------ iTop

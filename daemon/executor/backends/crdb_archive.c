@@ -47,7 +47,7 @@
 #define RESTORE_CHUNK 1000        /* commands per round trip in a restore */
 #define SHOWN 20                  /* keys named in an error */
 #define EXP_SLACK_MS "100"        /* TIME + PTTL of an unchanged key, read twice: the pipeline's own time */
-#define DELETE_CHUNK 1000         /* keys per script call: the server is busy about 3 ms */
+#define DELETE_CHUNK 500          /* keys per script call: the server is busy about 1.5 ms */
 
 /* KEYS: names; ARGV[i]: the archived DUMP's last 8 bytes (its CRC-64), ARGV[#KEYS + i]: its archived
  * expire_at_ms. UNLINKs the keys unchanged since; returns {deleted, index of each changed key...}. */
@@ -559,16 +559,25 @@ static int scan_pass(struct run *r)
 }
 
 /* What the instance's records will weigh (uncompressed JSON), conservatively: twice the server's
- * used_memory_dataset (the whole server's, all databases), or twice a sample's average. */
+ * used_memory_dataset, the database's share of it by key count (INFO keyspace), or twice a
+ * sample's average. */
 static uint64_t estimate(struct backend_ctx *ctx, struct instance *in)
 {
 	uint64_t fixed = (uint64_t)in->keys * RECORD_OVERHEAD;
 	redisReply *x = redisCommand(in->rc, "INFO memory");
 	const char *p = x && x->type == REDIS_REPLY_STRING ? strstr(x->str, "used_memory_dataset:") : NULL;
 	if (p) {
-		long long ds = strtoll(p + 20, NULL, 10);
+		long long ds = strtoll(p + 20, NULL, 10), all = 0;
 		freeReplyObject(x);
-		return fixed + (uint64_t)(ds > 0 ? ds : 0) * 2;
+		x = redisCommand(in->rc, "INFO keyspace");
+		for (const char *q = x && x->type == REDIS_REPLY_STRING ? x->str : ""; (q = strstr(q, ":keys=")); q += 6)
+			all += strtoll(q + 6, NULL, 10);
+		freeReplyObject(x);
+		if (ds <= 0)
+			return fixed;
+		if (all > in->keys) /* other databases hold the rest */
+			return fixed + (uint64_t)((double)ds * 2 * (double)in->keys / (double)all);
+		return fixed + (uint64_t)ds * 2;
 	}
 	freeReplyObject(x);
 	/* INFO refused (ACL): the first page's DUMPs. */
