@@ -114,7 +114,10 @@ def allkeys(r):
         if cur == b"0":
             return keys
 
-r = R(int(sys.argv[2]))
+port, _, db = sys.argv[2].partition("/")  # PORT or PORT/DB
+r = R(int(port))
+if db:
+    r.send([["SELECT", db]])
 if sys.argv[1] == "seed":
     seed(r, int(sys.argv[3]))
 elif sys.argv[1] == "short":  # N keys that expire in 3 s
@@ -171,6 +174,7 @@ check "redis answers" wait_until 10 sh -c "for p in $P1 $P2 $P3 $P4; do redis-cl
 G=4a1b2c3d-1414-4e2f-bc6c-935292783d24
 G2=4a1b2c3d-1414-4e2f-bc6c-935292783d25
 G3=4a1b2c3d-1414-4e2f-bc6c-935292783d26
+G4=4a1b2c3d-1414-4e2f-bc6c-935292783d27
 conf() { # extra [crdb $G] lines, then [daemon] lines
 	local extra=$1
 	shift
@@ -186,6 +190,11 @@ instance.1 = redis://127.0.0.1:$P2
 
 [crdb $G3]
 instance.1 = redis://127.0.0.1:$P3
+archive = yes
+
+[crdb $G4]
+instance.1 = redis://127.0.0.1:$P2/1
+instance.2 = redis://127.0.0.1:$P2/2
 archive = yes
 EOF2
 }
@@ -239,6 +248,20 @@ expect_code 0 "purge with archive = no" ctl --json crdb purge "$G2" --instances 
 expect_eq "…flushes all" "$(jf "$OUT" '.counts["instance 1"]')" "5000"
 expect_eq "…records no archive" "$(jf "$OUT" .archive)" "null"
 expect_eq "…and writes none" "$(ls "$T/state/archives" | grep -c "$(jf "$OUT" .id)")" "0"
+
+# Two instances (two databases of one server here) holding the same key names with other values:
+# each key goes back to its own instance.
+keys seed "$P2/1" 3000
+keys seed "$P2/2" 2000
+redis-cli -p "$P2" -n 2 SET "string:0:café" "the second instance's" >/dev/null
+keys snapshot "$P2/1" "$T/db1.json"
+keys snapshot "$P2/2" "$T/db2.json"
+expect_code 0 "purge of two instances with an archive" ctl --json crdb purge "$G4" --instances 1,2 --yes --wait
+expect_eq "…counted per instance" "$(jf "$OUT" '[.counts["instance 1"], .counts["instance 2"]] | join(" ")')" "3000 2000"
+expect_code 0 "…restored" ctl --json restore "$(jf "$OUT" .id)" --yes --wait
+expect_eq "…counted per instance" "$(jf "$OUT" '[.counts["instance 1"], .counts["instance 2"]] | join(" ")')" "3000 2000"
+expect_eq "…instance 1 as it was" "$(keys compare "$P2/1" "$T/db1.json")" "same 3000"
+expect_eq "…instance 2 as it was" "$(keys compare "$P2/2" "$T/db2.json")" "same 2000"
 
 # Written while the purge runs: a client adds members to 20 sets without a pause. A set changed
 # after its DUMP is not deleted but archived again (the delete script compares the DUMP's CRC):
