@@ -19,35 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
+#include "daemon/backends.h"
 #include "daemon/config.h"
 #include "daemon/creds.h"
 #include "daemon/tokens.h"
 #include "buildconf.h"
 #include "purged/proto.h"
 #include "purged/util.h"
-
-enum key_type {
-	KEY_STRING,
-	KEY_PATH,        /* absolute path */
-	KEY_UINT,
-	KEY_SECRET_FILE, /* absolute path of a secret file; its content goes to secrets */
-	KEY_BOOL,        /* yes/no, true/false, on/off, 1/0; stored as unsigned 0/1 */
-	KEY_LISTEN,      /* IPv4:PORT or [IPv6]:PORT */
-	KEY_URL,         /* http(s)://host[:port][/path], no credentials in it */
-	KEY_SCOPE,       /* comma-separated subset of projects, users, groups */
-	KEY_API_VERSION, /* iTop REST versions 1.0 to 1.4 */
-	KEY_CLASSES,     /* comma-separated iTop class names */
-	KEY_SIZE,        /* bytes, with an optional K, M, G or T suffix (binary: 1K = 1024); stored as uint64_t */
-};
-
-struct key_def {
-	const char *name;
-	enum key_type type;
-	const char *def;       /* NULL: no default (see required) */
-	unsigned long min, max;
-	size_t offset;         /* [daemon] keys: where in struct daemon_conf */
-	bool required;
-};
 
 #define DKEY_S(n, t, d) { #n, t, d, 0, 0, offsetof(struct daemon_conf, n) }
 #define DKEY_U(n, d, lo, hi) { #n, KEY_UINT, d, lo, hi, offsetof(struct daemon_conf, n) }
@@ -88,53 +66,6 @@ static const struct {
 	{ "rest", rest_keys },
 };
 
-/* noop: the demo target and the instrument of tests and benchmarks. */
-static const struct key_def noop_keys[] = {
-	{ "objects", KEY_UINT, "100", 0, 100000000 },
-	{ "step_ms", KEY_UINT, "10", 0, 3600000 },
-	{ "fail_at", KEY_UINT, "0", 0, 100000000 },
-	{ "crash_at", KEY_UINT, "0", 0, 100000000 },
-	{ "leave", KEY_UINT, "0", 0, 100000000 },         /* objects left behind: the post-condition's test */
-	{ "reconcile_ms", KEY_UINT, "0", 0, 3600000 },    /* time a stop request's reconciliation takes */
-	{ "password_file", KEY_SECRET_FILE, NULL },
-	/* Sandbox proofs, refused unless purged runs with --test-probes. */
-	{ "probe", KEY_BOOL, "no", 0, 1 },
-	{ "probe_read", KEY_STRING, NULL },          /* colon-separated files to try to read */
-	{ "probe_write", KEY_STRING, NULL },         /* colon-separated directories to try to write in */
-	{ "probe_port", KEY_UINT, NULL, 1, 65535 },   /* a loopback TCP port it must not reach */
-	{ "probe_allowed_port", KEY_UINT, NULL, 1, 65535 }, /* the one it may (as a backend's) */
-	{ NULL },
-};
-
-/* Network settings every REST backend shares. */
-#define HTTP_KEYS                                                  \
-	{ "ca_file", KEY_PATH, NULL },                             \
-	{ "insecure", KEY_BOOL, "no", 0, 1 },                      \
-	{ "connect_timeout", KEY_UINT, "10", 1, 600 },             \
-	{ "timeout", KEY_UINT, "60", 1, 3600 }
-
-static const struct key_def redmine_keys[] = {
-	{ "url", KEY_URL, NULL, .required = true },
-	{ "api_key_file", KEY_SECRET_FILE, NULL, .required = true },
-	{ "scope", KEY_SCOPE, "projects" },
-	{ "parallel", KEY_UINT, "4", 1, 16 },
-	{ "accept_request_credentials", KEY_BOOL, "no", 0, 1 },
-	HTTP_KEYS,
-	{ NULL },
-};
-
-static const struct key_def itop_keys[] = {
-	{ "url", KEY_URL, NULL, .required = true },  /* .../webservices/rest.php */
-	{ "user", KEY_STRING, NULL, .required = true },
-	{ "password_file", KEY_SECRET_FILE, NULL, .required = true },
-	{ "api_version", KEY_API_VERSION, "1.3" },
-	{ "classes", KEY_CLASSES, NULL },          /* the backend's documented default when absent */
-	{ "chunk", KEY_UINT, "200", 1, 5000 },     /* objects per delete request */
-	{ "accept_request_credentials", KEY_BOOL, "no", 0, 1 },
-	HTTP_KEYS,
-	{ NULL },
-};
-
 /* Keys of every target, [crdb GUID] sections too: the supervisor's, never handed to an executor. */
 static const struct key_def common_target_keys[] = {
 	{ "protect", KEY_BOOL, "no", 0, 1 },
@@ -145,14 +76,6 @@ static const struct key_def common_target_keys[] = {
 	{ NULL },
 };
 
-static const struct {
-	const char *name;
-	const struct key_def *keys;
-} target_types[] = {
-	{ "noop", noop_keys },
-	{ "redmine", redmine_keys },
-	{ "itop", itop_keys },
-};
 
 struct entry {
 	char *section, *key, *value;
@@ -217,20 +140,11 @@ void config_errors_clear(struct config_errors *errs)
 	errs->n = 0;
 }
 
-bool config_type_known(const char *type)
-{
-	for (size_t i = 0; i < sizeof(target_types) / sizeof(target_types[0]); i++)
-		if (strcmp(target_types[i].name, type) == 0)
-			return true;
-	return false;
-}
-
+/* A [target NAME] type: a row of the backend table with its own keys (not a section of its own, as crdb). */
 static const struct key_def *type_keys(const char *type)
 {
-	for (size_t i = 0; i < sizeof(target_types) / sizeof(target_types[0]); i++)
-		if (strcmp(target_types[i].name, type) == 0)
-			return target_types[i].keys;
-	return NULL;
+	const struct backend_desc *b = backend_find(type);
+	return b && !b->section ? b->keys : NULL;
 }
 
 /* inih reader: one line per call, counted; long lines are an error, not a truncation. */
@@ -624,12 +538,12 @@ static void build_target(struct parse_state *ps, struct daemon_conf *c, const st
 		return;
 	}
 	if (!te) {
-		add_error(ps, s->line, "target '%s' has no 'type' (one of: noop, redmine, itop)", name);
+		add_error(ps, s->line, "target '%s' has no 'type' (one of: %s)", name, backend_target_types());
 		return;
 	}
 	keys = type_keys(te->value);
 	if (!keys) {
-		add_error(ps, te->line, "type = '%s': unknown target type (known: noop, redmine, itop)", te->value);
+		add_error(ps, te->line, "type = '%s': unknown target type (known: %s)", te->value, backend_target_types());
 		return;
 	}
 
@@ -729,7 +643,8 @@ static json_t *parse_redis_url(const char *url)
 }
 
 /* [crdb GUID]: the Redis instances of one Active-Active database on this host. */
-static void build_crdb(struct parse_state *ps, struct daemon_conf *c, const struct section *s, const char *guid)
+static void build_crdb(struct parse_state *ps, struct daemon_conf *c, const struct section *s,
+		       const struct backend_desc *own, const char *guid)
 {
 	struct target_conf *t;
 	json_t *instances;
@@ -745,7 +660,7 @@ static void build_crdb(struct parse_state *ps, struct daemon_conf *c, const stru
 	}
 	c->targets = xrealloc(c->targets, (c->n_targets + 1) * sizeof(*c->targets));
 	t = &c->targets[c->n_targets++];
-	*t = (struct target_conf){ xstrdup(guid), xstrdup("crdb"), json_object(), json_object(), json_object(),
+	*t = (struct target_conf){ xstrdup(guid), xstrdup(own->type), json_object(), json_object(), json_object(),
 				   s->line };
 	instances = json_object();
 	json_object_set_new(t->settings, "instances", instances);
@@ -864,11 +779,16 @@ int config_parse_texts(const struct config_text *texts, size_t n, struct daemon_
 			build_target(&ps, c, s, tname);
 			continue;
 		}
-		if (strncmp(s->name, "crdb ", 5) == 0) {
-			const char *guid = s->name + 5;
+		/* [SECTION NAME] of a backend configured by sections of its own (the table's crdb). */
+		const char *sp = strchr(s->name, ' ');
+		char word[PURGE_NAME_MAX + 1];
+		snprintf(word, sizeof(word), "%.*s", sp ? (int)(sp - s->name) : 0, s->name);
+		const struct backend_desc *own = sp ? backend_by_section(word) : NULL;
+		if (own) {
+			const char *guid = sp;
 			while (*guid == ' ')
 				guid++;
-			build_crdb(&ps, c, s, guid);
+			build_crdb(&ps, c, s, own, guid);
 			continue;
 		}
 		add_error(&ps, s->line, "unknown section [%s] (known: [daemon], [rest], [target NAME], [crdb GUID])",

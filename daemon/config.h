@@ -87,5 +87,3 @@ struct sockaddr_storage;
  */
 int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback, const char **why);
 
-/* Names of the known target types, for messages and purgectl targets. */
-bool config_type_known(const char *type);

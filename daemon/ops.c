@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "buildconf.h"
+#include "daemon/backends.h"
 #include "daemon/manifest.h"
 #include "daemon/purged.h"
 #include "purged/log.h"
@@ -143,7 +144,7 @@ static json_t *op_purge(struct ctl_conn *c, const struct caller *who, uint64_t i
 	if (!endpoint_matches(id, args, &err))
 		return err;
 	const struct target_conf *tc = config_find_target(purged->conf, json_string_value(json_object_get(args, "target")));
-	if (tc && strcmp(tc->type, "crdb") == 0)
+	if (tc && backend_by_instances(tc->type))
 		return proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "'%s' is an Active-Active database: purge it with "
 					 "%s and the instances to purge (purgectl crdb purge GUID --instances 1,2)",
 					 tc->name, purge_op_to_string(PURGE_OP_CRDB_PURGE));
@@ -370,7 +371,7 @@ static json_t *op_crdb_restore(struct ctl_conn *c, const struct caller *who, uin
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s: %s; nothing was restored", src->id, why);
 	close(fd);
 	const struct target_conf *tc = config_find_target(purged->conf, src->target);
-	if (!tc || strcmp(tc->type, "crdb") != 0)
+	if (!tc || !backend_by_instances(tc->type))
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no Active-Active database '%s' in %s any more: add "
 					 "its [crdb %s] section back and reload to restore into it", src->target,
 					 purged->conf_path, src->target);
@@ -445,7 +446,7 @@ static json_t *op_crdb_purge(struct ctl_conn *c, const struct caller *who, uint6
 	size_t i;
 	json_t *v;
 
-	if (!tc || strcmp(tc->type, "crdb") != 0)
+	if (!tc || !backend_by_instances(tc->type))
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "no Active-Active database '%s' in %s", guid,
 					 purged->conf_path);
 	inst = json_object_get(tc->settings, "instances");

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "buildconf.h"
+#include "daemon/backends.h"
 #include "daemon/childlog.h"
 #include "daemon/manifest.h"
 #include "daemon/purged.h"
@@ -663,8 +664,8 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	e->archive_path = archive_path;
 
 	/* The REST backends' executor carries libcurl; the local ones start faster without it. */
-	char *path = !strcmp(tc->type, "itop") || !strcmp(tc->type, "redmine") ? purged->executor_http_path
-										: purged->executor_path;
+	const struct backend_desc *bd = backend_find(tc->type);
+	char *path = bd && bd->family == BACKEND_HTTP ? purged->executor_http_path : purged->executor_path;
 	args[0] = path;
 	args[1] = task->id; /* visible in ps: which task this process serves; nothing secret */
 	args[2] = NULL;

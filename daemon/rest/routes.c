@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "daemon/backends.h"
 #include "daemon/rest/rest.h"
 #include "purged/log.h"
 #include "purged/util.h"
@@ -250,14 +251,12 @@ static void h_metrics(struct http_request *req, char **seg)
 
 /* ---------------------------------------------------------------- Lucid Chain purge */
 
-/* Lucid Chain names the system purged: its two targets by their product names, others as they are. */
+/* Lucid Chain names the system purged: a target named as its backend by the product's name (iTop,
+ * Redmine), others as they are. */
 static const char *display_name(const char *target)
 {
-	if (strcmp(target, "itop") == 0)
-		return "iTop";
-	if (strcmp(target, "redmine") == 0)
-		return "Redmine";
-	return target;
+	const struct backend_desc *b = backend_find(target);
+	return b && b->lucid ? b->display : target;
 }
 
 static bool purge_watch(const json_t *msg, void *ud)
