@@ -307,6 +307,22 @@ expect_eq "…every key as it was" "$(keys compare "$P1" "$T/before.json")" "sam
 
 # A restore task is a task: journaled, listed.
 expect_eq "the restore is listed as a crdb task" "$(ctl --json task "$RID" | jq -r '[.operation, .target] | join(" ")')" "restore $G"
+expect_eq "purgectl archive gives the same lines" "$(ctl archive "$ID" | cmp - "$T/archive.jsonl" && echo same)" "same"
+
+# Cancelled midway (its deletes held a moment by CLIENT PAUSE WRITE, so that the request lands while
+# it runs): it stops before its next delete and says what remains; what it deleted is archived.
+expect_code 0 "a purge with archive, detached" ctl --json crdb purge "$G" --instances 1 --yes --detach
+SID=$(jf "$OUT" .id)
+check "…deletes its first keys" wait_until 20 sh -c "[ \"\$(ctl --json task $SID | jq '.counts[\"instance 1\"] // 0')\" -gt 0 ]"
+rcli CLIENT PAUSE 500 WRITE >/dev/null
+ctl --json cancel "$SID" >/dev/null 2>&1
+OUT=$(ctl --json task "$SID")
+SDEL=$(jf "$OUT" '.counts["instance 1"]')
+SLEFT=$(rcli DBSIZE)
+expect_contains "…stops on request, saying what remains" "$(jf "$OUT" .error)" "crdb: stopped on request after $SDEL keys; reconciled: DBSIZE says $SLEFT keys remain"
+check "…midway ($SDEL deleted, $SLEFT left)" sh -c "[ $SDEL -gt 0 ] && [ $SLEFT -gt 0 ] && [ $((SDEL + SLEFT)) = $N ]"
+expect_code 0 "…its archive restored over what remains (--replace)" ctl --json restore "$SID" --replace --yes --wait
+expect_eq "…every key as it was" "$(keys compare "$P1" "$T/before.json")" "same $N"
 
 # An archive that would not fit: refused before anything is deleted.
 conf "archive_max_bytes = 1M"
