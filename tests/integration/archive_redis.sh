@@ -324,6 +324,14 @@ check "…midway ($SDEL deleted, $SLEFT left)" sh -c "[ $SDEL -gt 0 ] && [ $SLEF
 expect_code 0 "…its archive restored over what remains (--replace)" ctl --json restore "$SID" --replace --yes --wait
 expect_eq "…every key as it was" "$(keys compare "$P1" "$T/before.json")" "same $N"
 
+# The delete script refused (an ACL without EVAL): nothing is deleted, the error says what to allow.
+rcli ACL SETUSER default -eval >/dev/null
+expect_code 7 "a purge whose delete is refused (ACL without EVAL)" ctl --json crdb purge "$G" --instances 1 --yes --wait
+expect_contains "…fails saying what was refused and what to allow" "$(jf "$OUT" '.errors[0].description')" "instance 1: the delete (EVAL of a script: DUMP, PTTL, UNLINK) refused: NOPERM"
+expect_contains "…and that nothing was deleted" "$(jf "$OUT" '.errors[0].description')" ": 0 keys were archived and deleted before, nothing else; allow SCAN, TIME, PTTL, DUMP, UNLINK and EVAL"
+expect_eq "…deleting nothing" "$(rcli DBSIZE)" "$N"
+rcli ACL SETUSER default +@all >/dev/null
+
 # An archive that would not fit: refused before anything is deleted.
 conf "archive_max_bytes = 1M"
 expect_code 0 "reload with archive_max_bytes = 1M" ctl reload
