@@ -90,20 +90,22 @@ def seed(r, n):
 
 def canon(r, keys):
     types = r.many([["TYPE", k] for k in keys])
-    now = r.send([["TIME"]])[0]
-    now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
-    ttls = r.many([["PTTL", k] for k in keys])
+    exps = []  # absolute: the server's TIME in the same pipeline as the PTTLs it adds to
+    for i in range(0, len(keys), 2000):
+        got = r.send([["TIME"]] + [["PTTL", k] for k in keys[i:i + 2000]])
+        now_ms = int(got[0][0]) * 1000 + int(got[0][1]) // 1000
+        exps += [now_ms + t if t >= 0 else -1 for t in got[1:]]
     q = {"string": lambda k: ["GET", k], "hash": lambda k: ["HGETALL", k], "list": lambda k: ["LRANGE", k, 0, -1],
          "set": lambda k: ["SMEMBERS", k], "zset": lambda k: ["ZRANGE", k, 0, -1, "WITHSCORES"],
          "stream": lambda k: ["XRANGE", k, "-", "+"]}
     vals = r.many([q[t](k) for k, t in zip(keys, types)])
     out = {}
-    for k, t, ttl, v in zip(keys, types, ttls, vals):
+    for k, t, e, v in zip(keys, types, exps, vals):
         if t == "hash":
             v = sorted(zip(v[0::2], v[1::2]))
         elif t == "set":
             v = sorted(v)
-        out[k.hex()] = [t, repr(v), now_ms + ttl if ttl >= 0 else -1]
+        out[k.hex()] = [t, repr(v), e]
     return out
 
 def allkeys(r):
