@@ -276,7 +276,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			if (proto_decode(p, n, PURGE_MSG_MASK(PURGE_MSG_REQUEST), &type, &req, &err) < 0) {
 				log_warnx("control: bad request from %s (pid %lld): %s; closing the connection",
 					  c->who.name, (long long)c->who.pid, err.message);
-				send_msg(c, proto_reply_error(0, err.code, "%s", err.message), true);
+				json_t *reply = proto_reply_error(0, err.code, "%s", err.message);
+				/* A protocol 1 client (an old purgectl) reads replies without "kind": it is told why. */
+				if (reply && err.peer_version == 1)
+					json_object_del(reply, "kind");
+				send_msg(c, reply, true);
 				break;
 			}
 			dispatch(c, req);

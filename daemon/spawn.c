@@ -159,7 +159,7 @@ static void on_archive_hashed(void *data, int err, uint64_t bytes, const char *h
 {
 	struct executor *e = data;
 	struct task *t = e->task;
-	json_t *res = e->result ? json_object_get(e->result, "outcome") : NULL;
+	json_t *res = e->result ? json_object_get(e->result, "result") : NULL;
 	json_t *said = json_object_get(res, "archive");
 	const char *path = e->archive_path;
 
@@ -231,7 +231,7 @@ static void settle(struct executor *e)
 	uv_timer_stop(&e->timer);
 	manifest_close(&e->manifest_fd); /* synced before the end is journaled */
 
-	json_t *res = e->result ? json_object_get(e->result, "outcome") : NULL;
+	json_t *res = e->result ? json_object_get(e->result, "result") : NULL;
 	bool ok = res && json_is_true(json_object_get(res, "ok"));
 	/* A plan's counts are the result's; a purge's are what it confirmed as it went (task->counts). */
 	json_t *counts = e->dry_run && res ? json_object_get(res, "counts") : NULL;
@@ -471,7 +471,7 @@ static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 	} else if (!e->task) {
 		/* Settled already (cannot happen before EOF): nothing to record. */
 	} else if (type == PURGE_MSG_RESULT) {
-		bad = task_check_result(json_object_get(msg, "outcome"));
+		bad = task_check_result(json_object_get(msg, "result"));
 		if (!bad)
 			e->result = json_incref(msg);
 	} else if (type == PURGE_MSG_MANIFEST) {
@@ -704,7 +704,8 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 		log_warnx("task %s: target '%s' has insecure = yes: its TLS certificate is not verified", task->id,
 			  tc->name);
 	}
-	job = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:b, s:o, s:o}}", "v", PURGE_PROTO_VERSION, "job",
+	job = json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:o, s:o}}", "kind", "job", "v", PURGE_PROTO_VERSION,
+			"build", PURGED_VERSION, "job",
 			"task_id", task->id, "operation", task->operation, "target", tc->name, "type", tc->type,
 			"dry_run", dry_run, "settings", settings, "secrets", secrets);
 	if (job && archive_spec)

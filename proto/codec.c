@@ -18,6 +18,7 @@ int proto_fail(struct proto_error *err, enum purge_err code, const char *fmt, ..
 	if (err) {
 		va_list ap;
 		err->code = code;
+		err->peer_version = 0;
 		va_start(ap, fmt);
 		/* Messages quote what the peer sent: made safe here, once, for every reply and log line. */
 		text_vformat(err->message, sizeof(err->message), TEXT_ESCAPE_CONTROLS, fmt, ap);
@@ -319,8 +320,9 @@ int proto_frame_end(msgpack_sbuffer *sb, int r, uint8_t **ret_buf, size_t *ret_l
 
 int proto_pack_reply_ok_head(msgpack_packer *pk, uint64_t id)
 {
-	/* {id, ok: true, result: ...}: the caller packs the result next. */
-	if (msgpack_pack_map(pk, 3) < 0 || msgpack_pack_str_with_body(pk, "id", 2) < 0 ||
+	/* {kind: reply, id, ok: true, result: ...}: the caller packs the result next. */
+	if (msgpack_pack_map(pk, 4) < 0 || msgpack_pack_str_with_body(pk, "kind", 4) < 0 ||
+	    msgpack_pack_str_with_body(pk, "reply", 5) < 0 || msgpack_pack_str_with_body(pk, "id", 2) < 0 ||
 	    msgpack_pack_uint64(pk, id) < 0 || msgpack_pack_str_with_body(pk, "ok", 2) < 0 ||
 	    msgpack_pack_true(pk) < 0 || msgpack_pack_str_with_body(pk, "result", 6) < 0)
 		return -ENOMEM;
@@ -341,7 +343,8 @@ int proto_encode_request(uint64_t id, enum purge_op op, const json_t *args, cons
 		return -EINVAL;
 	int r = proto_frame_begin(&sb, &pk);
 	/* The keys and order of proto_request_new, then auth. */
-	if (r >= 0 && (msgpack_pack_map(&pk, auth ? 5 : 4) < 0 || STR(&pk, "v") < 0 ||
+	if (r >= 0 && (msgpack_pack_map(&pk, auth ? 6 : 5) < 0 || STR(&pk, "kind") < 0 || STR(&pk, "request") < 0 ||
+		       STR(&pk, "v") < 0 ||
 		       msgpack_pack_int64(&pk, PURGE_PROTO_VERSION) < 0 || STR(&pk, "id") < 0 ||
 		       msgpack_pack_int64(&pk, (int64_t)id) < 0 || STR(&pk, "op") < 0 || STR(&pk, name) < 0 ||
 		       STR(&pk, "args") < 0))

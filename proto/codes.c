@@ -47,6 +47,14 @@ const char *purge_msg_type_to_string(enum purge_msg_type t)
 	return t >= 0 && t < _PURGE_MSG_MAX ? msg_names[t] : NULL;
 }
 
+enum purge_msg_type purge_msg_type_from_string(const char *s)
+{
+	for (int t = 0; s && t < _PURGE_MSG_MAX; t++)
+		if (strcmp(msg_names[t], s) == 0)
+			return t;
+	return _PURGE_MSG_INVALID;
+}
+
 const char *purge_op_to_string(enum purge_op op)
 {
 	return op >= 0 && op < _PURGE_OP_MAX ? ops[op].name : NULL;

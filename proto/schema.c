@@ -4,6 +4,7 @@
  * single entry point every program uses on bytes it received.
  */
 #include <string.h>
+#include "buildconf.h"
 #include "proto/internal.h"
 
 enum field_type {
@@ -268,6 +269,7 @@ static const struct field *const op_args[_PURGE_OP_MAX] = {
 };
 
 static const struct field request_fields[] = {
+	{ "kind", F_NAME, true },
 	{ "v", F_UINT, true },
 	{ "id", F_UINT, true },
 	{ "op", F_STRING, true },
@@ -283,6 +285,7 @@ static const struct field error_fields[] = {
 };
 
 static const struct field reply_fields[] = {
+	{ "kind", F_NAME, true },
 	{ "id", F_UINT, true },
 	{ "ok", F_BOOL, true },
 	{ "result", F_ANY, false },
@@ -291,6 +294,7 @@ static const struct field reply_fields[] = {
 };
 
 static const struct field event_fields[] = {
+	{ "kind", F_NAME, true },
 	{ "id", F_UINT, true },
 	{ "event", F_NAME, true },
 	{ "task", F_MAP, true },
@@ -324,7 +328,9 @@ static const struct field job_body[] = {
 };
 
 static const struct field job_fields[] = {
+	{ "kind", F_NAME, true },
 	{ "v", F_UINT, true },
+	{ "build", F_STRING, true }, /* PURGED_VERSION: supervisor and executors come from one build */
 	{ "job", F_OBJECT, true, job_body },
 	{ NULL },
 };
@@ -337,6 +343,7 @@ static const struct field progress_body[] = {
 };
 
 static const struct field progress_fields[] = {
+	{ "kind", F_NAME, true },
 	{ "progress", F_OBJECT, true, progress_body },
 	{ NULL },
 };
@@ -360,28 +367,28 @@ static const struct field result_body[] = {
 };
 
 static const struct field result_fields[] = {
-	{ "outcome", F_OBJECT, true, result_body },
+	{ "kind", F_NAME, true },
+	{ "result", F_OBJECT, true, result_body },
 	{ NULL },
 };
 
 /* Confirmed deletions, streamed: named entries and bulk counts; at least one of them. */
 static const struct field manifest_fields[] = {
+	{ "kind", F_NAME, true },
 	{ "manifest", F_MANIFEST, true },
 	{ "deleted", F_DELETED, false },
 	{ NULL },
 };
 
-static const struct {
-	const char *key; /* the key that tells the kind */
-	const struct field *fields;
-} kinds[_PURGE_MSG_MAX] = {
-	[PURGE_MSG_REQUEST] = { "op", request_fields },
-	[PURGE_MSG_REPLY] = { "ok", reply_fields },
-	[PURGE_MSG_EVENT] = { "event", event_fields },
-	[PURGE_MSG_JOB] = { "job", job_fields },
-	[PURGE_MSG_PROGRESS] = { "progress", progress_fields },
-	[PURGE_MSG_RESULT] = { "outcome", result_fields },
-	[PURGE_MSG_MANIFEST] = { "manifest", manifest_fields },
+/* Each kind's fields, by the name in its "kind" key. */
+static const struct field *const kinds[_PURGE_MSG_MAX] = {
+	[PURGE_MSG_REQUEST] = request_fields,
+	[PURGE_MSG_REPLY] = reply_fields,
+	[PURGE_MSG_EVENT] = event_fields,
+	[PURGE_MSG_JOB] = job_fields,
+	[PURGE_MSG_PROGRESS] = progress_fields,
+	[PURGE_MSG_RESULT] = result_fields,
+	[PURGE_MSG_MANIFEST] = manifest_fields,
 };
 
 int proto_validate_args(enum purge_op op, const json_t *args, struct proto_error *err)
@@ -399,17 +406,12 @@ int proto_validate_args(enum purge_op op, const json_t *args, struct proto_error
 
 static int check_kind(enum purge_msg_type t, const json_t *msg, struct proto_error *err)
 {
-	int r = check_object(msg, kinds[t].fields, "", err);
+	int r = check_object(msg, kinds[t], "", err);
 	if (r < 0)
 		return r;
 
 	switch (t) {
 	case PURGE_MSG_REQUEST: {
-		json_int_t v = json_integer_value(json_object_get(msg, "v"));
-		if (v != PURGE_PROTO_VERSION)
-			return proto_fail(err, PURGE_ERR_BAD_REQUEST,
-					  "protocol version %lld is not supported (this side speaks %d)",
-					  (long long)v, PURGE_PROTO_VERSION);
 		const char *op = json_string_value(json_object_get(msg, "op"));
 		enum purge_op o = purge_op_from_string(op);
 		if (o < 0)
@@ -426,13 +428,6 @@ static int check_kind(enum purge_msg_type t, const json_t *msg, struct proto_err
 		if (e && purge_err_from_string(json_string_value(json_object_get(e, "code"))) < 0)
 			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "unknown error code '%s'",
 					  json_string_value(json_object_get(e, "code")));
-		return 0;
-	}
-	case PURGE_MSG_JOB: {
-		json_int_t v = json_integer_value(json_object_get(msg, "v"));
-		if (v != PURGE_PROTO_VERSION)
-			return proto_fail(err, PURGE_ERR_BAD_REQUEST, "job protocol version %lld is not %d",
-					  (long long)v, PURGE_PROTO_VERSION);
 		return 0;
 	}
 	case PURGE_MSG_PROGRESS: {
@@ -460,18 +455,34 @@ int proto_decode(const void *payload, size_t len, unsigned allowed,
 	if (r < 0)
 		return r;
 
-	for (int t = 0; t < _PURGE_MSG_MAX; t++) {
-		if (!json_object_get(msg, kinds[t].key))
-			continue;
-		if (found >= 0) {
-			r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "message is both a %s and a %s",
-				       purge_msg_type_to_string(found), purge_msg_type_to_string(t));
-			goto fail;
-		}
-		found = t;
+	/*
+	 * Another protocol version first, whatever else the message holds: its
+	 * sender and this program come from different builds, and saying so is
+	 * the only useful answer (peer_version lets the caller answer in its form).
+	 */
+	json_t *v = json_object_get(msg, "v");
+	if (json_is_integer(v) && json_integer_value(v) != PURGE_PROTO_VERSION) {
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "protocol version %lld is not this program's %d (purged "
+			       PURGED_VERSION "): they come from different builds; after an upgrade, restart purged "
+			       "(systemctl restart purged) and use the purgectl it came with",
+			       (long long)json_integer_value(v), PURGE_PROTO_VERSION);
+		if (reterr)
+			reterr->peer_version = json_integer_value(v) > 0 && json_integer_value(v) < 1000
+						       ? (int)json_integer_value(v) : 0;
+		goto fail;
+	}
+	const char *kind = json_string_value(json_object_get(msg, "kind"));
+	found = purge_msg_type_from_string(kind);
+	if (!kind) {
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "the message has no 'kind'%s",
+			       json_object_get(msg, "ok") || json_object_get(msg, "outcome")
+				       ? ": its sender speaks an older protocol than this program's (purged " PURGED_VERSION
+					 "); after an upgrade, restart purged (systemctl restart purged)"
+				       : "");
+		goto fail;
 	}
 	if (found < 0) {
-		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "message has none of the keys op, ok, event, job, progress, outcome, manifest");
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "unknown message kind '%.64s'", kind);
 		goto fail;
 	}
 	if (!(allowed & PURGE_MSG_MASK(found))) {

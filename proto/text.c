@@ -172,18 +172,20 @@ static bool key_is(const msgpack_object *k, const char *name)
 int proto_reply_result_text(const void *payload, size_t len, bool (*wanted)(uint64_t id, void *ctx), void *ctx,
 			    uint64_t *ret_id, char **ret_text, size_t *ret_len, struct proto_error *err)
 {
-	const msgpack_object *id = NULL, *ok = NULL, *result = NULL;
+	const msgpack_object *id = NULL, *ok = NULL, *result = NULL, *kind = NULL;
 	struct text t = { 0 };
 	msgpack_object top;
 	int r = proto_unpack_object(payload, len, &top, err);
 
 	if (r < 0)
 		return r;
-	/* Exactly {id, ok: true[, result]}; anything else takes the full decode. */
+	/* Exactly {kind: reply, id, ok: true[, result]}; anything else takes the full decode. */
 	r = 0;
 	for (uint32_t i = 0; i < top.via.map.size; i++) {
 		const msgpack_object_kv *kv = &top.via.map.ptr[i];
-		if (key_is(&kv->key, "id") && !id)
+		if (key_is(&kv->key, "kind") && !kind)
+			kind = &kv->val;
+		else if (key_is(&kv->key, "id") && !id)
 			id = &kv->val;
 		else if (key_is(&kv->key, "ok") && !ok)
 			ok = &kv->val;
@@ -192,7 +194,7 @@ int proto_reply_result_text(const void *payload, size_t len, bool (*wanted)(uint
 		else
 			goto finish;
 	}
-	if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > INT64_MAX || !ok ||
+	if (!kind || !key_is(kind, "reply") || !id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > INT64_MAX || !ok ||
 	    ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean || (wanted && !wanted(id->via.u64, ctx)))
 		goto finish;
 	/* Most text is about as long as its msgpack, plus quotes, colons and commas. */

@@ -32,19 +32,47 @@ static const struct backend_ops *find_backend(const char *type)
 static int send_result(int fd, bool ok, json_t *counts, const char *error, json_t *errors, json_t *warnings,
 		       json_t *archive)
 {
-	json_t *msg = json_pack("{s:{s:b, s:O}}", "outcome", "ok", ok, "counts", counts);
+	json_t *msg = json_pack("{s:s, s:{s:b, s:O}}", "kind", "result", "result", "ok", ok, "counts", counts);
 	int r;
 	if (msg && error)
-		json_object_set_new(json_object_get(msg, "outcome"), "error", json_string(error));
+		json_object_set_new(json_object_get(msg, "result"), "error", json_string(error));
 	if (msg && errors)
-		json_object_set(json_object_get(msg, "outcome"), "errors", errors);
+		json_object_set(json_object_get(msg, "result"), "errors", errors);
 	if (msg && warnings)
-		json_object_set(json_object_get(msg, "outcome"), "warnings", warnings);
+		json_object_set(json_object_get(msg, "result"), "warnings", warnings);
 	if (msg && archive)
-		json_object_set(json_object_get(msg, "outcome"), "archive", archive);
+		json_object_set(json_object_get(msg, "result"), "archive", archive);
 	r = msg ? frame_send(fd, msg) : -ENOMEM;
 	json_decref(msg);
 	return r;
+}
+
+/*
+ * The supervisor that sent the job is not of this build: the package was
+ * upgraded under a running purged, which spawns the new helpers. Refuse,
+ * saying so, in the form the supervisor reads: protocol 1 had no "kind" and
+ * called the result "outcome".
+ */
+static int refuse_skew(int their_protocol, const char *their_build)
+{
+	char why[300];
+	json_t *msg;
+
+	if (their_build)
+		snprintf(why, sizeof(why), "restart purged: it runs version %s, its helpers are version %s "
+			 "(systemctl restart purged); nothing was done", their_build, PURGED_VERSION);
+	else
+		snprintf(why, sizeof(why), "restart purged: it runs protocol %d, its helpers are version %s (protocol "
+			 "%d) (systemctl restart purged); nothing was done", their_protocol, PURGED_VERSION,
+			 PURGE_PROTO_VERSION);
+	log_warnx("%s", why);
+	if (their_protocol == 1)
+		msg = json_pack("{s:{s:b, s:s}}", "outcome", "ok", 0, "error", why);
+	else
+		msg = json_pack("{s:s, s:{s:b, s:s}}", "kind", "result", "result", "ok", 0, "error", why);
+	int r = msg ? frame_send(MSG_FD, msg) : -ENOMEM;
+	json_decref(msg);
+	return r < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -93,8 +121,12 @@ int main(int argc, char **argv)
 
 	proto_reader_init(&rd);
 	r = frame_recv(MSG_FD, &rd, PURGE_MSG_MASK(PURGE_MSG_JOB), &type, &msg, &perr);
+	if (r < 0 && perr.peer_version)
+		return refuse_skew(perr.peer_version, NULL);
 	if (r < 0)
 		fatalx("no valid job from the supervisor: %s", r == -EPIPE ? "connection closed" : perr.message);
+	if (strcmp(json_string_value(json_object_get(msg, "build")), PURGED_VERSION) != 0)
+		return refuse_skew(PURGE_PROTO_VERSION, json_string_value(json_object_get(msg, "build")));
 	job = json_object_get(msg, "job");
 	ctx.task_id = json_string_value(json_object_get(job, "task_id"));
 	ctx.target = json_string_value(json_object_get(job, "target"));

@@ -69,7 +69,7 @@ void backend_flush(struct backend_ctx *ctx)
 
 	if (ctx->unsent == 0)
 		return;
-	msg = json_object();
+	msg = json_pack("{s:s}", "kind", "manifest");
 	json_object_set_new(msg, "manifest", ctx->manifest ? ctx->manifest : json_array());
 	if (ctx->deleted && json_object_size(ctx->deleted))
 		json_object_set_new(msg, "deleted", ctx->deleted);
@@ -98,7 +98,7 @@ void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, 
 	if (done != 0 && done != total && now - ctx->last_progress < PROGRESS_INTERVAL_USEC)
 		return;
 	ctx->last_progress = now;
-	msg = json_pack("{s:{s:s, s:I, s:I}}", "progress", "step", step, "done", (json_int_t)done, "total",
+	msg = json_pack("{s:s, s:{s:s, s:I, s:I}}", "kind", "progress", "progress", "step", step, "done", (json_int_t)done, "total",
 			(json_int_t)total);
 	r = msg ? frame_send(ctx->fd, msg) : -ENOMEM;
 	json_decref(msg);

@@ -159,8 +159,8 @@ static void on_deadline_tick(uv_timer_t *t)
 		char msg[200];
 		snprintf(msg, sizeof(msg), "purged did not answer within %u s; the request may still be carried "
 			 "out once it does: check GET /v1/tasks", rest_upstream_timeout_ms / 1000);
-		json_t *timeout = json_pack("{s:I, s:b, s:{s:s, s:s}}", "id", (json_int_t)gone.id, "ok", 0, "error",
-					    "code", UPSTREAM_TIMEOUT_CODE, "message", msg);
+		json_t *timeout = json_pack("{s:s, s:I, s:b, s:{s:s, s:s}}", "kind", "reply", "id", (json_int_t)gone.id,
+					    "ok", 0, "error", "code", UPSTREAM_TIMEOUT_CODE, "message", msg);
 		gone.fn(timeout, gone.userdata); /* may release requests: calls[] changes, i stays valid */
 		json_decref(timeout);
 	}

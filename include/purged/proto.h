@@ -15,8 +15,14 @@
 #include <stdint.h>
 #include <jansson.h>
 
-/* Bumped on every incompatible change; requests with another version are refused. */
-#define PURGE_PROTO_VERSION 1
+/*
+ * Bumped on every incompatible change. 2: every message names its kind
+ * ("kind"), the executor's result is {kind, result}, jobs carry the build.
+ * A request or job of another version is refused with a sentence naming
+ * both sides' versions (and answered in its own version's form where this
+ * build knows it: an old purgectl or supervisor reads why).
+ */
+#define PURGE_PROTO_VERSION 2
 
 /* Hard limits, enforced by the decoder before any handler runs. */
 #define PURGE_FRAME_MAX      (1u << 20)   /* payload bytes of one frame */
@@ -30,15 +36,15 @@
 #define PURGE_MANIFEST_ID_MAX   128       /* bytes of a manifest entry's string id */
 #define PURGE_MANIFEST_NAME_MAX 1024      /* bytes of a manifest entry's name: a disk-filling child is cut off */
 
-/* The kind of a message, told by its distinguishing key. */
+/* The kind of a message: its "kind" key, the name below, in every message. */
 enum purge_msg_type {
-	PURGE_MSG_REQUEST,   /* {v, id, op, args?, auth?}        client -> supervisor */
-	PURGE_MSG_REPLY,     /* {id, ok, result? | error}        supervisor -> client */
-	PURGE_MSG_EVENT,     /* {id, event, task}                supervisor -> watcher */
-	PURGE_MSG_JOB,       /* {v, job}                         supervisor -> executor */
-	PURGE_MSG_PROGRESS,  /* {progress}                       executor -> supervisor */
-	PURGE_MSG_RESULT,    /* {outcome}                        executor -> supervisor */
-	PURGE_MSG_MANIFEST,  /* {manifest: [{kind, id, name}]}   executor -> supervisor */
+	PURGE_MSG_REQUEST,   /* {kind, v, id, op, args?, auth?}  client -> supervisor */
+	PURGE_MSG_REPLY,     /* {kind, id, ok, result? | error}  supervisor -> client */
+	PURGE_MSG_EVENT,     /* {kind, id, event, task}          supervisor -> watcher */
+	PURGE_MSG_JOB,       /* {kind, v, build, job}            supervisor -> executor */
+	PURGE_MSG_PROGRESS,  /* {kind, progress}                 executor -> supervisor */
+	PURGE_MSG_RESULT,    /* {kind, result}                   executor -> supervisor */
+	PURGE_MSG_MANIFEST,  /* {kind, manifest, deleted?}       executor -> supervisor */
 	_PURGE_MSG_MAX,
 	_PURGE_MSG_INVALID = -EINVAL,
 };
@@ -112,9 +118,11 @@ enum purge_err {
 struct proto_error {
 	enum purge_err code;
 	char message[256];
+	int peer_version;  /* a request or job of another protocol version: its "v" (else 0) */
 };
 
 const char *purge_msg_type_to_string(enum purge_msg_type t);
+enum purge_msg_type purge_msg_type_from_string(const char *s);
 const char *purge_op_to_string(enum purge_op op);
 enum purge_op purge_op_from_string(const char *s);
 const char *purge_err_to_string(enum purge_err e);

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			json_decref(before);
 		} else if (type == PURGE_MSG_RESULT) {
-			json_t *res = json_object_get(msg, "outcome");
+			json_t *res = json_object_get(msg, "result");
 			const char *bad = task_check_result(res), *berr = json_string_value(json_object_get(res, "error"));
 			if (bad)
 				task_set_error(task, "protocol violation by the executor: %s", bad);

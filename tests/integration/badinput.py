@@ -21,7 +21,7 @@ rows = []
 
 
 def req(**kw):
-    d = {"v": 1, "id": 7, "op": "status"}
+    d = {"kind": "request", "v": 2, "id": 7, "op": "status"}
     d.update(kw)
     return d
 
@@ -244,9 +244,12 @@ ctl_cases = [
     ("array instead of map", frame(pk([1, 2])), "bad_request"),
     ("integer instead of map", frame(pk(5)), "bad_request"),
     ("string instead of map", frame(pk("status")), "bad_request"),
-    ("missing id", frame(pk({"v": 1, "op": "status"})), "bad_request"),
-    ("missing v", frame(pk({"id": 1, "op": "status"})), "bad_request"),
-    ("missing op", frame(pk({"v": 1, "id": 1})), "bad_request"),
+    ("missing id", frame(pk({"kind": "request", "v": 2, "op": "status"})), "bad_request"),
+    ("missing v", frame(pk({"kind": "request", "id": 1, "op": "status"})), "bad_request"),
+    ("missing op", frame(pk({"kind": "request", "v": 2, "id": 1})), "bad_request"),
+    ("missing kind", frame(pk({"v": 2, "id": 1, "op": "status"})), "bad_request"),
+    ("unknown kind", frame(pk(req(kind="telegram"))), "bad_request"),
+    ("a reply sent as a request", frame(pk({"kind": "reply", "id": 1, "ok": True})), "bad_request"),
     ("protocol version 99", frame(pk(req(v=99))), "bad_request"),
     ("unknown op", frame(pk(req(op="format.disk"))), "bad_request"),
     ("op as integer", frame(pk(req(op=3))), "bad_request"),
@@ -270,8 +273,8 @@ ctl_cases = [
     ("duplicate key", frame(b"\x84\xa1v\x01\xa2id\x01\xa2op\xa6status\xa2op\xa6reload"), "bad_request"),
     ("trailing bytes", frame(pk(req()) + b"\xc0"), "bad_request"),
     ("auth of 300 bytes", frame(pk(req(auth="a" * 300))), "bad_request"),
-    ("a reply sent to the daemon", frame(pk({"id": 1, "ok": True})), "bad_request"),
-    ("a job sent to the daemon", frame(pk({"v": 1, "job": {}})), "bad_request"),
+    ("a reply sent to the daemon", frame(pk({"kind": "reply", "id": 1, "ok": True})), "bad_request"),
+    ("a job sent to the daemon", frame(pk({"kind": "job", "v": 2, "build": "x", "job": {}})), "bad_request"),
     ("crdb.purge with no instances", frame(pk(req(op="crdb.purge", args={"guid": "g", "instances": []}))),
      "bad_request"),
     ("integer map key", frame(b"\x81\x01\x01"), "bad_request"),
@@ -283,6 +286,18 @@ for name, raw, code in ctl_cases:
     if not ctl_alive():
         rows.append(("ctl", f"alive after '{name}'", "ok", "no answer", False))
         break
+
+# An old purgectl (protocol 1: no "kind") is told why, in the form it reads: no "kind" in the reply.
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(SOCK)
+s.sendall(frame(pk({"v": 1, "id": 3, "op": "status", "args": {}})))
+data, closed = recv_all(s, timeout=3)
+s.close()
+old = unpk(data[4:4 + struct.unpack(">I", data[:4])[0]])[0] if len(data) >= 4 else {}
+text = (old.get("error") or {}).get("message", "")
+rows.append(("ctl", "protocol 1 request: 'restart purged', in protocol 1's form", "no kind +restart",
+             f"{'kind' if 'kind' in old else 'no kind'} {'+restart' if 'restart purged' in text else text[:30]}",
+             "kind" not in old and "restart purged" in text and closed))
 
 # A good request on the same connection after a refused one is not possible (closed): check the daemon.
 rows.append(("both", "daemon answers after all of the above", "ok", "ok" if http_alive() and ctl_alive() else "no",

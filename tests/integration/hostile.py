@@ -71,12 +71,12 @@ def case(name, raw, want_code, wait=5.0):
 
 
 def alive():
-    reply, _ = exchange(frame(pk({"v": 1, "id": 9, "op": "status", "args": {}})), 2.0)
+    reply, _ = exchange(frame(pk({"kind": "request", "v": 2, "id": 9, "op": "status", "args": {}})), 2.0)
     return reply is not None and reply.get("id") == 9
 
 
 def req(**kw):
-    d = {"v": 1, "id": 1, "op": "status", "args": {}}
+    d = {"kind": "request", "v": 2, "id": 1, "op": "status", "args": {}}
     d.update(kw)
     return frame(pk(d))
 

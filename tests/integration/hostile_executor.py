@@ -50,11 +50,11 @@ def send(*msgs):
 
 
 def result(ok=False, **kw):
-    return {"outcome": dict(ok=ok, **kw)}
+    return {"kind": "result", "result": dict(ok=ok, **kw)}
 
 
 def progress(done, total=10):
-    return {"progress": {"step": "objects", "done": done, "total": total}}
+    return {"kind": "progress", "progress": {"step": "objects", "done": done, "total": total}}
 
 
 def entry(i):
@@ -71,29 +71,29 @@ ATTACKS = {
     # Over the protocol's string limit (64 KiB).
     "error80k": lambda: send(result(error="é" * 40000)),
     # A manifest name that is not UTF-8, after two good deletions.
-    "badname": lambda: send({"manifest": [entry(1), entry(2)]},
-                            {"manifest": [{"kind": "objects", "id": 3, "name": b"\xff\xfeobject"}]}),
+    "badname": lambda: send({"kind": "manifest", "manifest": [entry(1), entry(2)]},
+                            {"kind": "manifest", "manifest": [{"kind": "objects", "id": 3, "name": b"\xff\xfeobject"}]}),
     # A name long enough to fill root's disk quickly, frame after frame (hostile review of issue 15, F5).
-    "longname": lambda: send({"manifest": [entry(1)]},
-                             {"manifest": [{"kind": "objects", "id": 2, "name": "x" * 60000}]}),
+    "longname": lambda: send({"kind": "manifest", "manifest": [entry(1)]},
+                             {"kind": "manifest", "manifest": [{"kind": "objects", "id": 2, "name": "x" * 60000}]}),
     # A kind that is not a name.
-    "badkind": lambda: send({"manifest": [{"kind": "no such kind!", "id": 1}]}),
+    "badkind": lambda: send({"kind": "manifest", "manifest": [{"kind": "no such kind!", "id": 1}]}),
     # A result count that is negative.
     "countkind": lambda: send(result(ok=True, counts={"objects": -5})),
     # Counts that would pass 2^53 once summed.
-    "overflow": lambda: send({"manifest": [], "deleted": {"objects": 1 << 53}},
-                             {"manifest": [], "deleted": {"objects": 1}}),
+    "overflow": lambda: send({"kind": "manifest", "manifest": [], "deleted": {"objects": 1 << 53}},
+                             {"kind": "manifest", "manifest": [], "deleted": {"objects": 1}}),
     # A flood of progress frames.
     "flood": lambda: send(*[progress(i % 10) for i in range(30000)]),
     # A message after the result.
     "after": lambda: send(result(ok=True), progress(1)),
     # A deletion reported by a plan.
-    "plandelete": lambda: send({"manifest": [entry(1)]}),
+    "plandelete": lambda: send({"kind": "manifest", "manifest": [entry(1)]}),
     # 100 000 log lines, then an honest failure.
     "logflood": lambda: (os.write(2, b"".join(b"<3>flooding the log %d\n" % i for i in range(100000))),
                          send(result(error="logged a lot"))),
     # Three confirmed deletions, then gone without a result.
-    "vanish": lambda: send({"manifest": [entry(1), entry(2), entry(3)]}),
+    "vanish": lambda: send({"kind": "manifest", "manifest": [entry(1), entry(2), entry(3)]}),
 }
 
 if __name__ == "__main__":

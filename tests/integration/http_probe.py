@@ -196,7 +196,7 @@ def ctl_plans(sock_path, n, target):
     from msgpack_min import frame, pk, unpk  # the same directory
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sock_path)
-    s.sendall(b"".join(frame(pk({"v": 1, "id": i, "op": "plan", "args": {"target": target}})) for i in range(1, n + 1)))
+    s.sendall(b"".join(frame(pk({"kind": "request", "v": 2, "id": i, "op": "plan", "args": {"target": target}})) for i in range(1, n + 1)))
     answers = collections.Counter()
     kinds = {}
     buf = b""
@@ -230,7 +230,7 @@ def ctl_op(sock_path, op, args):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sock_path)
     s.settimeout(10)
-    s.sendall(frame(pk({"v": 1, "id": 1, "op": op, "args": json.loads(args)})))
+    s.sendall(frame(pk({"kind": "request", "v": 2, "id": 1, "op": op, "args": json.loads(args)})))
     buf = b""
     while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
         chunk = s.recv(65536)

@@ -99,17 +99,18 @@ END_TEST
 
 START_TEST(test_roundtrip_executor_hop)
 {
-	json_decref(roundtrip(json_pack("{s:i, s:{s:s, s:s, s:s, s:b, s:{s:i}, s:{s:s}}}", "v", PURGE_PROTO_VERSION,
-					"job", "task_id", "01a227ad-f7bc-7304-b19f-9b57b020426a", "target", "demo",
+	json_decref(roundtrip(json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:b, s:{s:i}, s:{s:s}}}", "kind", "job",
+					"v", PURGE_PROTO_VERSION, "build", "0.1.0", "job", "task_id", "01a227ad-f7bc-7304-b19f-9b57b020426a", "target", "demo",
 					"type", "noop", "dry_run", 0, "settings", "objects", 3, "secrets", "password",
 					"pw"),
 			      PURGE_MSG_JOB));
-	json_decref(roundtrip(json_pack("{s:{s:s, s:i, s:i}}", "progress", "step", "objects", "done", 1, "total", 3),
+	json_decref(roundtrip(json_pack("{s:s, s:{s:s, s:i, s:i}}", "kind", "progress", "progress", "step", "objects", "done", 1, "total", 3),
 			      PURGE_MSG_PROGRESS));
-	json_decref(roundtrip(json_pack("{s:{s:b, s:{s:i}}}", "outcome", "ok", 1, "counts", "objects", 3),
+	json_decref(roundtrip(json_pack("{s:s, s:{s:b, s:{s:i}}}", "kind", "result", "result", "ok", 1, "counts", "objects", 3),
 			      PURGE_MSG_RESULT));
-	json_decref(roundtrip(json_pack("{s:{s:b, s:s}}", "outcome", "ok", 0, "error", "boom"), PURGE_MSG_RESULT));
-	json_decref(roundtrip(json_pack("{s:[{s:s, s:i, s:s}, {s:s, s:s}]}", "manifest", "kind", "projects", "id", 4,
+	json_decref(roundtrip(json_pack("{s:s, s:{s:b, s:s}}", "kind", "result", "result", "ok", 0, "error", "boom"),
+			      PURGE_MSG_RESULT));
+	json_decref(roundtrip(json_pack("{s:s, s:[{s:s, s:i, s:s}, {s:s, s:s}]}", "kind", "manifest", "manifest", "kind", "projects", "id", 4,
 					"name", "Web", "kind", "keys", "id", "user:1"),
 			      PURGE_MSG_MANIFEST));
 }
@@ -150,7 +151,9 @@ static void pk_str(msgpack_packer *pk, const char *s)
 
 static void pk_req_head(msgpack_packer *pk, int extra)
 {
-	msgpack_pack_map(pk, 3 + extra);
+	msgpack_pack_map(pk, 4 + extra);
+	pk_str(pk, "kind");
+	pk_str(pk, "request");
 	pk_str(pk, "v");
 	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
 	pk_str(pk, "id");
@@ -164,9 +167,11 @@ static void bad_unknown_op(msgpack_packer *pk) { pk_req_head(pk, 0); pk_str(pk, 
 static void bad_op_type(msgpack_packer *pk) { pk_req_head(pk, 0); pk_str(pk, "op"); msgpack_pack_int(pk, 3); }
 static void bad_missing_id(msgpack_packer *pk)
 {
-	msgpack_pack_map(pk, 2);
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "kind");
+	pk_str(pk, "request");
 	pk_str(pk, "v");
-	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
 	pk_str(pk, "op");
 	pk_str(pk, "status");
 }
@@ -182,9 +187,11 @@ static void bad_version(msgpack_packer *pk)
 }
 static void bad_negative_id(msgpack_packer *pk)
 {
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "kind");
+	pk_str(pk, "request");
 	pk_str(pk, "v");
-	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
 	pk_str(pk, "id");
 	msgpack_pack_int(pk, -1);
 	pk_str(pk, "op");
@@ -342,7 +349,9 @@ static void bad_big_array(msgpack_packer *pk)
 }
 static void bad_progress_overrun(msgpack_packer *pk)
 {
-	msgpack_pack_map(pk, 1);
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "kind");
+	pk_str(pk, "progress");
 	pk_str(pk, "progress");
 	msgpack_pack_map(pk, 2);
 	pk_str(pk, "done");
@@ -352,7 +361,9 @@ static void bad_progress_overrun(msgpack_packer *pk)
 }
 static void bad_reply_both(msgpack_packer *pk)
 {
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "kind");
+	pk_str(pk, "reply");
 	pk_str(pk, "id");
 	msgpack_pack_int(pk, 1);
 	pk_str(pk, "ok");
@@ -362,9 +373,11 @@ static void bad_reply_both(msgpack_packer *pk)
 }
 static void bad_huge_uint(msgpack_packer *pk)
 {
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "kind");
+	pk_str(pk, "request");
 	pk_str(pk, "v");
-	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
 	pk_str(pk, "id");
 	msgpack_pack_uint64(pk, UINT64_MAX);
 	pk_str(pk, "op");
@@ -408,9 +421,11 @@ static void bad_instances_string(msgpack_packer *pk)
 }
 static void bad_float_id(msgpack_packer *pk)
 {
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "kind");
+	pk_str(pk, "request");
 	pk_str(pk, "v");
-	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
 	pk_str(pk, "id");
 	msgpack_pack_double(pk, 1.5);
 	pk_str(pk, "op");
@@ -425,7 +440,7 @@ static const struct {
 } bad_cases[] = {
 	{ "array at top", bad_array_top, PURGE_ERR_BAD_REQUEST, "must be a map" },
 	{ "integer at top", bad_int_top, PURGE_ERR_BAD_REQUEST, "must be a map" },
-	{ "no kind key", bad_no_kind, PURGE_ERR_BAD_REQUEST, "none of the keys" },
+	{ "no kind key", bad_no_kind, PURGE_ERR_BAD_REQUEST, "has no 'kind'" },
 	{ "unknown op", bad_unknown_op, PURGE_ERR_BAD_REQUEST, "unknown op 'format.disk'" },
 	{ "op not a string", bad_op_type, PURGE_ERR_BAD_REQUEST, "key 'op' must be a string, got integer" },
 	{ "missing id", bad_missing_id, PURGE_ERR_BAD_REQUEST, "missing key 'id'" },
@@ -445,7 +460,7 @@ static const struct {
 	{ "duplicate key", bad_dup_key, PURGE_ERR_BAD_REQUEST, "duplicate key 'op'" },
 	{ "invalid UTF-8", bad_utf8, PURGE_ERR_BAD_REQUEST, "UTF-8" },
 	{ "NUL in string", bad_nul, PURGE_ERR_BAD_REQUEST, "NUL" },
-	{ "two kinds", bad_two_kinds, PURGE_ERR_BAD_REQUEST, "both a request and a reply" },
+	{ "a request with a reply's key", bad_two_kinds, PURGE_ERR_BAD_REQUEST, "unknown key 'ok'" },
 	{ "auth too long", bad_auth_long, PURGE_ERR_BAD_REQUEST, "key 'auth' must be a token string" },
 	{ "array too long", bad_big_array, PURGE_ERR_TOO_LARGE, "entries exceeds" },
 	{ "progress overrun", bad_progress_overrun, PURGE_ERR_BAD_REQUEST, "exceeds 'total'" },
@@ -590,7 +605,7 @@ START_TEST(test_result_text)
 	ck_assert_ptr_null(result_text(m, &r));
 	ck_assert_int_eq(r, 0);
 	json_decref(m);
-	m = json_pack("{s:i, s:b}", "id", 9, "ok", 1); /* no result: "{}", as json_dumps of none */
+	m = json_pack("{s:s, s:i, s:b}", "kind", "reply", "id", 9, "ok", 1); /* no result: "{}", as json_dumps of none */
 	char *text = result_text(m, &r);
 	ck_assert_int_eq(r, 1);
 	ck_assert_str_eq(text, "{}");
@@ -609,14 +624,14 @@ START_TEST(test_result_text)
 	json_decref(m);
 
 	/* The decoder's limits hold: bad UTF-8 and NUL bytes are refused. */
-	static const uint8_t bad_utf8[] = { 0x83, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3,
+	static const uint8_t bad_utf8[] = { 0x84, 0xa4, 'k', 'i', 'n', 'd', 0xa5, 'r', 'e', 'p', 'l', 'y', 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3,
 					    0xa6, 'r', 'e', 's', 'u', 'l', 't', 0xa2, 0xc3, 0x28 };
 	ck_assert_int_lt(proto_reply_result_text(bad_utf8, sizeof(bad_utf8), NULL, NULL, &id, &text, &tlen, &err), 0);
 	ck_assert(strstr(err.message, "UTF-8"));
-	static const uint8_t surrogate[] = { 0x83, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3, 0xa6,
+	static const uint8_t surrogate[] = { 0x84, 0xa4, 'k', 'i', 'n', 'd', 0xa5, 'r', 'e', 'p', 'l', 'y', 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3, 0xa6,
 					     'r', 'e', 's', 'u', 'l', 't', 0xa3, 0xed, 0xa0, 0x80 };
 	ck_assert_int_lt(proto_reply_result_text(surrogate, sizeof(surrogate), NULL, NULL, &id, &text, &tlen, &err), 0);
-	static const uint8_t nul[] = { 0x83, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3,
+	static const uint8_t nul[] = { 0x84, 0xa4, 'k', 'i', 'n', 'd', 0xa5, 'r', 'e', 'p', 'l', 'y', 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'k', 0xc3,
 				       0xa6, 'r', 'e', 's', 'u', 'l', 't', 0xa2, 'a', 0x00 };
 	ck_assert_int_lt(proto_reply_result_text(nul, sizeof(nul), NULL, NULL, &id, &text, &tlen, &err), 0);
 	ck_assert(strstr(err.message, "NUL"));
