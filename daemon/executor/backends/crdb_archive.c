@@ -70,7 +70,7 @@ static const char DELETE_SCRIPT[] =
 
 /* ------------------------------------------------------------------ purge */
 
-/* A key archived and WATCHed, to be deleted: its name, and what its archived DUMP was. */
+/* A key archived, to be deleted: its name, and what its archived DUMP and expiry were. */
 struct bkey {
 	const char *k;
 	size_t len;
@@ -81,7 +81,7 @@ struct bkey {
 struct batch {
 	redisReply **pages;       /* SCAN answers the keys point into */
 	size_t npages, pcap;
-	char **owned;             /* ... or copies of names rechecked after an aborted delete */
+	char **owned;             /* ... or copies of the names of keys read again */
 	size_t nowned, ocap;
 	struct bkey *keys;
 	size_t nkeys, kcap;
@@ -94,8 +94,8 @@ struct run {
 	struct instance *in;
 	char kind[64];            /* "instance N" */
 	uint64_t *done, total;
-	struct batch b;           /* archived (and WATCHed), not yet deleted */
-	struct bkey *rk;          /* an aborted delete's keys, to WATCH and read again (names owned) */
+	struct batch b;           /* archived, not yet sealed and deleted */
+	struct bkey *rk;          /* keys the delete found changed, to read and archive again (names owned) */
 	size_t nrk, rkcap;
 	uint64_t archived, changed;
 };
