@@ -613,6 +613,7 @@ int crdb_archive_purge(struct backend_ctx *ctx, json_t *errors, struct instance 
 	for (k = 0; k < n; k++)
 		if (!v[k].failed && v[k].rc)
 			est += estimate(ctx, &v[k]);
+	log_info("the archive is estimated at %llu bytes before compression", (unsigned long long)est);
 	if (backend_archive_reserve(ctx, est) < 0)
 		return -1;
 	for (k = 0; k < n; k++) {
