@@ -159,8 +159,10 @@ static void on_archive_hashed(void *data, int err, uint64_t bytes, const char *h
 {
 	struct executor *e = data;
 	struct task *t = e->task;
-	json_t *res = e->result ? json_object_get(e->result, "result") : NULL;
-	json_t *said = json_object_get(res, "archive");
+	struct msg_result res = { 0 };
+	if (e->result)
+		msg_result_unpack(e->result, &res);
+	bool said = res.has_archive;
 	const char *path = e->archive_path;
 
 	e->archive_hashing = false;
@@ -169,7 +171,7 @@ static void on_archive_hashed(void *data, int err, uint64_t bytes, const char *h
 		task_warn(t, "the archive %s could not be read back to record its size and SHA-256: %s; it is kept, "
 			  "unverified", path, strerror(err));
 		log_warnx("task %s: cannot hash its archive %s: %s", t->id, path, strerror(err));
-	} else if (said && json_integer_value(json_object_get(said, "records")) == 0) {
+	} else if (said && res.archive_records == 0) {
 		/* Nothing was archived (nothing to delete, or the purge failed before its first record). */
 		if (unlink(path) < 0 && errno != ENOENT)
 			log_warn("task %s: cannot remove its empty archive %s", t->id, path);
@@ -186,9 +188,9 @@ static void on_archive_hashed(void *data, int err, uint64_t bytes, const char *h
 				  "uncounted and perhaps not all sealed; read it with purgectl archive %s", path,
 				  (unsigned long long)bytes, t->id);
 		} else {
-			json_object_set(t->archive, "records", json_object_get(said, "records"));
-			const char *shex = json_string_value(json_object_get(said, "sha256"));
-			json_int_t sbytes = json_integer_value(json_object_get(said, "bytes"));
+			json_object_set_new(t->archive, "records", json_integer((json_int_t)res.archive_records));
+			const char *shex = res.archive_sha256;
+			json_int_t sbytes = (json_int_t)res.archive_bytes;
 			if ((uint64_t)sbytes != bytes || !is_sha256_hex(shex) || strcmp(shex, hex) != 0) {
 				char safe[80];
 				task_safe_text(safe, sizeof(safe), shex ? shex : "");
@@ -231,22 +233,24 @@ static void settle(struct executor *e)
 	uv_timer_stop(&e->timer);
 	manifest_close(&e->manifest_fd); /* synced before the end is journaled */
 
-	json_t *res = e->result ? json_object_get(e->result, "result") : NULL;
-	bool ok = res && json_is_true(json_object_get(res, "ok"));
+	struct msg_result res = { 0 };
+	if (e->result)
+		msg_result_unpack(e->result, &res);
+	bool ok = e->result && res.ok;
 	/* A plan's counts are the result's; a purge's are what it confirmed as it went (task->counts). */
-	json_t *counts = e->dry_run && res ? json_object_get(res, "counts") : NULL;
-	json_t *errors = res ? json_object_get(res, "errors") : NULL;
+	json_t *counts = e->dry_run ? res.counts : NULL;
+	json_t *errors = res.errors;
 	char berr[ERROR_TEXT_MAX];
-	bool has_berr = res && json_is_string(json_object_get(res, "error"));
+	bool has_berr = res.error != NULL;
 
 	if (has_berr)
-		task_safe_text(berr, sizeof(berr), json_string_value(json_object_get(res, "error")));
-	if (!e->dry_run && e->probe && res)
-		merge_probe_counts(t, json_object_get(res, "counts"));
+		task_safe_text(berr, sizeof(berr), res.error);
+	if (!e->dry_run && e->probe && e->result)
+		merge_probe_counts(t, res.counts);
 	/* What the driver could not see or count: said on the task, whatever its outcome. */
 	json_t *w;
 	size_t wi;
-	json_array_foreach(res ? json_object_get(res, "warnings") : NULL, wi, w) {
+	json_array_foreach(res.warnings, wi, w) {
 		char said[ERROR_TEXT_MAX];
 		task_safe_text(said, sizeof(said), json_string_value(w));
 		task_warn(t, "%s", said);
@@ -266,7 +270,7 @@ static void settle(struct executor *e)
 		.cancel_requested = t->cancel_requested,
 		.stop_sent = e->stop_sent,
 		.stop_killed = e->stop_killed,
-		.has_result = res != NULL,
+		.has_result = e->result != NULL,
 		.result_ok = ok,
 		.stop_grace = e->stop_grace,
 		.exit_status = e->exit_status,
@@ -413,9 +417,11 @@ static void violation(struct executor *e, const char *what)
  * `purgectl task`), journal those now and then, and append the entries to
  * the manifest. NULL, or why the message is refused (nothing applied then).
  */
-static const char *record_deleted(struct executor *e, const json_t *msg)
+static const char *record_deleted(struct executor *e, const json_t *raw)
 {
-	json_t *entries = json_object_get(msg, "manifest"), *x;
+	struct msg_manifest msg;
+	msg_manifest_unpack(raw, &msg);
+	json_t *entries = msg.entries, *x;
 	size_t i, bytes = 0;
 
 	/* A byte budget too, so that a compromised executor cannot fill root's disk with long names. */
@@ -423,7 +429,7 @@ static const char *record_deleted(struct executor *e, const json_t *msg)
 		bytes += 64 + json_string_length(json_object_get(x, "name")) + json_string_length(json_object_get(x, "id"));
 	if (e->manifest_bytes + bytes > MANIFEST_BYTES_MAX)
 		return "a manifest over 256 MiB";
-	const char *bad = task_add_confirmed(e->task, msg, e->entries);
+	const char *bad = task_add_confirmed(e->task, &msg, e->entries);
 	if (bad)
 		return bad;
 	e->manifest_bytes += bytes;
@@ -471,16 +477,17 @@ static void handle_frame(struct executor *e, const uint8_t *p, size_t n)
 	} else if (!e->task) {
 		/* Settled already (cannot happen before EOF): nothing to record. */
 	} else if (type == PURGE_MSG_RESULT) {
-		bad = task_check_result(json_object_get(msg, "result"));
+		struct msg_result res;
+		msg_result_unpack(msg, &res);
+		bad = task_check_result(&res);
 		if (!bad)
 			e->result = json_incref(msg);
 	} else if (type == PURGE_MSG_MANIFEST) {
 		bad = e->dry_run ? "a plan reported a deletion" : record_deleted(e, msg);
 	} else {
-		json_t *pr = json_object_get(msg, "progress");
-		runner_on_progress(e->task, json_string_value(json_object_get(pr, "step")),
-				   (uint64_t)json_integer_value(json_object_get(pr, "done")),
-				   (uint64_t)json_integer_value(json_object_get(pr, "total")));
+		struct msg_progress pr;
+		msg_progress_unpack(msg, &pr);
+		runner_on_progress(e->task, pr.step, pr.done, pr.total);
 	}
 	if (bad)
 		violation(e, bad);
@@ -704,21 +711,16 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 		log_warnx("task %s: target '%s' has insecure = yes: its TLS certificate is not verified", task->id,
 			  tc->name);
 	}
-	job = json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:o, s:o}}", "kind", "job", "v", PURGE_PROTO_VERSION,
-			"build", PURGED_VERSION, "job",
-			"task_id", task->id, "operation", task->operation, "target", tc->name, "type", tc->type,
-			"dry_run", dry_run, "settings", settings, "secrets", secrets);
-	if (job && archive_spec)
-		json_object_set_new(json_object_get(job, "job"), "archive", archive_spec);
-	else
-		json_decref(archive_spec);
-	if (job && options)
-		json_object_set_new(json_object_get(job, "job"), "options", options);
-	else
-		json_decref(options);
+	job = msg_job_pack(&(struct msg_job){ .task_id = task->id, .operation = task->operation, .target = tc->name,
+					      .type = tc->type, .dry_run = dry_run, .settings = settings,
+					      .secrets = secrets, .archive = archive_spec, .options = options });
+	json_decref(settings);
+	json_decref(archive_spec);
+	json_decref(options);
 	w = xcalloc(1, sizeof(*w));
 	r = job ? proto_encode(job, &w->buf, &w->len) : -ENOMEM;
-	json_wipe_strings(json_object_get(json_object_get(job, "job"), "secrets"));
+	json_wipe_strings(secrets); /* the job held references to it: wiped once, here */
+	json_decref(secrets);
 	json_decref(job);
 	if (r < 0) {
 		free(w);

@@ -231,9 +231,9 @@ void task_warn(struct task *task, const char *fmt, ...)
 	free(s);
 }
 
-const char *task_add_confirmed(struct task *task, const json_t *msg, uint64_t entries_before)
+const char *task_add_confirmed(struct task *task, const struct msg_manifest *msg, uint64_t entries_before)
 {
-	json_t *entries = json_object_get(msg, "manifest"), *bulk = json_object_get(msg, "deleted");
+	json_t *entries = msg->entries, *bulk = msg->deleted;
 	json_t *add = json_object(), *v, *counts = task->counts;
 	const char *kind, *bad = NULL;
 	size_t i, fresh = 0;
@@ -287,9 +287,9 @@ out:
 	return bad;
 }
 
-const char *task_check_result(const json_t *res)
+const char *task_check_result(const struct msg_result *res)
 {
-	const json_t *counts = json_object_get(res, "counts"), *errors = json_object_get(res, "errors");
+	const json_t *counts = res->counts, *errors = res->errors;
 	const char *kind;
 	json_t *v;
 	size_t i;
@@ -300,7 +300,7 @@ const char *task_check_result(const json_t *res)
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > TASK_COUNT_MAX ||
 		    strlen(kind) == 0 || strlen(kind) > PURGE_NAME_MAX)
 			return "a result count that is not a kind (at most 64 bytes) with an integer from 0 to 2^53";
-	const json_t *warnings = json_object_get(res, "warnings");
+	const json_t *warnings = res->warnings;
 	if (json_array_size(warnings) > 16)
 		return "a result with more than 16 warnings";
 	json_array_foreach(warnings, i, v)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include "purged/messages.h"
 #include "purged/proto.h"
 
 enum task_state {
@@ -99,14 +100,14 @@ size_t task_table_prune(struct task_table *t, size_t keep);
 #define TASK_TEXT_MAX 4096           /* bytes of an error or warning text (with its NUL) */
 
 /*
- * Add a decoded manifest message's confirmed deletions ({manifest: [{kind..}],
- * deleted: {kind: n}}) to task->counts: all of them, or none when a limit
- * above would be passed. @entries_before: manifest entries the task already
- * had. Returns NULL, or why the message is refused (a static string).
+ * Add a decoded manifest message's confirmed deletions (entries and bulk
+ * counts) to task->counts: all of them, or none when a limit above would be
+ * passed. @entries_before: manifest entries the task already had. Returns
+ * NULL, or why the message is refused (a static string).
  */
-const char *task_add_confirmed(struct task *task, const json_t *msg, uint64_t entries_before);
-/* NULL, or why a decoded result's outcome is refused (counts and errors out of bounds or shape). */
-const char *task_check_result(const json_t *outcome);
+const char *task_add_confirmed(struct task *task, const struct msg_manifest *msg, uint64_t entries_before);
+/* NULL, or why a decoded result is refused (counts, errors and warnings out of bounds or shape). */
+const char *task_check_result(const struct msg_result *res);
 /* Set the task's error; the text is made safe (valid UTF-8, no NUL, at most 4 KiB). */
 void task_set_error(struct task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Add a warning (what the administrator should know), made safe the same way. */

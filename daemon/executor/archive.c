@@ -369,12 +369,11 @@ int archive_open(struct backend_ctx *ctx, const json_t *spec, const char *type)
 	return 0;
 }
 
-json_t *archive_close(struct backend_ctx *ctx)
+void archive_close(struct backend_ctx *ctx, struct msg_result *res, char sha[65])
 {
 	struct archive *a = ctx->archive;
-	json_t *res = NULL;
 	if (!a)
-		return NULL;
+		return;
 	if (a->writing) {
 		/* What a failed run added is ended and synced too: it is what the supervisor will keep. */
 		if (!a->broken && a->unsealed) {
@@ -385,11 +384,12 @@ json_t *archive_close(struct backend_ctx *ctx)
 			memcpy(ctx->error, keep, sizeof(keep));
 		}
 		unsigned char d[32];
-		char hex[65];
 		sha256_digest(&a->sha, sizeof(d), d);
-		sha256_to_hex(d, hex);
-		res = json_pack("{s:I, s:s, s:I}", "bytes", (json_int_t)a->bytes, "sha256", hex, "records",
-				(json_int_t)a->records);
+		sha256_to_hex(d, sha);
+		res->has_archive = true;
+		res->archive_bytes = a->bytes;
+		res->archive_records = a->records;
+		res->archive_sha256 = sha;
 	}
 	ZSTD_freeCCtx(a->cctx);
 	ZSTD_freeDCtx(a->dctx);
@@ -398,5 +398,4 @@ json_t *archive_close(struct backend_ctx *ctx)
 	close(a->fd);
 	free(a);
 	ctx->archive = NULL;
-	return res;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "daemon/executor/backend.h"
+#include "purged/messages.h"
 
 #define ARCHIVE_FD 4
 
@@ -23,9 +24,9 @@
  * otherwise). Returns 0, or -1 with ctx->error set.
  */
 int archive_open(struct backend_ctx *ctx, const json_t *spec, const char *type);
-/* main.c, before the result: what was written and sealed, for the result's
- * "archive" ({bytes, sha256, records}), or NULL; frees the state. */
-json_t *archive_close(struct backend_ctx *ctx);
+/* main.c, before the result: what was written and sealed, into the result's
+ * archive fields (@sha: where its SHA-256 is written); frees the state. */
+void archive_close(struct backend_ctx *ctx, struct msg_result *res, char sha[65]);
 
 /* A purge that must archive before it deletes. */
 bool backend_archiving(const struct backend_ctx *ctx);

@@ -16,6 +16,7 @@
 #include "buildconf.h"
 #include "daemon/executor/archive.h"
 #include "daemon/executor/family.h"
+#include "purged/messages.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -29,20 +30,10 @@ static const struct backend_ops *find_backend(const char *type)
 	return NULL;
 }
 
-static int send_result(int fd, bool ok, json_t *counts, const char *error, json_t *errors, json_t *warnings,
-		       json_t *archive)
+static int send_result(int fd, const struct msg_result *res)
 {
-	json_t *msg = json_pack("{s:s, s:{s:b, s:O}}", "kind", "result", "result", "ok", ok, "counts", counts);
-	int r;
-	if (msg && error)
-		json_object_set_new(json_object_get(msg, "result"), "error", json_string(error));
-	if (msg && errors)
-		json_object_set(json_object_get(msg, "result"), "errors", errors);
-	if (msg && warnings)
-		json_object_set(json_object_get(msg, "result"), "warnings", warnings);
-	if (msg && archive)
-		json_object_set(json_object_get(msg, "result"), "archive", archive);
-	r = msg ? frame_send(fd, msg) : -ENOMEM;
+	json_t *msg = msg_result_pack(res);
+	int r = msg ? frame_send(fd, msg) : -ENOMEM;
 	json_decref(msg);
 	return r;
 }
@@ -67,9 +58,9 @@ static int refuse_skew(int their_protocol, const char *their_build)
 			 PURGE_PROTO_VERSION);
 	log_warnx("%s", why);
 	if (their_protocol == 1)
-		msg = json_pack("{s:{s:b, s:s}}", "outcome", "ok", 0, "error", why);
+		msg = json_pack("{s:{s:b, s:s}}", "outcome", "ok", 0, "error", why); /* protocol 1's result */
 	else
-		msg = json_pack("{s:s, s:{s:b, s:s}}", "kind", "result", "result", "ok", 0, "error", why);
+		msg = msg_result_pack(&(struct msg_result){ .ok = false, .error = why });
 	int r = msg ? frame_send(MSG_FD, msg) : -ENOMEM;
 	json_decref(msg);
 	return r < 0 ? 1 : 0;
@@ -84,7 +75,7 @@ int main(int argc, char **argv)
 	struct proto_error perr;
 	enum purge_msg_type type;
 	const struct backend_ops *ops;
-	json_t *msg = NULL, *job;
+	json_t *msg = NULL;
 	struct stat st;
 	char err[256];
 	int r;
@@ -125,30 +116,31 @@ int main(int argc, char **argv)
 		return refuse_skew(perr.peer_version, NULL);
 	if (r < 0)
 		fatalx("no valid job from the supervisor: %s", r == -EPIPE ? "connection closed" : perr.message);
-	if (strcmp(json_string_value(json_object_get(msg, "build")), PURGED_VERSION) != 0)
-		return refuse_skew(PURGE_PROTO_VERSION, json_string_value(json_object_get(msg, "build")));
-	job = json_object_get(msg, "job");
-	ctx.task_id = json_string_value(json_object_get(job, "task_id"));
-	ctx.target = json_string_value(json_object_get(job, "target"));
-	ctx.settings = json_object_get(job, "settings");
-	ctx.secrets = json_object_get(job, "secrets");
-	ctx.dry_run = json_is_true(json_object_get(job, "dry_run"));
-	ctx.operation = json_string_value(json_object_get(job, "operation"));
+	struct msg_job job;
+	msg_job_unpack(msg, &job);
+	if (strcmp(job.build, PURGED_VERSION) != 0)
+		return refuse_skew(PURGE_PROTO_VERSION, job.build);
+	ctx.task_id = job.task_id;
+	ctx.target = job.target;
+	ctx.settings = job.settings;
+	ctx.secrets = job.secrets;
+	ctx.dry_run = job.dry_run;
+	ctx.operation = job.operation;
 	if (!ctx.operation)
 		ctx.operation = ctx.dry_run ? "plan" : "purge";
-	ctx.options = json_object_get(job, "options");
+	ctx.options = job.options;
 	json_t *no_options = json_object();
 	if (!ctx.options)
 		ctx.options = no_options;
 	ctx.counts = json_object();
 
-	ops = find_backend(json_string_value(json_object_get(job, "type")));
+	ops = find_backend(job.type);
 	if (!ops)
-		fatalx("backend type '%s' (target '%s') is not served by %s", json_string_value(json_object_get(job, "type")),
+		fatalx("backend type '%s' (target '%s') is not served by %s", job.type,
 		       ctx.target, argv[0]);
 	family_init();
 	/* The archive (or none: then RLIMIT_FSIZE 0, no file written) before any backend byte is read. */
-	r = archive_open(&ctx, json_object_get(job, "archive"), ops->type);
+	r = archive_open(&ctx, job.archive, ops->type);
 	if (r == 0)
 		r = ops->prepare(&ctx, &policy);
 	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)
@@ -161,9 +153,11 @@ int main(int argc, char **argv)
 	family_finish(&ctx);
 	json_wipe_strings((json_t *)ctx.secrets);
 	backend_flush(&ctx); /* every confirmed deletion before the result */
-	json_t *archive = archive_close(&ctx);
-	r = send_result(MSG_FD, r == 0, ctx.counts, r == 0 ? NULL : ctx.error, ctx.errors, ctx.warnings, archive);
-	json_decref(archive);
+	struct msg_result res = { .ok = r == 0, .counts = ctx.counts, .error = r == 0 ? NULL : ctx.error,
+				  .errors = ctx.errors, .warnings = ctx.warnings };
+	char sha[65];
+	archive_close(&ctx, &res, sha);
+	r = send_result(MSG_FD, &res);
 	if (r < 0)
 		fatalx("cannot send the result to the supervisor: %s", strerror(-r));
 	struct rusage ru;

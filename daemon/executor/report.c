@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/executor/backend.h"
+#include "purged/messages.h"
 #include "purged/log.h"
 #include "purged/text.h"
 #include "purged/util.h"
@@ -69,12 +70,10 @@ void backend_flush(struct backend_ctx *ctx)
 
 	if (ctx->unsent == 0)
 		return;
-	msg = json_pack("{s:s}", "kind", "manifest");
-	json_object_set_new(msg, "manifest", ctx->manifest ? ctx->manifest : json_array());
-	if (ctx->deleted && json_object_size(ctx->deleted))
-		json_object_set_new(msg, "deleted", ctx->deleted);
-	else
-		json_decref(ctx->deleted);
+	json_t *entries = ctx->manifest ? ctx->manifest : json_array();
+	msg = msg_manifest_pack(&(struct msg_manifest){ .entries = entries, .deleted = ctx->deleted });
+	json_decref(entries);
+	json_decref(ctx->deleted);
 	ctx->manifest = ctx->deleted = NULL;
 	ctx->unsent = 0;
 	r = msg ? frame_send(ctx->fd, msg) : -ENOMEM;
@@ -98,8 +97,7 @@ void backend_progress(struct backend_ctx *ctx, const char *step, uint64_t done, 
 	if (done != 0 && done != total && now - ctx->last_progress < PROGRESS_INTERVAL_USEC)
 		return;
 	ctx->last_progress = now;
-	msg = json_pack("{s:s, s:{s:s, s:I, s:I}}", "kind", "progress", "progress", "step", step, "done", (json_int_t)done, "total",
-			(json_int_t)total);
+	msg = msg_progress_pack(&(struct msg_progress){ .step = step, .done = done, .total = total });
 	r = msg ? frame_send(ctx->fd, msg) : -ENOMEM;
 	json_decref(msg);
 	if (r < 0)

@@ -55,17 +55,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (type == PURGE_MSG_MANIFEST) {
 			json_t *before = json_deep_copy(task->counts);
-			const char *bad = task_add_confirmed(task, msg, entries);
+			struct msg_manifest mm;
+			msg_manifest_unpack(msg, &mm);
+			const char *bad = task_add_confirmed(task, &mm, entries);
 			if (bad) {
 				assert(json_equal(before, task->counts));
 				task_set_error(task, "protocol violation by the executor: %s", bad);
 			} else {
-				entries += json_array_size(json_object_get(msg, "manifest"));
+				entries += json_array_size(mm.entries);
 			}
 			json_decref(before);
 		} else if (type == PURGE_MSG_RESULT) {
-			json_t *res = json_object_get(msg, "result");
-			const char *bad = task_check_result(res), *berr = json_string_value(json_object_get(res, "error"));
+			struct msg_result res;
+			msg_result_unpack(msg, &res);
+			const char *bad = task_check_result(&res), *berr = res.error;
 			if (bad)
 				task_set_error(task, "protocol violation by the executor: %s", bad);
 			else if (berr)

@@ -60,8 +60,10 @@ static void file_sha(char hex[65])
 	sha256_to_hex(d, hex);
 }
 
-/* Write @n records {"kind":"k","id":i,"blob":<binary as base64>} in @seals batches; returns the result. */
-static json_t *write_records(int n, int seals, uint64_t max_bytes)
+static char written_sha[65];
+
+/* Write @n records {"kind":"k","id":i,"blob":<binary as base64>} in @seals batches; returns the result's fields. */
+static struct msg_result write_records(int n, int seals, uint64_t max_bytes)
 {
 	struct backend_ctx ctx = new_ctx();
 	use_as_fd4(O_WRONLY);
@@ -79,16 +81,19 @@ static json_t *write_records(int n, int seals, uint64_t max_bytes)
 	}
 	ck_assert_int_eq(backend_archive_seal(&ctx), 0);
 	json_decref(spec);
-	return archive_close(&ctx);
+	struct msg_result res = { 0 };
+	archive_close(&ctx, &res, written_sha);
+	return res;
 }
 
 START_TEST(test_roundtrip)
 {
-	json_t *res = write_records(5000, 7, 0);
+	struct msg_result res = write_records(5000, 7, 0);
 	char hex[65];
 	file_sha(hex);
-	ck_assert_str_eq(json_string_value(json_object_get(res, "sha256")), hex);
-	ck_assert_int_eq(json_integer_value(json_object_get(res, "records")), 5000);
+	ck_assert(res.has_archive);
+	ck_assert_str_eq(res.archive_sha256, hex);
+	ck_assert_int_eq(res.archive_records, 5000);
 
 	struct backend_ctx ctx = new_ctx();
 	use_as_fd4(O_RDONLY);
@@ -112,15 +117,14 @@ START_TEST(test_roundtrip)
 	}
 	ck_assert_str_eq(ctx.error, "");
 	ck_assert_int_eq(i, 5000);
-	archive_close(&ctx);
+	archive_close(&ctx, &(struct msg_result){ 0 }, written_sha);
 	json_decref(spec);
-	json_decref(res);
 }
 END_TEST
 
 START_TEST(test_changed_file_refused)
 {
-	json_t *res = write_records(100, 0, 0);
+	write_records(100, 0, 0);
 	char hex[65];
 	file_sha(hex);
 	int fd = open(path, O_WRONLY | O_APPEND);
@@ -134,16 +138,15 @@ START_TEST(test_changed_file_refused)
 	ck_assert_ptr_null(backend_archive_next(&ctx));
 	ck_assert_ptr_nonnull(strstr(ctx.error, "SHA-256"));
 	ck_assert_ptr_nonnull(strstr(ctx.error, "nothing was restored"));
-	archive_close(&ctx);
+	archive_close(&ctx, &(struct msg_result){ 0 }, written_sha);
 	json_decref(spec);
-	json_decref(res);
 }
 END_TEST
 
 START_TEST(test_cut_file_refused)
 {
-	json_t *res = write_records(3000, 0, 0);
-	ck_assert_int_eq(truncate(path, (off_t)json_integer_value(json_object_get(res, "bytes")) / 2), 0);
+	struct msg_result res = write_records(3000, 0, 0);
+	ck_assert_int_eq(truncate(path, (off_t)res.archive_bytes / 2), 0);
 	char hex[65];
 	file_sha(hex); /* the cut file's own hash: the damage must still be seen */
 
@@ -159,9 +162,8 @@ START_TEST(test_cut_file_refused)
 	}
 	ck_assert_int_lt(n, 3000);
 	ck_assert_str_ne(ctx.error, "");
-	archive_close(&ctx);
+	archive_close(&ctx, &(struct msg_result){ 0 }, written_sha);
 	json_decref(spec);
-	json_decref(res);
 }
 END_TEST
 
@@ -191,7 +193,7 @@ START_TEST(test_limit_is_a_refusal)
 	ck_assert_ptr_nonnull(strstr(ctx.error, "archive_max_bytes"));
 	ck_assert_int_eq(backend_archive_seal(&ctx), -1);
 	ck_assert_int_eq(backend_archive_add(&ctx, json_object()), -1);
-	json_decref(archive_close(&ctx));
+	archive_close(&ctx, &(struct msg_result){ 0 }, written_sha);
 	json_decref(spec);
 }
 END_TEST
@@ -203,7 +205,7 @@ START_TEST(test_wrong_fd_mode_refused)
 	json_t *spec = json_pack("{s:s, s:i}", "mode", "write", "max_bytes", 0);
 	ck_assert_int_eq(archive_open(&ctx, spec, "crdb"), -1);
 	ck_assert_ptr_nonnull(strstr(ctx.error, "restart purged"));
-	json_decref(archive_close(&ctx));
+	archive_close(&ctx, &(struct msg_result){ 0 }, written_sha);
 	json_decref(spec);
 }
 END_TEST

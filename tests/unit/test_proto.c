@@ -3,6 +3,8 @@
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+#include "buildconf.h"
+#include "purged/messages.h"
 #include "purged/proto.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -113,6 +115,71 @@ START_TEST(test_roundtrip_executor_hop)
 	json_decref(roundtrip(json_pack("{s:s, s:[{s:s, s:i, s:s}, {s:s, s:s}]}", "kind", "manifest", "manifest", "kind", "projects", "id", 4,
 					"name", "Web", "kind", "keys", "id", "user:1"),
 			      PURGE_MSG_MANIFEST));
+}
+END_TEST
+
+/* Each executor-hop struct through its pack, the real encoder and decoder, and its unpack: a key renamed
+ * on one side (or missing from the schema) fails here. */
+START_TEST(test_message_structs)
+{
+	json_t *settings = json_pack("{s:i}", "objects", 3), *secrets = json_pack("{s:s}", "password", "pw");
+	json_t *archive = json_pack("{s:s, s:i}", "mode", "write", "max_bytes", 1048576);
+	json_t *options = json_pack("{s:b}", "replace", 1);
+	struct msg_job j = { .task_id = "01a227ad-f7bc-7304-b19f-9b57b020426a", .operation = "purge", .target = "demo",
+			     .type = "noop", .dry_run = true, .settings = settings, .secrets = secrets,
+			     .archive = archive, .options = options }, j2;
+	json_t *m = roundtrip(msg_job_pack(&j), PURGE_MSG_JOB);
+	msg_job_unpack(m, &j2);
+	ck_assert_str_eq(j2.task_id, j.task_id);
+	ck_assert_str_eq(j2.operation, "purge");
+	ck_assert_str_eq(j2.target, "demo");
+	ck_assert_str_eq(j2.type, "noop");
+	ck_assert(j2.dry_run);
+	ck_assert(json_equal(j2.settings, settings) && json_equal(j2.secrets, secrets));
+	ck_assert(json_equal(j2.archive, archive) && json_equal(j2.options, options));
+	ck_assert_str_eq(j2.build, PURGED_VERSION);
+	json_decref(m);
+
+	struct msg_progress p = { .step = "objects", .done = 2, .total = 3 }, p2;
+	m = roundtrip(msg_progress_pack(&p), PURGE_MSG_PROGRESS);
+	msg_progress_unpack(m, &p2);
+	ck_assert_str_eq(p2.step, "objects");
+	ck_assert(p2.done == 2 && p2.total == 3);
+	json_decref(m);
+
+	json_t *entries = json_pack("[{s:s, s:i, s:s}]", "kind", "Person", "id", 4, "name", "Ann");
+	json_t *deleted = json_pack("{s:i}", "instance 1", 1000);
+	struct msg_manifest mf = { .entries = entries, .deleted = deleted }, mf2;
+	m = roundtrip(msg_manifest_pack(&mf), PURGE_MSG_MANIFEST);
+	msg_manifest_unpack(m, &mf2);
+	ck_assert(json_equal(mf2.entries, entries) && json_equal(mf2.deleted, deleted));
+	json_decref(m);
+
+	json_t *counts = json_pack("{s:i}", "objects", 3), *warnings = json_pack("[s]", "archived projects unseen");
+	struct msg_result r = { .ok = false, .counts = counts, .error = "boom", .warnings = warnings,
+				.has_archive = true, .archive_bytes = 77, .archive_records = 5,
+				.archive_sha256 = "ab" }, r2;
+	m = roundtrip(msg_result_pack(&r), PURGE_MSG_RESULT);
+	msg_result_unpack(m, &r2);
+	ck_assert(!r2.ok);
+	ck_assert_str_eq(r2.error, "boom");
+	ck_assert(json_equal(r2.counts, counts) && json_equal(r2.warnings, warnings) && !r2.errors);
+	ck_assert(r2.has_archive && r2.archive_bytes == 77 && r2.archive_records == 5);
+	ck_assert_str_eq(r2.archive_sha256, "ab");
+	json_decref(m);
+	m = roundtrip(msg_result_pack(&(struct msg_result){ .ok = true }), PURGE_MSG_RESULT);
+	msg_result_unpack(m, &r2);
+	ck_assert(r2.ok && !r2.has_archive && !r2.error && !r2.counts);
+	json_decref(m);
+
+	json_decref(settings);
+	json_decref(secrets);
+	json_decref(archive);
+	json_decref(options);
+	json_decref(entries);
+	json_decref(deleted);
+	json_decref(counts);
+	json_decref(warnings);
 }
 END_TEST
 
@@ -771,6 +838,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(tc, test_roundtrip_request_with_auth);
 	tcase_add_test(tc, test_roundtrip_replies_events);
 	tcase_add_test(tc, test_roundtrip_executor_hop);
+	tcase_add_test(tc, test_message_structs);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_result_text);
 	tcase_add_test(tc, test_encode_request);

@@ -312,6 +312,24 @@ START_TEST(test_error_from_executor)
 END_TEST
 
 /* A purge's counts are the sum of what its executor confirmed; a message past a limit changes nothing. */
+/* The manifest and result messages as the executor sends them, through their structs. */
+static const char *add_confirmed(struct task *task, const json_t *m, uint64_t before)
+{
+	struct msg_manifest mm;
+	msg_manifest_unpack(m, &mm);
+	return task_add_confirmed(task, &mm, before);
+}
+
+static const char *check_result(json_t *body)
+{
+	json_t *m = json_pack("{s:O}", "result", body);
+	struct msg_result r;
+	msg_result_unpack(m, &r);
+	const char *bad = task_check_result(&r);
+	json_decref(m);
+	return bad;
+}
+
 START_TEST(test_confirmed_counts)
 {
 	struct task_table t;
@@ -321,8 +339,8 @@ START_TEST(test_confirmed_counts)
 
 	m = json_pack("{s:[{s:s, s:i}, {s:s, s:i, s:b}], s:{s:i}}", "manifest", "kind", "Person", "id", 1, "kind",
 		      "Organization", "id", 2, "cascade", 1, "deleted", "instance 1", 1000);
-	ck_assert_ptr_null(task_add_confirmed(task, m, 0));
-	ck_assert_ptr_null(task_add_confirmed(task, m, 2));
+	ck_assert_ptr_null(add_confirmed(task, m, 0));
+	ck_assert_ptr_null(add_confirmed(task, m, 2));
 	json_decref(m);
 	ck_assert_int_eq(json_integer_value(json_object_get(task->counts, "Person")), 2);
 	ck_assert_int_eq(json_integer_value(json_object_get(task->counts, "Organization")), 2);
@@ -332,19 +350,19 @@ START_TEST(test_confirmed_counts)
 	json_t *before = json_deep_copy(task->counts);
 	m = json_pack("{s:[{s:s, s:i}], s:{s:I}}", "manifest", "kind", "Person", "id", 3, "deleted", "instance 1",
 		      (json_int_t)(TASK_COUNT_MAX - 2000 + 1));
-	ck_assert_str_eq(task_add_confirmed(task, m, 4), "a confirmed count over 2^53");
+	ck_assert_str_eq(add_confirmed(task, m, 4), "a confirmed count over 2^53");
 	ck_assert(json_equal(task->counts, before));
 	json_decref(m);
 	m = json_pack("{s:[], s:{s:I}}", "manifest", "deleted", "instance 1", (json_int_t)(TASK_COUNT_MAX - 2000));
-	ck_assert_ptr_null(task_add_confirmed(task, m, 4));
+	ck_assert_ptr_null(add_confirmed(task, m, 4));
 	json_decref(m);
 	m = json_pack("{s:[], s:{s:i}}", "manifest", "deleted", "instance 1", 1);
-	ck_assert_ptr_nonnull(task_add_confirmed(task, m, 4));
+	ck_assert_ptr_nonnull(add_confirmed(task, m, 4));
 	json_decref(m);
 
 	/* The manifest's size and the number of kinds are bounded. */
 	m = json_pack("{s:[{s:s, s:i}]}", "manifest", "kind", "Person", "id", 9);
-	ck_assert_ptr_nonnull(task_add_confirmed(task, m, TASK_ENTRIES_MAX));
+	ck_assert_ptr_nonnull(add_confirmed(task, m, TASK_ENTRIES_MAX));
 	json_decref(m);
 	json_t *many = json_object();
 	for (int i = 0; i < TASK_KINDS_MAX; i++) {
@@ -355,7 +373,7 @@ START_TEST(test_confirmed_counts)
 	json_decref(before);
 	before = json_deep_copy(task->counts);
 	m = json_pack("{s:[], s:o}", "manifest", "deleted", many);
-	ck_assert_str_eq(task_add_confirmed(task, m, 4), "more than 256 kinds of objects");
+	ck_assert_str_eq(add_confirmed(task, m, 4), "more than 256 kinds of objects");
 	ck_assert(json_equal(task->counts, before));
 	json_decref(m);
 	json_decref(before);
@@ -363,13 +381,13 @@ START_TEST(test_confirmed_counts)
 	/* Results: plan counts and errors in shape and bounds. */
 	m = json_pack("{s:b, s:{s:i}, s:[{s:s, s:s}]}", "ok", 1, "counts", "objects", 3, "errors", "target", "x",
 		      "description", "y");
-	ck_assert_ptr_null(task_check_result(m));
+	ck_assert_ptr_null(check_result(m));
 	json_decref(m);
 	m = json_pack("{s:b, s:{s:i}}", "ok", 1, "counts", "objects", -1);
-	ck_assert_ptr_nonnull(task_check_result(m));
+	ck_assert_ptr_nonnull(check_result(m));
 	json_decref(m);
 	m = json_pack("{s:b, s:[{s:{}}]}", "ok", 0, "errors", "description");
-	ck_assert_ptr_nonnull(task_check_result(m));
+	ck_assert_ptr_nonnull(check_result(m));
 	json_decref(m);
 	task_table_free(&t);
 }

@@ -1,0 +1,60 @@
+/*
+ * The supervisor <-> executor messages as C structs. Their keys are written
+ * in two places only: here (pack, unpack) and in proto/schema.c (what the
+ * decoder accepts); test_proto round-trips each struct through the real
+ * encoder and decoder, so a key renamed on one side fails a unit test, not a
+ * purge. JSON subtrees whose keys are data (settings, counts, manifest
+ * entries) stay json_t, borrowed from the message. Unpack only what
+ * proto_decode accepted (types and required keys are checked there).
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* supervisor -> executor: one per executor */
+struct msg_job {
+	const char *task_id, *operation, *target, *type;
+	bool dry_run;
+	json_t *settings;      /* the target's settings, its secrets apart */
+	json_t *secrets;       /* wiped by both sides after use */
+	json_t *archive;       /* {mode, max_bytes | sha256} with fd 4, or NULL */
+	json_t *options;       /* the op's options (restore: {replace}), or NULL */
+	const char *build;     /* unpack: the supervisor's PURGED_VERSION (pack writes this build's) */
+};
+
+/* executor -> supervisor: what it is doing */
+struct msg_progress {
+	const char *step;      /* may be NULL */
+	uint64_t done, total;
+};
+
+/* executor -> supervisor: confirmed deletions, streamed */
+struct msg_manifest {
+	json_t *entries;       /* [{kind, id, name?, cascade?}] */
+	json_t *deleted;       /* {kind: n} bulk counts, or NULL */
+};
+
+/* executor -> supervisor: the last message */
+struct msg_result {
+	bool ok;
+	json_t *counts;        /* kind -> n (a plan's counts), or NULL */
+	const char *error;     /* when !ok, or NULL */
+	json_t *errors;        /* [{cluster_name|target, error_code, description}], or NULL */
+	json_t *warnings;      /* [string], or NULL */
+	bool has_archive;      /* what the executor wrote and sealed on fd 4: */
+	uint64_t archive_bytes, archive_records;
+	const char *archive_sha256;
+};
+
+/* New messages (NULL on ENOMEM only); the structs' json_t members are referenced, not stolen. */
+json_t *msg_job_pack(const struct msg_job *j);
+json_t *msg_progress_pack(const struct msg_progress *p);
+json_t *msg_manifest_pack(const struct msg_manifest *m);
+json_t *msg_result_pack(const struct msg_result *r);
+
+/* Fill the struct from a decoded message of that kind; pointers borrow from @msg. */
+void msg_job_unpack(const json_t *msg, struct msg_job *j);
+void msg_progress_unpack(const json_t *msg, struct msg_progress *p);
+void msg_manifest_unpack(const json_t *msg, struct msg_manifest *m);
+void msg_result_unpack(const json_t *msg, struct msg_result *r);
