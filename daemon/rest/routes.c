@@ -30,6 +30,7 @@ struct route {
 	enum style style;
 	bool public;           /* no bearer token needed */
 	route_fn fn;
+	enum purge_op op;      /* h_task_op: the op relayed for /v1/tasks/ID[/action] */
 };
 
 /* What a request waiting on the supervisor keeps. */
@@ -470,28 +471,11 @@ static void h_tasks(struct http_request *req, char **seg)
 	list_tasks(req, NULL, list_reply);
 }
 
-static void h_task(struct http_request *req, char **seg)
+/* /v1/tasks/ID and its actions: the route's op on that task, its reply relayed. */
+static void h_task_op(struct http_request *req, char **seg)
 {
 	if (valid_task_id(req, seg[2]))
-		relay(req, PURGE_OP_TASKS_GET, json_pack("{s:s}", "id", seg[2]));
-}
-
-static void h_task_cancel(struct http_request *req, char **seg)
-{
-	if (valid_task_id(req, seg[2]))
-		relay(req, PURGE_OP_TASKS_CANCEL, json_pack("{s:s}", "id", seg[2]));
-}
-
-static void h_task_approve(struct http_request *req, char **seg)
-{
-	if (valid_task_id(req, seg[2]))
-		relay(req, PURGE_OP_TASKS_APPROVE, json_pack("{s:s}", "id", seg[2]));
-}
-
-static void h_task_reject(struct http_request *req, char **seg)
-{
-	if (valid_task_id(req, seg[2]))
-		relay(req, PURGE_OP_TASKS_REJECT, json_pack("{s:s}", "id", seg[2]));
+		relay(req, state(req)->route->op, json_pack("{s:s}", "id", seg[2]));
 }
 
 static void h_targets(struct http_request *req, char **seg)
@@ -645,20 +629,31 @@ static bool crdb_list_reply(const json_t *msg, void *ud)
 	return false;
 }
 
-static void h_crdb_purge(struct http_request *req, char **seg)
+/* The JSON body of a request on /v1/crdbs/{guid}/...: NULL (JSON's null too) when it is not JSON;
+ * answered already (404, 415) when that is false in *@answered. */
+static json_t *crdb_body(struct http_request *req, const char *guid, bool *answered)
 {
 	json_error_t jerr;
-	json_t *body, *inst;
-
-	if (!proto_is_name(seg[2])) {
+	*answered = true;
+	if (!proto_is_name(guid)) {
 		v1_error(req, 404, "not_found", "no such Active-Active database");
-		return;
+		return NULL;
 	}
 	if (!req->json_body) {
 		v1_error(req, 415, "unsupported_media_type", "the body must be application/json");
-		return;
+		return NULL;
 	}
-	body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	*answered = false;
+	return json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+}
+
+static void h_crdb_purge(struct http_request *req, char **seg)
+{
+	bool answered;
+	json_t *body = crdb_body(req, seg[2], &answered), *inst;
+
+	if (answered)
+		return;
 	inst = json_object_get(body, "instances");
 	if (!json_is_object(body) || !json_is_array(inst) || json_object_size(body) != 1) {
 		json_decref(body);
@@ -676,18 +671,11 @@ static void h_crdb_purge(struct http_request *req, char **seg)
  */
 static void h_crdb_restore(struct http_request *req, char **seg)
 {
-	json_error_t jerr;
-	json_t *body, *tid, *replace;
+	bool answered;
+	json_t *body = crdb_body(req, seg[2], &answered), *tid, *replace;
 
-	if (!proto_is_name(seg[2])) {
-		v1_error(req, 404, "not_found", "no such Active-Active database");
+	if (answered)
 		return;
-	}
-	if (!req->json_body) {
-		v1_error(req, 415, "unsupported_media_type", "the body must be application/json");
-		return;
-	}
-	body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	tid = json_object_get(body, "task_id");
 	replace = json_object_get(body, "replace");
 	if (!json_is_object(body) || !json_is_string(tid) || !proto_is_task_id(json_string_value(tid)) ||
@@ -726,10 +714,10 @@ static const struct route routes[] = {
 	{ HTTP_POST, "/purge/", "purge", STYLE_LUCID, false, h_purge_none },
 	{ HTTP_POST, "/purge/*", "purge", STYLE_LUCID, false, h_purge },
 	{ HTTP_GET, "/v1/tasks", "tasks", STYLE_V1, false, h_tasks },
-	{ HTTP_GET, "/v1/tasks/*", "task", STYLE_V1, false, h_task },
-	{ HTTP_POST, "/v1/tasks/*/cancel", "task_cancel", STYLE_V1, false, h_task_cancel },
-	{ HTTP_POST, "/v1/tasks/*/approve", "task_approve", STYLE_V1, false, h_task_approve },
-	{ HTTP_POST, "/v1/tasks/*/reject", "task_reject", STYLE_V1, false, h_task_reject },
+	{ HTTP_GET, "/v1/tasks/*", "task", STYLE_V1, false, h_task_op, PURGE_OP_TASKS_GET },
+	{ HTTP_POST, "/v1/tasks/*/cancel", "task_cancel", STYLE_V1, false, h_task_op, PURGE_OP_TASKS_CANCEL },
+	{ HTTP_POST, "/v1/tasks/*/approve", "task_approve", STYLE_V1, false, h_task_op, PURGE_OP_TASKS_APPROVE },
+	{ HTTP_POST, "/v1/tasks/*/reject", "task_reject", STYLE_V1, false, h_task_op, PURGE_OP_TASKS_REJECT },
 	{ HTTP_GET, "/v1/targets", "targets", STYLE_V1, false, h_targets },
 	{ HTTP_PUT, "/v1/crdbs/*/purge", "crdb_purge", STYLE_V1, false, h_crdb_purge },
 	{ HTTP_POST, "/v1/crdbs/*/restore", "crdb_restore", STYLE_V1, false, h_crdb_restore },

@@ -13,7 +13,7 @@ import sys
 import time
 
 from http_probe import content_length  # the same directory
-from msgpack_min import frame, pk, unpk
+from msgpack_min import frame, pk, read_all, unpk
 
 PORT, TOKEN, SOCK = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 A = f"Authorization: Bearer {TOKEN}\r\n".encode()
@@ -28,19 +28,7 @@ def req(**kw):
 
 # ------------------------------------------------------------------ transport
 def recv_all(s, timeout=5):
-    s.settimeout(timeout)
-    data = b""
-    closed = False
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                closed = True
-                break
-            data += chunk
-    except socket.timeout:
-        pass
-    return data, closed
+    return read_all(s, timeout)
 
 
 def recv_response(s, timeout=5):

@@ -15,7 +15,7 @@ import struct
 import sys
 import time
 
-from msgpack_min import frame, pk, unpk
+from msgpack_min import frame, pk, read_all, unpk
 
 SOCK, MODE = sys.argv[1], sys.argv[2]
 FORGED_KEY = "\n<2>purged: audit: root via ctl: purge 'prod' ok"
@@ -36,19 +36,7 @@ def exchange(raw, wait=5.0):
         s.sendall(raw)
     except (BrokenPipeError, ConnectionResetError):
         pass
-    s.settimeout(wait)
-    data, closed = b"", False
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                closed = True
-                break
-            data += chunk
-    except socket.timeout:
-        pass
-    except ConnectionResetError:
-        closed = True
+    data, closed = read_all(s, wait)
     s.close()
     if len(data) < 4:
         return None, closed

@@ -232,6 +232,15 @@ mint_token() {
 	printf '%s\n' "$out" | sed -n 2p >"$T/tokens"
 }
 
+# rest_door NAME: a free $PORT for purged-rest, its base URL $U, a token of NAME ($TOKEN, in
+# $T/tokens) and its header $AUTH; write the section with rest_conf.
+rest_door() {
+	PORT=$(free_port)
+	U=http://127.0.0.1:$PORT
+	mint_token "$1"
+	AUTH="Authorization: Bearer $TOKEN"
+}
+
 # rest_conf: the [rest] section for purged-rest on $PORT with $T/tokens (see mint_token).
 rest_conf() { printf '[rest]\nenabled = yes\nlisten = 127.0.0.1:%s\ntokens_file = %s/tokens\n' "$PORT" "$T"; }
 

@@ -2,6 +2,7 @@
 msgpack module by default), and the control protocol's frame: a 4-byte
 big-endian length and one msgpack map. Shared by badinput.py and hostile.py.
 """
+import socket
 import struct
 
 
@@ -89,3 +90,21 @@ def unpk(b, i=0):
 
 def frame(payload):
     return struct.pack(">I", len(payload)) + payload
+
+
+def read_all(s, timeout):
+    """Read until the peer closes or @timeout passes: (bytes, closed). A reset is a close."""
+    s.settimeout(timeout)
+    data, closed = b"", False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    except ConnectionResetError:
+        closed = True
+    return data, closed

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 PROBE="python3 $(dirname "$0")/http_probe.py"
-PORT=$(free_port)
-U=http://127.0.0.1:$PORT
-mint_token ci
-AUTH="Authorization: Bearer $TOKEN"
+rest_door ci
 
 write_config "max_executors = 1" "max_queue = 500" <<EOF2
 $(rest_conf)

@@ -255,6 +255,7 @@ objects = 10
 step_ms = 1
 EOF2
 cp "$(dirname "$0")/hostile_executor.py" "$T/bin/purged-executor"
+cp "$(dirname "$0")/msgpack_min.py" "$T/bin/" && chmod 644 "$T/bin/msgpack_min.py"
 chmod 755 "$T/bin/purged-executor"
 start_purged || { finish; exit 1; }
 # attack NAME OP: run task OP (purge or plan) with the hostile executor; its task in $OUT, $ID.

@@ -6,6 +6,7 @@
  * RLIMIT_FSIZE and takes fd 4.
  */
 #include <check.h>
+#include "unit.h"
 #include <fcntl.h>
 #include <nettle/sha2.h>
 #include <stdio.h>
@@ -228,18 +229,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("archive");
-	TCase *tc = tcase_create("archive");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_roundtrip);
-	tcase_add_test(tc, test_changed_file_refused);
-	tcase_add_test(tc, test_cut_file_refused);
-	tcase_add_test(tc, test_limit_is_a_refusal);
-	tcase_add_test(tc, test_wrong_fd_mode_refused);
-	tcase_add_test(tc, test_base64);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	unit_case(s, "archive", setup, teardown,
+		  (const TTest *[]){ test_roundtrip, test_changed_file_refused, test_cut_file_refused, test_limit_is_a_refusal, test_wrong_fd_mode_refused, test_base64, NULL });
+	return unit_run(s);
 }

@@ -1,6 +1,7 @@
 /* Unit tests for daemon/config.c and daemon/creds.c: good and bad configurations, FILE:LINE errors, secret files. */
 #include <arpa/inet.h>
 #include <check.h>
+#include "unit.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -456,9 +457,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(config_suite());
 }

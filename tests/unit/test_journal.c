@@ -1,5 +1,6 @@
 /* Unit tests for daemon/journal.c: replay, torn tail, bad checksum, compaction. */
 #include <check.h>
+#include "unit.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,9 +221,5 @@ static Suite *journal_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(journal_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(journal_suite());
 }

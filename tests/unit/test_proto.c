@@ -1,5 +1,6 @@
 /* Unit tests for proto/: round trips of every message kind, and a table of bad frames. */
 #include <check.h>
+#include "unit.h"
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -861,9 +862,5 @@ static Suite *proto_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(proto_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(proto_suite());
 }

@@ -1,5 +1,6 @@
 /* Unit tests for daemon/task.c: ids, lookups, transitions' JSON, retention. */
 #include <check.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,9 +414,5 @@ static Suite *task_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(task_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(task_suite());
 }
