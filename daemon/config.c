@@ -108,6 +108,20 @@ struct parse_state {
 	size_t errs_before;
 };
 
+/* "FILE:LINE" of a global line number (several files are read as one). */
+static char *where(const struct parse_state *ps, unsigned line)
+{
+	const char *file = ps->file;
+	unsigned local = line;
+	/* Sources are in order: the last one starting at or before @line holds it. */
+	for (size_t i = 0; line && i < ps->n_sources; i++)
+		if (line >= ps->sources[i].first_line) {
+			file = ps->sources[i].name;
+			local = line - ps->sources[i].first_line + 1;
+		}
+	return xasprintf("%s:%u", file, local);
+}
+
 static void add_error(struct parse_state *ps, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -119,16 +133,14 @@ static void add_error(struct parse_state *ps, unsigned line, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	const char *file = ps->file;
-	unsigned local = line;
-	/* Sources are in order: the last one starting at or before @line holds it. */
-	for (size_t i = 0; line && i < ps->n_sources; i++)
-		if (line >= ps->sources[i].first_line) {
-			file = ps->sources[i].name;
-			local = line - ps->sources[i].first_line + 1;
-		}
 	ps->errs->v = xrealloc(ps->errs->v, (ps->errs->n + 1) * sizeof(char *));
-	ps->errs->v[ps->errs->n++] = line ? xasprintf("%s:%u: %s", file, local, msg) : xasprintf("%s: %s", file, msg);
+	if (line) {
+		char *at = where(ps, line);
+		ps->errs->v[ps->errs->n++] = xasprintf("%s: %s", at, msg);
+		free(at);
+	} else {
+		ps->errs->v[ps->errs->n++] = xasprintf("%s: %s", ps->file, msg);
+	}
 }
 
 void config_errors_clear(struct config_errors *errs)
@@ -268,18 +280,6 @@ int listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback
 	return 0;
 }
 
-/* "FILE:LINE" of a global line number (several files are read as one). */
-static char *where(const struct parse_state *ps, unsigned line)
-{
-	const char *file = ps->file;
-	unsigned local = line;
-	for (size_t i = 0; line && i < ps->n_sources; i++)
-		if (line >= ps->sources[i].first_line) {
-			file = ps->sources[i].name;
-			local = line - ps->sources[i].first_line + 1;
-		}
-	return xasprintf("%s:%u", file, local);
-}
 
 /* Check one value against its definition; on success store it through @store. */
 static int check_value(struct parse_state *ps, unsigned line, const struct key_def *k, const char *value,

@@ -293,6 +293,23 @@ static bool only_not_empty(const json_t *errors)
 	return true;
 }
 
+void crdb_instances(struct backend_ctx *ctx, struct instance *v)
+{
+	const json_t *inst = json_object_get(ctx->settings, "instances");
+	const char *id;
+	json_t *conf;
+	size_t k = 0;
+
+	json_object_foreach((json_t *)inst, id, conf) {
+		char skey[32];
+		snprintf(skey, sizeof(skey), "password.%s", id);
+		v[k].id = id;
+		v[k].conf = conf;
+		v[k].password = json_string_value(json_object_get(ctx->secrets, skey));
+		k++;
+	}
+}
+
 static int crdb_prepare(struct backend_ctx *ctx, struct sandbox_policy *p)
 {
 	const json_t *inst = json_object_get(ctx->settings, "instances");
@@ -320,8 +337,6 @@ static int crdb_run(struct backend_ctx *ctx)
 	struct instance *v = calloc(n ? n : 1, sizeof(*v));
 	json_t *errors = json_array();
 	uint64_t total = 0, done = 0;
-	const char *id;
-	json_t *conf;
 	char key[64];
 
 	if (strcmp(ctx->operation, "restore") == 0) {
@@ -331,15 +346,9 @@ static int crdb_run(struct backend_ctx *ctx)
 	}
 	if (!v)
 		abort();
-	json_object_foreach((json_t *)inst, id, conf) {
-		char skey[32];
-		snprintf(skey, sizeof(skey), "password.%s", id);
-		v[k].id = id;
-		v[k].conf = conf;
-		v[k].password = json_string_value(json_object_get(ctx->secrets, skey));
+	crdb_instances(ctx, v);
+	for (k = 0; k < n; k++)
 		open_send(ctx, errors, &v[k]);
-		k++;
-	}
 	for (k = 0; k < n; k++) {
 		open_finish(ctx, errors, &v[k]);
 		if (!v[k].failed)

@@ -33,6 +33,8 @@ int crdb_send_queued(struct instance *in);
 /* The answer to a DBSIZE already queued: the number, or -1 (the instance failed). */
 long long crdb_dbsize_answer(struct backend_ctx *ctx, json_t *errors, struct instance *in);
 void crdb_drop_connection(struct instance *in);
+/* The job's instances (settings.instances, secrets password.N) into @v, which holds as many. */
+void crdb_instances(struct backend_ctx *ctx, struct instance *v);
 /* Connect, AUTH, PING, SELECT, DBSIZE (in->keys); on failure in->failed, no connection. */
 void crdb_open_instance(struct backend_ctx *ctx, json_t *errors, struct instance *in);
 /* After a lost answer: a new connection, and what DBSIZE finds there (-1: not known). */

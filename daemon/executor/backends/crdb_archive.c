@@ -923,21 +923,13 @@ int crdb_restore(struct backend_ctx *ctx)
 	size_t *per = calloc(n ? n : 1, sizeof(*per));
 	bool replace = json_is_true(json_object_get(ctx->options, "replace"));
 	struct store s = { 0 };
-	json_t *errors = json_array(), *conf;
+	json_t *errors = json_array();
 	uint64_t expired = 0, done = 0, total = 0, exists = 0;
-	const char *id;
 	int ret = -1;
 
 	if (!v || !per)
 		abort();
-	json_object_foreach((json_t *)inst, id, conf) {
-		char skey[32];
-		snprintf(skey, sizeof(skey), "password.%s", id);
-		v[k].id = id;
-		v[k].conf = conf;
-		v[k].password = json_string_value(json_object_get(ctx->secrets, skey));
-		k++;
-	}
+	crdb_instances(ctx, v);
 	if (read_archive(ctx, &s, v, n) < 0)
 		goto out;
 	for (size_t j = 0; j < s.n; j++)
