@@ -228,6 +228,24 @@ static void pk_req_head(msgpack_packer *pk, int extra)
 	msgpack_pack_int(pk, 1);
 }
 
+/* A status request up to its "id" key: the caller packs the id's value, then "op". */
+static void pk_status_with_id(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "kind");
+	pk_str(pk, "request");
+	pk_str(pk, "v");
+	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
+	pk_str(pk, "id");
+}
+/* A request whose op is @n raw bytes packed as a string. */
+static void pk_op_bytes(msgpack_packer *pk, const char *b, size_t n)
+{
+	pk_req_head(pk, 0);
+	pk_str(pk, "op");
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, b, n);
+}
 static void bad_array_top(msgpack_packer *pk) { msgpack_pack_array(pk, 0); }
 static void bad_int_top(msgpack_packer *pk) { msgpack_pack_int(pk, 3); }
 static void bad_no_kind(msgpack_packer *pk) { msgpack_pack_map(pk, 1); pk_str(pk, "x"); msgpack_pack_int(pk, 1); }
@@ -253,18 +271,7 @@ static void bad_version(msgpack_packer *pk)
 	pk_str(pk, "op");
 	pk_str(pk, "status");
 }
-static void bad_negative_id(msgpack_packer *pk)
-{
-	msgpack_pack_map(pk, 4);
-	pk_str(pk, "kind");
-	pk_str(pk, "request");
-	pk_str(pk, "v");
-	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
-	pk_str(pk, "id");
-	msgpack_pack_int(pk, -1);
-	pk_str(pk, "op");
-	pk_str(pk, "status");
-}
+static void bad_negative_id(msgpack_packer *pk) { pk_status_with_id(pk); msgpack_pack_int(pk, -1); pk_str(pk, "op"); pk_str(pk, "status"); }
 static void bad_unknown_key(msgpack_packer *pk)
 {
 	pk_req_head(pk, 1);
@@ -346,10 +353,7 @@ static void bad_huge_string(msgpack_packer *pk)
 {
 	static char big[PURGE_STRING_MAX + 10];
 	memset(big, 'a', sizeof(big));
-	pk_req_head(pk, 0);
-	pk_str(pk, "op");
-	msgpack_pack_str(pk, sizeof(big));
-	msgpack_pack_str_body(pk, big, sizeof(big));
+	pk_op_bytes(pk, big, sizeof(big));
 }
 static void bad_binary(msgpack_packer *pk)
 {
@@ -372,20 +376,8 @@ static void bad_dup_key(msgpack_packer *pk)
 	pk_str(pk, "op");
 	pk_str(pk, "reload");
 }
-static void bad_utf8(msgpack_packer *pk)
-{
-	pk_req_head(pk, 0);
-	pk_str(pk, "op");
-	msgpack_pack_str(pk, 3);
-	msgpack_pack_str_body(pk, "\xff\xfe\x01", 3);
-}
-static void bad_nul(msgpack_packer *pk)
-{
-	pk_req_head(pk, 0);
-	pk_str(pk, "op");
-	msgpack_pack_str(pk, 7);
-	msgpack_pack_str_body(pk, "sta\0tus", 7);
-}
+static void bad_utf8(msgpack_packer *pk) { pk_op_bytes(pk, "\xff\xfe\x01", 3); }
+static void bad_nul(msgpack_packer *pk) { pk_op_bytes(pk, "sta\0tus", 7); }
 static void bad_two_kinds(msgpack_packer *pk)
 {
 	pk_req_head(pk, 1);
@@ -439,18 +431,7 @@ static void bad_reply_both(msgpack_packer *pk)
 	pk_str(pk, "result");
 	msgpack_pack_nil(pk);
 }
-static void bad_huge_uint(msgpack_packer *pk)
-{
-	msgpack_pack_map(pk, 4);
-	pk_str(pk, "kind");
-	pk_str(pk, "request");
-	pk_str(pk, "v");
-	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
-	pk_str(pk, "id");
-	msgpack_pack_uint64(pk, UINT64_MAX);
-	pk_str(pk, "op");
-	pk_str(pk, "status");
-}
+static void bad_huge_uint(msgpack_packer *pk) { pk_status_with_id(pk); msgpack_pack_uint64(pk, UINT64_MAX); pk_str(pk, "op"); pk_str(pk, "status"); }
 static void bad_claimed_entries(msgpack_packer *pk)
 {
 	/* A 5-byte payload claiming 4 billion entries: must not allocate them. */
@@ -487,18 +468,7 @@ static void bad_instances_string(msgpack_packer *pk)
 	msgpack_pack_array(pk, 1);
 	pk_str(pk, "1");
 }
-static void bad_float_id(msgpack_packer *pk)
-{
-	msgpack_pack_map(pk, 4);
-	pk_str(pk, "kind");
-	pk_str(pk, "request");
-	pk_str(pk, "v");
-	msgpack_pack_int(pk, PURGE_PROTO_VERSION);
-	pk_str(pk, "id");
-	msgpack_pack_double(pk, 1.5);
-	pk_str(pk, "op");
-	pk_str(pk, "status");
-}
+static void bad_float_id(msgpack_packer *pk) { pk_status_with_id(pk); msgpack_pack_double(pk, 1.5); pk_str(pk, "op"); pk_str(pk, "status"); }
 
 static const struct {
 	const char *name;
