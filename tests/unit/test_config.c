@@ -432,26 +432,17 @@ END_TEST
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
-	TCase *tc = tcase_create("config:parse");
-	tcase_add_test(tc, test_defaults);
-	tcase_add_test(tc, test_full);
-	tcase_add_test(tc, test_listen_parse);
+	TCase *tc;
+	tc = unit_case(s, "config:parse", NULL, NULL,
+		       (const TTest *[]){ test_defaults, test_full, test_listen_parse, test_long_line,
+					  test_all_errors_reported, test_load_missing_file,
+					  test_archive_keys, NULL });
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
-	tcase_add_test(tc, test_long_line);
-	tcase_add_test(tc, test_all_errors_reported);
-	tcase_add_test(tc, test_load_missing_file);
-	tcase_add_test(tc, test_archive_keys);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("config:secrets");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_secret_ok);
-	tcase_add_test(tc, test_secret_mode);
-	tcase_add_test(tc, test_secret_owner);
-	tcase_add_test(tc, test_secret_empty_and_symlink);
-	tcase_add_test(tc, test_dropins);
-	tcase_add_test(tc, test_protection_keys);
-	suite_add_tcase(s, tc);
+	tc = unit_case(s, "config:secrets", setup, teardown,
+		       (const TTest *[]){ test_secret_ok, test_secret_mode, test_secret_owner,
+					  test_secret_empty_and_symlink, test_dropins, test_protection_keys,
+					  NULL });
+	(void)tc;
 	return s;
 }
 

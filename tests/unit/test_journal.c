@@ -207,15 +207,11 @@ END_TEST
 static Suite *journal_suite(void)
 {
 	Suite *s = suite_create("journal");
-	TCase *tc = tcase_create("journal:replay");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_replay);
-	tcase_add_test(tc, test_torn_tail);
-	tcase_add_test(tc, test_bad_checksum_middle);
-	tcase_add_test(tc, test_bad_checksum_tail);
-	tcase_add_test(tc, test_garbage);
-	tcase_add_test(tc, test_rewrite);
-	suite_add_tcase(s, tc);
+	TCase *tc;
+	tc = unit_case(s, "journal:replay", setup, teardown,
+		       (const TTest *[]){ test_replay, test_torn_tail, test_bad_checksum_middle,
+					  test_bad_checksum_tail, test_garbage, test_rewrite, NULL });
+	(void)tc;
 	return s;
 }
 

@@ -803,30 +803,19 @@ static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("proto");
 	TCase *tc;
-
-	tc = tcase_create("proto:roundtrip");
-	tcase_add_test(tc, test_roundtrip_requests);
-	tcase_add_test(tc, test_roundtrip_request_with_auth);
-	tcase_add_test(tc, test_roundtrip_replies_events);
-	tcase_add_test(tc, test_roundtrip_executor_hop);
-	tcase_add_test(tc, test_message_structs);
-	tcase_add_test(tc, test_names);
-	tcase_add_test(tc, test_result_text);
-	tcase_add_test(tc, test_encode_request);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("proto:validation");
+	tc = unit_case(s, "proto:roundtrip", NULL, NULL,
+		       (const TTest *[]){ test_roundtrip_requests, test_roundtrip_request_with_auth,
+					  test_roundtrip_replies_events, test_roundtrip_executor_hop,
+					  test_message_structs, test_names, test_result_text,
+					  test_encode_request, NULL });
+	tc = unit_case(s, "proto:validation", NULL, NULL,
+		       (const TTest *[]){ test_not_allowed_kind, test_trailing_and_truncated,
+					  test_random_bytes, NULL });
 	tcase_add_loop_test(tc, test_bad_payloads, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
-	tcase_add_test(tc, test_not_allowed_kind);
-	tcase_add_test(tc, test_trailing_and_truncated);
-	tcase_add_test(tc, test_random_bytes);
 	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("proto:frames");
-	tcase_add_test(tc, test_frame_reader);
-	tcase_add_test(tc, test_encode_limits);
-	suite_add_tcase(s, tc);
+	tc = unit_case(s, "proto:frames", NULL, NULL,
+		       (const TTest *[]){ test_frame_reader, test_encode_limits, NULL });
+	(void)tc;
 	return s;
 }
 

@@ -397,18 +397,13 @@ END_TEST
 static Suite *task_suite(void)
 {
 	Suite *s = suite_create("task");
-	TCase *tc = tcase_create("task:table");
-	tcase_add_test(tc, test_ids_increase);
-	tcase_add_test(tc, test_json_roundtrip);
-	tcase_add_test(tc, test_packed_reply);
-	tcase_add_test(tc, test_awaiting_roundtrip);
-	tcase_add_test(tc, test_archive_roundtrip);
-	tcase_add_test(tc, test_put_and_prune);
-	tcase_add_test(tc, test_state_names);
-	tcase_add_test(tc, test_safe_text);
-	tcase_add_test(tc, test_error_from_executor);
-	tcase_add_test(tc, test_confirmed_counts);
-	suite_add_tcase(s, tc);
+	TCase *tc;
+	tc = unit_case(s, "task:table", NULL, NULL,
+		       (const TTest *[]){ test_ids_increase, test_json_roundtrip, test_packed_reply,
+					  test_awaiting_roundtrip, test_archive_roundtrip,
+					  test_put_and_prune, test_state_names, test_safe_text,
+					  test_error_from_executor, test_confirmed_counts, NULL });
+	(void)tc;
 	return s;
 }
 

@@ -3,8 +3,9 @@
 #include <check.h>
 #include <stdlib.h>
 
-/* Add a case to @s: its fixture (either may be NULL) and its tests, NULL-terminated. */
-static inline void unit_case(Suite *s, const char *name, SFun setup, SFun teardown, const TTest *const *tests)
+/* Add a case to @s: its fixture (either may be NULL) and its tests, NULL-terminated. Returns the case,
+ * for loop tests and timeouts. */
+static inline TCase *unit_case(Suite *s, const char *name, SFun setup, SFun teardown, const TTest *const *tests)
 {
 	TCase *tc = tcase_create(name);
 	if (setup || teardown)
@@ -12,6 +13,7 @@ static inline void unit_case(Suite *s, const char *name, SFun setup, SFun teardo
 	for (; *tests; tests++)
 		tcase_add_test(tc, *tests);
 	suite_add_tcase(s, tc);
+	return tc;
 }
 
 /* Run @s in check's forked mode: main()'s exit status, failing when a test did. */
