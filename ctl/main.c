@@ -21,7 +21,9 @@
 #include "purged/exitcodes.h"
 #include "purged/util.h"
 
-/* Options that belong to some verbs only (struct verb.options): any other use is a usage error. */
+/* Options that belong to some verbs only (struct verb.options). Given to another verb, --output and
+ * --replace are a usage error (they would change nothing the user expects); the others are ignored,
+ * as they always were, so that scripts passing --yes or --limit everywhere keep working. */
 enum {
 	OPT_YES = 1 << 0,       /* --yes */
 	OPT_WAIT = 1 << 1,      /* --wait, --detach */
@@ -33,6 +35,7 @@ enum {
 	OPT_REPLACE = 1 << 7,
 	OPT_OUTPUT = 1 << 8,
 };
+#define OPT_STRICT (OPT_OUTPUT | OPT_REPLACE)
 
 struct options {
 	unsigned given;      /* OPT_* seen on the command line */
@@ -698,7 +701,7 @@ static const struct verb verbs[] = {
 	{ "reload", ARG_NONE, 0, v_reload, "", "re-read the daemon's configuration" },
 	{ "crdb purge", ARG_GUID, OPT_INSTANCES | OPT_YES | OPT_WAIT, v_crdb_purge,
 	  "GUID --instances 1,2 [--yes] [--wait|--detach]", "purge instances of an Active-Active database" },
-	{ "crdb tasks", ARG_NONE, OPT_LIMIT, v_crdb_tasks, "", "CRDB purge tasks, newest first" },
+	{ "crdb tasks", ARG_NONE, OPT_LIMIT, v_crdb_tasks, "[--limit N]", "CRDB purge tasks, newest first" },
 	{ "token new", ARG_TOKEN, 0, v_token_new, "NAME",
 	  "mint a REST bearer token: prints the token once, then\nthe NAME:SHA256 line for tokens_file (no daemon needed)" },
 };
@@ -758,25 +761,29 @@ static int run_verb(struct options *o, int nwords, char **words)
 			v = &verbs[i], used = 2;
 	}
 	if (!v) {
-		/* A known first word with a wrong second one: show that family's usage. */
+		/* A known first word with a wrong second one: that family's usages, joined by '|'. */
+		char family[512] = "";
 		for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 			const char *sp = strchr(verbs[i].name, ' ');
 			if (sp && strncmp(verbs[i].name, words[0], (size_t)(sp - verbs[i].name)) == 0 &&
 			    words[0][sp - verbs[i].name] == '\0')
-				return usage_error("usage: purgectl %s %s ('purgectl --help' lists the others)",
-						   verbs[i].name, verbs[i].synopsis);
+				snprintf(family + strlen(family), sizeof(family) - strlen(family), "%spurgectl %s%s%s",
+					 family[0] ? " | " : "", verbs[i].name, *verbs[i].synopsis ? " " : "",
+					 verbs[i].synopsis);
 		}
+		if (family[0])
+			return usage_error("usage: %s", family);
 		return usage_error("unknown command '%s'", words[0]);
 	}
 	int nargs = nwords - (int)used;
 	const char *arg = nargs > 0 ? words[used] : NULL;
 	if (nargs != (v->arg != ARG_NONE))
 		return usage_error("usage: purgectl %s%s%s", v->name, *v->synopsis ? " " : "", v->synopsis);
-	unsigned stray = o->given & ~v->options;
+	unsigned stray = o->given & ~v->options & OPT_STRICT;
 	for (unsigned b = 0; stray && b < sizeof(option_names) / sizeof(option_names[0]); b++)
 		if (stray & (1u << b))
-			return usage_error("%s does not go with '%s' (usage: purgectl %s %s)", option_names[b], v->name,
-					   v->name, v->synopsis);
+			return usage_error("%s does not go with '%s' (usage: purgectl %s%s%s)", option_names[b], v->name,
+					   v->name, *v->synopsis ? " " : "", v->synopsis);
 	switch (v->arg) {
 	case ARG_TASK:
 		if (!valid_id(arg))

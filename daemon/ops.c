@@ -575,7 +575,10 @@ void ops_dispatch(struct ctl_conn *c, const struct caller *who, const json_t *re
 	json_t *args = json_object_get(req, "args");
 	json_t *reply;
 
-	if (!who->allowed) {
+	if (op < 0 || op >= _PURGE_OP_MAX) {
+		/* proto_decode let only requests of known ops through: a second lock on handlers[]. */
+		reply = proto_reply_error(id, PURGE_ERR_BAD_REQUEST, "unknown op");
+	} else if (!who->allowed) {
 		/* control.c refuses such callers before decoding anything; this is the second lock. */
 		reply = proto_reply_error(id, PURGE_ERR_FORBIDDEN, "%s is not allowed to use purged: ask an "
 					  "administrator to add you to the group '%s'", who->name,

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "daemon/childlog.h"
+#include "buildconf.h"
 #include "daemon/purged.h"
 #include "daemon/rest/rest.h"
 #include "purged/log.h"
@@ -145,7 +146,8 @@ static void spawn_child(void)
 {
 	uv_process_options_t opt = { 0 };
 	uv_stdio_container_t stdio[5];
-	char *args[] = { rc.path, rc.idle, rc.upstream_timeout, rc.probe, NULL };
+	/* --build: purged-rest refuses to serve for a supervisor of another build (an upgrade not yet restarted). */
+	char *args[] = { rc.path, rc.idle, rc.upstream_timeout, (char *)"--build=" PURGED_VERSION, rc.probe, NULL };
 	int sv[2], r;
 
 	if (listen(rc.listen_fd, 511) < 0) {

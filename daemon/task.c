@@ -487,7 +487,7 @@ struct task *task_from_json(const json_t *j)
 
 	/* A state this build does not know was written by a newer purged (a downgrade): the task is
 	 * kept, as failed, with that said; never dropped, never read as something it is not. */
-	bool newer = st < 0 && status && proto_is_name(status);
+	bool newer = st < 0 && status && *status && strlen(status) <= PURGE_NAME_MAX;
 	if (newer)
 		st = TASK_FAILED;
 	if (!proto_is_task_id(id) || st < 0 || !json_is_string(json_object_get(j, "target")) ||
@@ -512,9 +512,10 @@ struct task *task_from_json(const json_t *j)
 	task->counts = json_is_object(counts) ? json_deep_copy(counts) : json_object();
 	task->error = dup_str(json_object_get(j, "error"));
 	if (newer) {
-		char why[200];
+		char why[512], said[PURGE_NAME_MAX * 3 + 1];
+		text_safe(said, sizeof(said), status, strlen(status), TEXT_ESCAPE_CONTROLS);
 		snprintf(why, sizeof(why), "unknown state '%s' from a newer purged: marked failed by purged %s; check "
-			 "the backend before purging it again", status, PURGED_VERSION);
+			 "the backend before purging it again", said, PURGED_VERSION);
 		free(task->error);
 		task->error = xstrdup(why);
 		if (!task->ended)

@@ -19,6 +19,7 @@ int proto_fail(struct proto_error *err, enum purge_err code, const char *fmt, ..
 		va_list ap;
 		err->code = code;
 		err->peer_version = 0;
+		err->peer_build[0] = '\0';
 		va_start(ap, fmt);
 		/* Messages quote what the peer sent: made safe here, once, for every reply and log line. */
 		text_vformat(err->message, sizeof(err->message), TEXT_ESCAPE_CONTROLS, fmt, ap);

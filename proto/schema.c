@@ -6,6 +6,7 @@
 #include <string.h>
 #include "buildconf.h"
 #include "proto/internal.h"
+#include "purged/text.h"
 
 enum field_type {
 	F_UINT,     /* integer >= 0 */
@@ -461,18 +462,31 @@ int proto_decode(const void *payload, size_t len, unsigned allowed,
 	 * the only useful answer (peer_version lets the caller answer in its form).
 	 */
 	json_t *v = json_object_get(msg, "v");
-	if (json_is_integer(v) && json_integer_value(v) != PURGE_PROTO_VERSION) {
+	json_int_t vv = json_integer_value(v);
+	if (json_is_integer(v) && vv >= 1 && vv < 1000 && vv != PURGE_PROTO_VERSION) {
 		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "protocol version %lld is not this program's %d (purged "
 			       PURGED_VERSION "): they come from different builds; after an upgrade, restart purged "
 			       "(systemctl restart purged) and use the purgectl it came with",
 			       (long long)json_integer_value(v), PURGE_PROTO_VERSION);
 		if (reterr)
-			reterr->peer_version = json_integer_value(v) > 0 && json_integer_value(v) < 1000
-						       ? (int)json_integer_value(v) : 0;
+			reterr->peer_version = (int)vv;
+		goto fail;
+	}
+	/* A job of another build, before its fields (a field it adds or drops would hide why). */
+	const char *build = json_string_value(json_object_get(msg, "build"));
+	if (build && strcmp(build, PURGED_VERSION) != 0) {
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "build %.32s is not this program's " PURGED_VERSION
+			       ": they come from different builds; after an upgrade, restart purged", build);
+		if (reterr)
+			text_safe(reterr->peer_build, sizeof(reterr->peer_build), build, strlen(build), TEXT_ESCAPE_CONTROLS);
 		goto fail;
 	}
 	const char *kind = json_string_value(json_object_get(msg, "kind"));
 	found = purge_msg_type_from_string(kind);
+	if (json_object_get(msg, "kind") && !kind) {
+		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "key 'kind' must be a string");
+		goto fail;
+	}
 	if (!kind) {
 		r = proto_fail(reterr, PURGE_ERR_BAD_REQUEST, "the message has no 'kind'%s",
 			       json_object_get(msg, "ok") || json_object_get(msg, "outcome")

@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 	struct sandbox_policy policy = { 0 };
 	struct sandbox_report rep;
 	struct proto_reader rd;
-	struct proto_error perr;
+	struct proto_error perr = { 0 };
 	enum purge_msg_type type;
 	const struct backend_ops *ops;
 	json_t *msg = NULL;
@@ -112,6 +112,8 @@ int main(int argc, char **argv)
 
 	proto_reader_init(&rd);
 	r = frame_recv(MSG_FD, &rd, PURGE_MSG_MASK(PURGE_MSG_JOB), &type, &msg, &perr);
+	if (r < 0 && perr.peer_build[0])
+		return refuse_skew(PURGE_PROTO_VERSION, perr.peer_build);
 	if (r < 0 && perr.peer_version)
 		return refuse_skew(perr.peer_version, NULL);
 	if (r < 0)

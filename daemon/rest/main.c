@@ -87,6 +87,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "purged-rest: fds 3 and 4 are not sockets: this program is started by purged, not by hand\n");
 		return 2;
 	}
+	/* Spawned by a supervisor of another build (the package upgraded under a running purged): refuse. */
+	const char *their_build = NULL;
+	for (int i = 1; i < argc; i++)
+		if (strncmp(argv[i], "--build=", 8) == 0)
+			their_build = argv[i] + 8;
+	if (!their_build || strcmp(their_build, PURGED_VERSION) != 0) {
+		log_warnx("restart purged: it runs version %.32s, its helpers are version %s (systemctl restart purged); "
+			  "not serving HTTP until then", their_build ? their_build : "older than 0.1.0", PURGED_VERSION);
+		return 78; /* EX_CONFIG */
+	}
 	if (argc > 1)
 		rest_idle_timeout_ms = (unsigned)strtoul(argv[1], NULL, 10) * 1000;
 	if (rest_idle_timeout_ms == 0)

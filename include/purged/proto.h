@@ -119,6 +119,7 @@ struct proto_error {
 	enum purge_err code;
 	char message[256];
 	int peer_version;  /* a request or job of another protocol version: its "v" (else 0) */
+	char peer_build[PURGE_NAME_MAX + 1]; /* a job of another build: its "build" (else "") */
 };
 
 const char *purge_msg_type_to_string(enum purge_msg_type t);

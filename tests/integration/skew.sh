@@ -20,8 +20,8 @@ job = {"task_id": "01a227ad-f7bc-7304-b19f-9b57b020426a", "operation": "purge", 
        "type": "noop", "dry_run": False, "settings": {"objects": 3, "step_ms": 0}, "secrets": {}}
 if mode == "protocol1":   # what purged 0.1 of protocol 1 sent: no kind, no build
     msg = {"v": 1, "job": job}
-else:                     # same protocol, another build
-    msg = {"kind": "job", "v": 2, "build": "0.0.9", "job": job}
+else:                     # same protocol, another build, with a field this build does not know
+    msg = {"kind": "job", "v": 2, "build": "0.0.9", "job": dict(job, future_field=1)}
 a, b = socket.socketpair()
 if a.fileno() == 3:  # fd 3 is the child's end: keep ours elsewhere
     a2 = a.dup()
@@ -66,5 +66,28 @@ check "... a result of this protocol" test "$(jf "$OUT" '.frames[0].kind')" = re
 expect_contains "... 'restart purged: it runs version X, its helpers are version Y'" \
 	"$(jf "$OUT" '.frames[0].result.error')" "restart purged: it runs version 0.0.9, its helpers are version"
 check "... nothing deleted" test "$(jf "$OUT" '.frames[0].result | has("counts") | not')" = true
+
+# purged-rest spawned by a supervisor of another build: it refuses to serve, saying why.
+old_rest() {
+	"${AS[@]}" /usr/bin/python3 - "$T/bin/purged-rest" "$@" <<'EOF'
+import os, socket, subprocess, sys
+exe, args = sys.argv[1], sys.argv[2:]
+link_a, link_b = socket.socketpair()
+lst = socket.socket()
+lst.bind(("127.0.0.1", 0))
+keep = [os.dup(link_b.fileno()), os.dup(lst.fileno())]
+os.dup2(keep[0], 3)
+os.dup2(keep[1], 4)
+p = subprocess.run([exe] + args, pass_fds=[3, 4], stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+print(p.returncode)
+print(p.stderr.decode(errors="replace"))
+EOF
+}
+OUT=$(old_rest 30 --upstream-timeout=30)
+check "purged-rest started as protocol 1's supervisor did (no --build): refuses (exit 78)" test "$(head -n1 <<<"$OUT")" = 78
+expect_contains "... saying 'restart purged'" "$OUT" "restart purged: it runs version older than 0.1.0, its helpers are version"
+OUT=$(old_rest 30 --upstream-timeout=30 --build=0.0.9)
+check "purged-rest of another build: refuses (exit 78)" test "$(head -n1 <<<"$OUT")" = 78
+expect_contains "... naming both versions" "$OUT" "restart purged: it runs version 0.0.9, its helpers are version"
 
 finish
