@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "ctl/purgectl.h"
+#include "purged/messages.h"
 #include "purged/exitcodes.h"
 #include "purged/util.h"
 
@@ -65,8 +66,9 @@ uint64_t client_send(struct client *c, enum purge_op op, json_t *args)
 		struct proto_error err;
 		if ((r == -EPIPE || r == -ECONNRESET) &&
 		    frame_recv(c->fd, &c->rd, PURGE_MSG_MASK(PURGE_MSG_REPLY), &type, &msg, &err) == 0) {
-			if (!json_is_true(json_object_get(msg, "ok")))
-				c->refused = print_error(json_object_get(msg, "error"));
+			struct msg_reply rp;
+			if (msg_reply_unpack(msg, &rp) && !rp.ok)
+				c->refused = print_error(rp.error);
 			json_decref(msg);
 			if (c->refused)
 				return 0;
@@ -111,17 +113,15 @@ int client_call(struct client *c, enum purge_op op, json_t *args, json_t **ret_r
 		if (r)
 			return r;
 		/* id 0: the daemon refused the frame itself before reading its id. */
-		json_int_t got = json_integer_value(json_object_get(msg, "id"));
-		if (json_object_get(msg, "ok") && (got == (json_int_t)id || got == 0))
-			break;
+		struct msg_reply rp;
+		if (msg_reply_unpack(msg, &rp) && (rp.id == id || rp.id == 0)) {
+			if (!rp.ok)
+				r = print_error(rp.error);
+			else
+				*ret_result = json_incref(rp.result);
+			json_decref(msg);
+			return r;
+		}
 		json_decref(msg);
 	}
-	if (!json_is_true(json_object_get(msg, "ok"))) {
-		r = print_error(json_object_get(msg, "error"));
-		json_decref(msg);
-		return r;
-	}
-	*ret_result = json_incref(json_object_get(msg, "result"));
-	json_decref(msg);
-	return 0;
 }

@@ -19,6 +19,7 @@
 #include "buildconf.h"
 #include "ctl/purgectl.h"
 #include "purged/exitcodes.h"
+#include "purged/messages.h"
 #include "purged/util.h"
 
 /* Options that belong to some verbs only (struct verb.options). Given to another verb, --output and
@@ -79,14 +80,19 @@ static int follow(struct client *c, const char *id)
 		r = client_recv(c, &msg);
 		if (r)
 			break;
-		if (json_object_get(msg, "ok") && !json_is_true(json_object_get(msg, "ok"))) {
-			r = print_error(json_object_get(msg, "error"));
+		/* The watch's first reply (the task as it is), then its events. */
+		struct msg_reply rp;
+		struct msg_event ev = { 0 };
+		bool is_reply = msg_reply_unpack(msg, &rp);
+		if (is_reply && !rp.ok) {
+			r = print_error(rp.error);
 			json_decref(msg);
 			break;
 		}
-		json_t *task = json_object_get(msg, json_object_get(msg, "ok") ? "result" : "task");
-		const char *event = json_string_value(json_object_get(msg, "event"));
-		bool end = event && strcmp(event, "end") == 0;
+		if (!is_reply)
+			msg_event_unpack(msg, &ev);
+		json_t *task = is_reply ? rp.result : ev.task;
+		bool end = ev.event && strcmp(ev.event, "end") == 0;
 		json_decref(last);
 		last = json_incref(task);
 		if (!told && !end && strcmp(json_string_value(json_object_get(task, "status")) ?: "",

@@ -195,14 +195,16 @@ void ctl_send(struct ctl_conn *c, json_t *msg)
  * the caller is that token's name, checked here against the hashes of the
  * tokens file; purged-rest itself is trusted with nothing.
  */
-static void dispatch(struct ctl_conn *c, const json_t *req)
+static void dispatch(struct ctl_conn *c, const json_t *msg)
 {
 	struct caller who = c->who;
+	struct msg_request rq, *req = &rq;
 	const char *auth, *name;
 
+	msg_request_unpack(msg, &rq);
 	if (c->rest) {
-		auth = json_string_value(json_object_get(req, "auth"));
-		enum purge_op op = purge_op_from_string(json_string_value(json_object_get(req, "op")));
+		auth = rq.auth;
+		enum purge_op op = rq.op;
 		/*
 		 * purged-rest's own requests, never an HTTP client's (no route maps to
 		 * them): its liveness ping and its refusal counts. The link is their
@@ -217,11 +219,10 @@ static void dispatch(struct ctl_conn *c, const json_t *req)
 		}
 		name = tokens_verify(purged->conf->tokens, auth);
 		if (!name) {
-			uint64_t id = (uint64_t)json_integer_value(json_object_get(req, "id"));
+			uint64_t id = rq.id;
 			if (auth)
 				log_warnx_limited(&token_log, "rest: refused %s: the bearer token matches none in %s",
-						  json_string_value(json_object_get(req, "op")),
-						  purged->conf->rest_tokens_file);
+						  purge_op_to_string(op), purged->conf->rest_tokens_file);
 			/* Counted and written in batches: a token guesser costs one fdatasync a minute. */
 			audit_refusal(&who, NULL, auth ? "invalid bearer token" : "no bearer token", 1);
 			ctl_send(c, proto_reply_error(id, PURGE_ERR_UNAUTHORIZED,

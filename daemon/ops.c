@@ -568,11 +568,11 @@ static bool audit_intent(const struct caller *who, enum purge_op op, const json_
 			    "requested", NULL) == 0;
 }
 
-void ops_dispatch(struct ctl_conn *c, const struct caller *who, const json_t *req)
+void ops_dispatch(struct ctl_conn *c, const struct caller *who, const struct msg_request *req)
 {
-	uint64_t id = (uint64_t)json_integer_value(json_object_get(req, "id"));
-	enum purge_op op = purge_op_from_string(json_string_value(json_object_get(req, "op")));
-	json_t *args = json_object_get(req, "args");
+	uint64_t id = req->id;
+	enum purge_op op = req->op;
+	json_t *args = req->args;
 	json_t *reply;
 
 	if (op < 0 || op >= _PURGE_OP_MAX) {

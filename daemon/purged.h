@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include "daemon/config.h"
 #include "daemon/task.h"
+#include "purged/messages.h"
 #include "purged/proto.h"
 
 struct journal;
@@ -184,7 +185,7 @@ struct ctl_conn *rest_child_link(void);
 
 /* ---------------------------------------------------------------- ops.c */
 /* Run one decoded request from @conn and answer it (now, or later for plan/watch). */
-void ops_dispatch(struct ctl_conn *conn, const struct caller *who, const json_t *req);
+void ops_dispatch(struct ctl_conn *conn, const struct caller *who, const struct msg_request *req);
 
 /* ---------------------------------------------------------------- audit.c */
 int audit_open(const char *state_dir);

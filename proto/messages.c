@@ -1,8 +1,15 @@
-/* The supervisor <-> executor messages: struct <-> message (purged/messages.h). */
+/*
+ * Every message's keys, and only here (and in proto/schema.c, which checks
+ * them): struct <-> message for each kind (purged/messages.h), and the
+ * builders every side sends requests, replies and events with (proto.h).
+ */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include "buildconf.h"
 #include "purged/messages.h"
 #include "purged/proto.h"
+#include "purged/text.h"
 
 static void set(json_t *o, const char *key, json_t *v /* referenced, may be NULL */)
 {
@@ -107,5 +114,80 @@ void msg_result_unpack(const json_t *msg, struct msg_result *r)
 		.archive_bytes = (uint64_t)json_integer_value(json_object_get(a, "bytes")),
 		.archive_records = (uint64_t)json_integer_value(json_object_get(a, "records")),
 		.archive_sha256 = json_string_value(json_object_get(a, "sha256")),
+	};
+}
+
+/* ---------------------------------------------------------------- control hop */
+
+enum purge_msg_type msg_kind(const json_t *msg)
+{
+	return purge_msg_type_from_string(json_string_value(json_object_get(msg, "kind")));
+}
+
+json_t *proto_request_new(uint64_t id, enum purge_op op, json_t *args)
+{
+	return json_pack("{s:s, s:i, s:I, s:s, s:o}", "kind", "request", "v", PURGE_PROTO_VERSION, "id",
+			 (json_int_t)id, "op", purge_op_to_string(op), "args", args ? args : json_object());
+}
+
+json_t *proto_reply_ok(uint64_t id, json_t *result)
+{
+	return json_pack("{s:s, s:I, s:b, s:o}", "kind", "reply", "id", (json_int_t)id, "ok", 1,
+			 "result", result ? result : json_null());
+}
+
+json_t *proto_reply_error(uint64_t id, enum purge_err code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	/* Valid UTF-8 whatever the arguments quote, so only out of memory can make this NULL. */
+	text_vformat(msg, sizeof(msg), 0, fmt, ap);
+	va_end(ap);
+	return json_pack("{s:s, s:I, s:b, s:{s:s, s:s}}", "kind", "reply", "id", (json_int_t)id, "ok", 0,
+			 "error", "code", purge_err_to_string(code), "message", msg);
+}
+
+json_t *proto_event_new(uint64_t id, const char *event, json_t *task)
+{
+	return json_pack("{s:s, s:I, s:s, s:o}", "kind", "event", "id", (json_int_t)id, "event", event, "task", task);
+}
+
+void msg_request_unpack(const json_t *msg, struct msg_request *r)
+{
+	static json_t *no_args;
+	if (!no_args)
+		no_args = json_object();
+	json_t *args = json_object_get(msg, "args");
+	*r = (struct msg_request){
+		.id = (uint64_t)json_integer_value(json_object_get(msg, "id")),
+		.op = purge_op_from_string(json_string_value(json_object_get(msg, "op"))),
+		.args = args ? args : no_args,
+		.auth = json_string_value(json_object_get(msg, "auth")),
+	};
+}
+
+bool msg_reply_unpack(const json_t *msg, struct msg_reply *r)
+{
+	const json_t *err = json_object_get(msg, "error");
+	*r = (struct msg_reply){ 0 };
+	if (!msg || msg_kind(msg) != PURGE_MSG_REPLY)
+		return false;
+	r->id = (uint64_t)json_integer_value(json_object_get(msg, "id"));
+	r->ok = json_is_true(json_object_get(msg, "ok"));
+	r->result = r->ok ? json_object_get(msg, "result") : NULL;
+	r->error = (json_t *)err;
+	r->error_code = json_string_value(json_object_get(err, "code"));
+	r->error_message = json_string_value(json_object_get(err, "message"));
+	return true;
+}
+
+void msg_event_unpack(const json_t *msg, struct msg_event *e)
+{
+	*e = (struct msg_event){
+		.id = (uint64_t)json_integer_value(json_object_get(msg, "id")),
+		.event = json_string_value(json_object_get(msg, "event")),
+		.task = json_object_get(msg, "task"),
 	};
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/rest/rest.h"
+#include "purged/messages.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -141,10 +142,11 @@ void client_refused(struct rest_client *c, enum refusal why)
 static bool report_reply(const json_t *msg, void *ud)
 {
 	static struct log_limit report_log;
+	struct msg_reply rp;
 	(void)ud;
-	if (msg && !json_is_true(json_object_get(msg, "ok")))
+	if (msg_reply_unpack(msg, &rp) && !rp.ok)
 		log_warnx_limited(&report_log, "purged did not take our count of refused requests: %s",
-				  json_string_value(json_object_get(json_object_get(msg, "error"), "message")) ?: "?");
+				  rp.error_message ?: "?");
 	return false;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "daemon/backends.h"
 #include "daemon/rest/rest.h"
+#include "purged/messages.h"
 #include "purged/log.h"
 #include "purged/util.h"
 
@@ -75,11 +76,12 @@ static const char *extra_headers(int status)
 static void upstream_failure(struct http_request *req, const json_t *msg)
 {
 	struct route_state *st = req->route_state;
-	const json_t *err = msg ? json_object_get(msg, "error") : NULL;
-	const char *code = msg ? json_string_value(json_object_get(err, "code")) : "unavailable";
-	const char *desc = msg ? json_string_value(json_object_get(err, "message")) : "purged does not answer";
+	struct msg_reply rp;
+	bool said = msg_reply_unpack(msg, &rp);
+	const char *code = said ? rp.error_code : "unavailable";
+	const char *desc = said ? rp.error_message : "purged does not answer";
 	enum purge_err e = purge_err_from_string(code);
-	int status = msg ? purge_err_http_status(e) : 503;
+	int status = said ? purge_err_http_status(e) : 503;
 
 	if (code && strcmp(code, UPSTREAM_TIMEOUT_CODE) == 0) {
 		status = 504;
@@ -105,16 +107,25 @@ static struct route_state *state(struct http_request *req)
 	return req->route_state;
 }
 
+/* A successful reply's result; NULL once the failure (or no reply) is answered in the route's style. */
+static const json_t *reply_result(struct http_request *req, const json_t *msg)
+{
+	struct msg_reply rp;
+	if (!msg_reply_unpack(msg, &rp) || !rp.ok) {
+		upstream_failure(req, msg);
+		return NULL;
+	}
+	return rp.result;
+}
+
 /* Relay a reply's result as the answer. */
 static bool relay_reply(const json_t *msg, void *ud)
 {
 	struct http_request *req = ud;
-	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
-		upstream_failure(req, msg);
+	const json_t *result = reply_result(req, msg);
+	if (!result)
 		return false;
-	}
-	json_t *res = json_object_get(msg, "result");
-	http_respond(req, 200, NULL, json_incref(res));
+	http_respond(req, 200, NULL, json_incref((json_t *)result));
 	return false;
 }
 
@@ -235,12 +246,11 @@ static void h_healthz(struct http_request *req, char **seg)
 static bool metrics_reply(const json_t *msg, void *ud)
 {
 	struct http_request *req = ud;
-	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
-		upstream_failure(req, msg);
+	const json_t *result = reply_result(req, msg);
+	if (!result)
 		return false;
-	}
 	http_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8",
-			  metrics_render(json_object_get(msg, "result")));
+			  metrics_render(result));
 	return false;
 }
 
@@ -264,23 +274,15 @@ static bool purge_watch(const json_t *msg, void *ud)
 {
 	struct http_request *req = ud;
 	struct route_state *st = state(req);
-	const char *event;
+	struct msg_event ev;
 
-	if (!msg) {
-		upstream_failure(req, NULL);
-		return false;
-	}
-	if (json_object_get(msg, "ok")) {
-		if (!json_is_true(json_object_get(msg, "ok"))) {
-			upstream_failure(req, msg);
-			return false;
-		}
-		return true; /* the watch's first reply; events follow */
-	}
-	event = json_string_value(json_object_get(msg, "event"));
-	if (!event || strcmp(event, "end") != 0)
+	if (!msg || msg_kind(msg) == PURGE_MSG_REPLY)
+		/* The watch's first reply (events follow), or the failure, answered. */
+		return reply_result(req, msg) != NULL;
+	msg_event_unpack(msg, &ev);
+	if (!ev.event || strcmp(ev.event, "end") != 0)
 		return true;
-	const json_t *task = json_object_get(msg, "task");
+	const json_t *task = ev.task;
 	const char *status = json_string_value(json_object_get(task, "status"));
 	const json_t *warnings = json_object_get(task, "warnings");
 	if (status && strcmp(status, "finished") == 0 && json_array_size(warnings))
@@ -300,11 +302,10 @@ static bool purge_reply(const json_t *msg, void *ud)
 	struct http_request *req = ud;
 	struct route_state *st = state(req);
 
-	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
-		upstream_failure(req, msg);
+	const json_t *result = reply_result(req, msg);
+	if (!result)
 		return false;
-	}
-	const json_t *task = json_object_get(msg, "result");
+	const json_t *task = result;
 	snprintf(st->task_id, sizeof(st->task_id), "%s", json_string_value(json_object_get(task, "id")));
 	const char *status = json_string_value(json_object_get(task, "status"));
 	if (status && strcmp(status, "awaiting_approval") == 0 && !req->prefer_async) {
@@ -431,11 +432,10 @@ static bool valid_task_id(struct http_request *req, const char *id)
 static bool list_reply(const json_t *msg, void *ud)
 {
 	struct http_request *req = ud;
-	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
-		upstream_failure(req, msg);
+	const json_t *result = reply_result(req, msg);
+	if (!result)
 		return false;
-	}
-	http_respond(req, 200, NULL, json_incref(json_object_get(json_object_get(msg, "result"), "tasks")));
+	http_respond(req, 200, NULL, json_incref(json_object_get(result, "tasks")));
 	return false;
 }
 
@@ -583,11 +583,10 @@ static json_t *crdb_view(const json_t *task)
 static bool crdb_task_reply(const json_t *msg, void *ud)
 {
 	struct http_request *req = ud;
-	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
-		upstream_failure(req, msg);
+	const json_t *result = reply_result(req, msg);
+	if (!result)
 		return false;
-	}
-	const json_t *task = json_object_get(msg, "result");
+	const json_t *task = result;
 	const char *op = json_string_value(json_object_get(task, "operation"));
 	if (!op || (strcmp(op, purge_op_to_string(PURGE_OP_CRDB_PURGE)) != 0 && strcmp(op, "restore") != 0)) {
 		v1_error(req, 404, "not_found", "no CRDB task with that id");
@@ -602,11 +601,10 @@ static bool crdb_restore_reply(const json_t *msg, void *ud)
 {
 	struct http_request *req = ud;
 	char loc[96];
-	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
-		upstream_failure(req, msg);
+	const json_t *result = reply_result(req, msg);
+	if (!result)
 		return false;
-	}
-	const json_t *task = json_object_get(msg, "result");
+	const json_t *task = result;
 	snprintf(loc, sizeof(loc), "Location: /v1/crdb_tasks/%s\r\n",
 		 json_string_value(json_object_get(task, "id")) ?: "");
 	http_respond(req, 202, loc, crdb_view(task));
@@ -618,12 +616,11 @@ static bool crdb_list_reply(const json_t *msg, void *ud)
 	struct http_request *req = ud;
 	json_t *arr, *t;
 	size_t i;
-	if (!msg || !json_is_true(json_object_get(msg, "ok"))) {
-		upstream_failure(req, msg);
+	const json_t *result = reply_result(req, msg);
+	if (!result)
 		return false;
-	}
 	arr = json_array();
-	json_array_foreach(json_object_get(json_object_get(msg, "result"), "tasks"), i, t)
+	json_array_foreach(json_object_get(result, "tasks"), i, t)
 		json_array_append_new(arr, crdb_view(t));
 	http_respond(req, 200, NULL, arr);
 	return false;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/rest/rest.h"
+#include "purged/messages.h"
 #include "purged/log.h"
 #include "purged/util.h"
 #include "purged/uvio.h"
@@ -84,7 +85,17 @@ static void deliver(const json_t *msg)
 {
 	last_answer = mono_usec();
 	last_answer_ms = uv_now(rest_loop);
-	struct call *p = find_call((uint64_t)json_integer_value(json_object_get(msg, "id")));
+	/* Replies and events alike carry the id of the request they answer. */
+	struct msg_reply rp;
+	struct msg_event ev;
+	uint64_t id;
+	if (msg_reply_unpack(msg, &rp)) {
+		id = rp.id;
+	} else {
+		msg_event_unpack(msg, &ev);
+		id = ev.id;
+	}
+	struct call *p = find_call(id);
 	if (!p)
 		return;
 	struct call c = *p;

@@ -1,5 +1,7 @@
 /*
- * The supervisor <-> executor messages as C structs. Their keys are written
+ * The messages of every hop as C structs: the control hop's (purgectl and
+ * purged-rest <-> purged: request, reply, event) and the executor hop's
+ * (job, progress, manifest, result). Their keys are written
  * in two places only: here (pack, unpack) and in proto/schema.c (what the
  * decoder accepts); test_proto round-trips each struct through the real
  * encoder and decoder, so a key renamed on one side fails a unit test, not a
@@ -11,6 +13,41 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
+
+#include "purged/proto.h"
+
+/* The kind a decoded message names (_PURGE_MSG_INVALID for none). */
+enum purge_msg_type msg_kind(const json_t *msg);
+
+/* client -> supervisor (built by proto_request_new / proto_encode_request) */
+struct msg_request {
+	uint64_t id;
+	enum purge_op op;
+	json_t *args;          /* never NULL after unpack: an empty map when absent */
+	const char *auth;      /* purged-rest's bearer token, or NULL */
+};
+
+/* supervisor -> client (built by proto_reply_ok / proto_reply_error) */
+struct msg_reply {
+	uint64_t id;
+	bool ok;
+	json_t *result;        /* ok: the result (may be JSON null), else NULL */
+	json_t *error;         /* !ok: {code, message} */
+	const char *error_code, *error_message;
+};
+
+/* supervisor -> watcher (built by proto_event_new) */
+struct msg_event {
+	uint64_t id;
+	const char *event;     /* "progress", "end"... */
+	json_t *task;
+};
+
+/* Fill the struct from a decoded message of that kind; pointers borrow from @msg. msg_reply_unpack
+ * returns false for no message (NULL: the peer went away) and for a message that is not a reply. */
+void msg_request_unpack(const json_t *msg, struct msg_request *r);
+bool msg_reply_unpack(const json_t *msg, struct msg_reply *r);
+void msg_event_unpack(const json_t *msg, struct msg_event *e);
 
 /* supervisor -> executor: one per executor */
 struct msg_job {

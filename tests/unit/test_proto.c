@@ -173,6 +173,33 @@ START_TEST(test_message_structs)
 	ck_assert(r2.ok && !r2.has_archive && !r2.error && !r2.counts);
 	json_decref(m);
 
+	/* The control hop: request, reply (both ways), event. */
+	struct msg_request rq;
+	m = roundtrip(proto_request_new(7, PURGE_OP_PLAN, json_pack("{s:s}", "target", "demo")), PURGE_MSG_REQUEST);
+	msg_request_unpack(m, &rq);
+	ck_assert(rq.id == 7 && rq.op == PURGE_OP_PLAN && rq.auth == NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(rq.args, "target")), "demo");
+	json_decref(m);
+	struct msg_reply rp;
+	m = roundtrip(proto_reply_ok(8, json_pack("{s:i}", "n", 1)), PURGE_MSG_REPLY);
+	ck_assert(msg_reply_unpack(m, &rp) && rp.ok && rp.id == 8 && !rp.error);
+	ck_assert_int_eq(json_integer_value(json_object_get(rp.result, "n")), 1);
+	json_decref(m);
+	m = roundtrip(proto_reply_error(9, PURGE_ERR_BUSY, "queue full"), PURGE_MSG_REPLY);
+	ck_assert(msg_reply_unpack(m, &rp) && !rp.ok && rp.id == 9 && !rp.result);
+	ck_assert_str_eq(rp.error_code, "busy");
+	ck_assert_str_eq(rp.error_message, "queue full");
+	json_decref(m);
+	ck_assert(!msg_reply_unpack(NULL, &rp));
+	struct msg_event ev;
+	m = roundtrip(proto_event_new(10, "end", json_pack("{s:s}", "status", "finished")), PURGE_MSG_EVENT);
+	ck_assert(!msg_reply_unpack(m, &rp)); /* an event is not a reply */
+	msg_event_unpack(m, &ev);
+	ck_assert(ev.id == 10);
+	ck_assert_str_eq(ev.event, "end");
+	ck_assert_str_eq(json_string_value(json_object_get(ev.task, "status")), "finished");
+	json_decref(m);
+
 	json_decref(settings);
 	json_decref(secrets);
 	json_decref(archive);
