@@ -110,10 +110,10 @@ expect_eq "…the trees are Web (with Web API) and Ops" \
 	"$(jq -r 'select(.kind == "project" and .object.name) | "\(.id):\(.object.name):\([.object.subprojects[].name] | join(","))"' "$T/rm.jsonl" | sort | tr '\n' ' ')" \
 	"$(printf '%s\n' "$P1:Web:Web API" "$P2:Ops:" | sort | tr '\n' ' ')"
 expect_eq "…every issue subject Redmine listed, once" \
-	"$(jq -r 'select(.kind == "project") | .object | (.issues[], .subprojects[].issues[]) | .subject' "$T/rm.jsonl" | sort)" \
+	"$(jq -r 'select(.kind == "project") | .object | (.issues[]?, .subprojects[]?.issues[]) | .subject' "$T/rm.jsonl" | sort)" \
 	"$(printf '%s\n' "$SUBJECTS" | sort)"
 expect_eq "…issue $I1 with its $JOURNALS journals and its watcher" \
-	"$(jq -r --argjson i "$I1" 'select(.kind == "project") | .object.issues[] | select(.id == $i) | "\(.journals | length) \([.journals[].notes] | join(",")) \([.watchers[].name] | sort | join(","))"' "$T/rm.jsonl")" \
+	"$(jq -r --argjson i "$I1" 'select(.kind == "project") | .object.issues[]? | select(.id == $i) | "\(.journals | length) \([.journals[].notes] | join(",")) \([.watchers[].name] | sort | join(","))"' "$T/rm.jsonl")" \
 	"$JOURNALS first note,second note Redmine Admin,bob Test"
 check "…(2 journals at least, or the comparison says little)" test "$JOURNALS" -ge 2
 expect_eq "…Web's wiki pages with their text, version, membership" \
@@ -252,6 +252,9 @@ RES=$(cat "$T/itop-compare.txt")
 expect_eq "…one record per deleted object, with exactly the fields iTop held" "$RES" \
 	"records $N manifest $N matched $N missing [] unequal [] dups []"
 expect_eq "…records: what the task says" "$(jf "$OUT" .archive.records)" "$N"
-check "…cascades are marked" jq -e 'select(.cascade == true)' "$T/itop.jsonl" >/dev/null
+expect_eq "…the cascades marked as such: those of the manifest (team membership, CI linked to a ticket)" \
+	"$(jq -r 'select(.cascade == true) | "\(.kind) \(.id)"' "$T/itop.jsonl" | sort | tr '\n' ',')" \
+	"$(jq -r '.[] | select(.cascade) | "\(.kind) \(.id)"' "$T/itop-manifest.json" | sort | tr '\n' ',')"
+check "…(two of them at least, or the comparison says little)" test "$(jq '[.[] | select(.cascade)] | length' "$T/itop-manifest.json")" -ge 2
 stop_purged TERM
 finish

@@ -51,6 +51,7 @@ static const char default_classes[] =
 #define RECONCILE_ROUNDS 6    /* listings of an uncertain delete, until two agree */
 #define RECONCILE_WAIT_SEC 3  /* between them: iTop may still be deleting */
 #define NAMED 10         /* blocking objects named in an error */
+#define ARCHIVE_GET 100  /* objects per core/get of the archive (archive = yes) */
 
 struct obj {
 	char *cls;       /* leaf class */
@@ -520,6 +521,53 @@ static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, 
 }
 
 /*
+ * Into the archive: up to ARCHIVE_GET objects of leaf class @cls, @ids[@from..], with all
+ * their fields; those not in @chunk marked as cascades. 0, or -1 after failing the task.
+ */
+static int archive_get(struct itop *it, const char *cls, const json_t *ids, size_t from, const json_t *chunk)
+{
+	size_t cnt = json_array_size(ids) - from < ARCHIVE_GET ? json_array_size(ids) - from : ARCHIVE_GET;
+	size_t cap = 64 + cnt * 21, o, j = 0;
+	char *q = xmalloc(cap), step[160];
+	struct itop_reply rep;
+	json_t *ob;
+	const char *okey;
+	int r;
+
+	o = (size_t)snprintf(q, cap, "SELECT %s WHERE id IN (", cls);
+	for (size_t i = 0; i < cnt; i++)
+		o += (size_t)snprintf(q + o, cap - o, "%s%lld", i ? "," : "",
+				      (long long)json_integer_value(json_array_get(ids, from + i)));
+	snprintf(q + o, cap - o, ")");
+	json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", cls, "key", q, "output_fields",
+			       "*");
+	free(q);
+	snprintf(step, sizeof(step), "archiving %zu %s before their delete", cnt, cls);
+	r = call(it, op, NULL, step, &rep, NULL);
+	json_decref(op);
+	if (r == 0 && rep.code != 0)
+		r = fail_code(it, step, &rep);
+	/* Each object as iTop gave it; one gone meanwhile is not deleted by us either. */
+	json_object_foreach(json_object_get(rep.doc, "objects"), okey, ob) {
+		const struct itop_object *x = &rep.objects[j++];
+		if (r < 0)
+			break;
+		long p = scope_find(&it->scope, x->cls, x->key);
+		json_t *fields = json_object_get(ob, "fields");
+		json_t *rec = json_pack("{s:s, s:I, s:s, s:O}", "kind", x->cls, "id", x->key, "name",
+					x->name ? x->name : p >= 0 ? it->scope.v[p].name : "", "object",
+					fields ? fields : json_null());
+		if (!in_set(chunk, x->cls, x->key))
+			json_object_set_new(rec, "cascade", json_true());
+		r = backend_archive_add(it->ctx, rec);
+		if (r == 0)
+			set_add(it->archived, x->cls, x->key);
+	}
+	itop_reply_clear(&rep);
+	return r;
+}
+
+/*
  * archive = yes: put into the archive, with every field iTop gives (core/get, output_fields
  * "*" of each leaf class: an abstract class's "*" holds only its own fields), the objects
  * @pos[0..n) about to be deleted and the cascades their simulation @sim announced, then
@@ -548,42 +596,10 @@ static int archive_set(struct itop *it, const size_t *pos, size_t n, const struc
 		}
 	}
 	json_object_foreach(by, cls, ids) {
-		size_t cap = 64 + json_array_size(ids) * 21, o, i;
-		char *q = xmalloc(cap), step[160];
-		json_t *v;
-		o = (size_t)snprintf(q, cap, "SELECT %s WHERE id IN (", cls);
-		json_array_foreach(ids, i, v)
-			o += (size_t)snprintf(q + o, cap - o, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
-		snprintf(q + o, cap - o, ")");
-		json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", cls, "key", q,
-				       "output_fields", "*");
-		struct itop_reply rep;
-		free(q);
-		snprintf(step, sizeof(step), "archiving %zu %s before their delete", json_array_size(ids), cls);
-		r = call(it, op, NULL, step, &rep, NULL);
-		json_decref(op);
-		if (r == 0 && rep.code != 0)
-			r = fail_code(it, step, &rep);
-		/* Each object as iTop gave it; one gone meanwhile is not deleted by us either. */
-		json_t *objs = json_object_get(rep.doc, "objects"), *ob;
-		const char *okey;
-		size_t j = 0;
-		json_object_foreach(objs, okey, ob) {
-			const struct itop_object *x = &rep.objects[j++];
-			if (r < 0)
-				break;
-			long p = scope_find(&it->scope, x->cls, x->key);
-			json_t *fields = json_object_get(ob, "fields");
-			json_t *rec = json_pack("{s:s, s:I, s:s, s:O}", "kind", x->cls, "id", x->key, "name",
-						x->name ? x->name : p >= 0 ? it->scope.v[p].name : "", "object",
-						fields ? fields : json_null());
-			if (!in_set(chunk, x->cls, x->key))
-				json_object_set_new(rec, "cascade", json_true());
-			r = backend_archive_add(it->ctx, rec);
-			if (r == 0)
-				set_add(it->archived, x->cls, x->key);
-		}
-		itop_reply_clear(&rep);
+		/* ARCHIVE_GET a request: a reply of 200 objects with all their fields is parsed
+		 * into megabytes, which held the executor's peak RSS at its 16 MiB target. */
+		for (size_t from = 0; from < json_array_size(ids) && r == 0; from += ARCHIVE_GET)
+			r = archive_get(it, cls, ids, from, chunk);
 		if (r < 0)
 			break;
 	}
