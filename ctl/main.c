@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <nettle/base64.h>
 #include <nettle/sha2.h>
 #include <zstd.h>
 #include <stdarg.h>
@@ -294,11 +293,9 @@ static int cmd_archive(struct client *c, const struct options *o, const char *id
 		if (r)
 			goto out;
 		const char *data = json_string_value(json_object_get(res, "data")) ?: "";
-		size_t len = strlen(data), n = BASE64_DECODE_LENGTH(len);
-		uint8_t *buf = xmalloc(n + 1);
-		struct base64_decode_ctx b64;
-		base64_decode_init(&b64);
-		if (!base64_decode_update(&b64, &n, buf, len, data) || !base64_decode_final(&b64) ||
+		unsigned char *buf = NULL;
+		size_t n = 0;
+		if (b64_decode(data, strlen(data), &buf, &n) < 0 ||
 		    json_integer_value(json_object_get(res, "offset")) != (json_int_t)offset) {
 			fprintf(stderr, "purgectl: the daemon sent a malformed chunk of the archive of task %s at offset "
 				"%llu\n", id, (unsigned long long)offset);

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <nettle/base64.h>
 #include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,10 +189,12 @@ json_t *archives_read_chunk(const struct task *task, uint64_t offset, char *why,
 		got += (size_t)n;
 	}
 	close(fd);
-	char *text = xmalloc(BASE64_ENCODE_RAW_LENGTH(got) + 1);
-	base64_encode_raw(text, got, buf);
-	text[BASE64_ENCODE_RAW_LENGTH(got)] = '\0';
+	char *text = b64_encode(buf, got);
 	free(buf);
+	if (!text) {
+		snprintf(why, whylen, "out of memory encoding a chunk of the archive '%s'", path);
+		return NULL;
+	}
 	json_t *res = json_pack("{s:I, s:s?, s:I, s:s, s:b}", "size", (json_int_t)st.st_size, "sha256", sha, "offset",
 				(json_int_t)offset, "data", text, "eof", offset + got >= (uint64_t)st.st_size);
 	free(text);
@@ -272,7 +273,9 @@ static void prune_after(uv_work_t *req, int status)
 void archives_prune(void)
 {
 	unsigned days = purged->conf->archive_keep_days;
-	if (days == 0 || prune_busy)
+	struct stat st;
+	/* No archive_dir yet (no purge archived anything): nothing to prune, no thread pool started for it. */
+	if (days == 0 || prune_busy || stat(purged->conf->archive_dir, &st) < 0)
 		return;
 	struct prune_work *w = xcalloc(1, sizeof(*w));
 	w->dir = xstrdup(purged->conf->archive_dir);
