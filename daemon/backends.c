@@ -38,6 +38,9 @@ static const struct key_def redmine_keys[] = {
 	{ "parallel", KEY_UINT, "4", 1, 16 },
 	{ "accept_request_credentials", KEY_BOOL, "no", 0, 1 },
 	HTTP_KEYS,
+	/* Tests only, refused unless purged runs with --test-probes: archive = yes pauses this long
+	 * before recounting the exported trees (a test writes into one meanwhile). */
+	{ "test_pause_ms", KEY_UINT, "0", 0, 60000 },
 	{ NULL },
 };
 

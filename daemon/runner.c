@@ -224,6 +224,12 @@ struct task *runner_submit(const char *target, const char *operation, const json
 		snprintf(msg, msglen, "target '%s' is a sandbox probe: it runs only under purged --test-probes", target);
 		return NULL;
 	}
+	if (json_integer_value(json_object_get(tc->settings, "test_pause_ms")) > 0 && !purged->test_probes) {
+		*reterr = PURGE_ERR_FORBIDDEN;
+		snprintf(msg, msglen, "target '%s' sets test_pause_ms, a setting for tests: it runs only under purged "
+			 "--test-probes; remove test_pause_ms from its section", target);
+		return NULL;
+	}
 	bool purge = strcmp(operation, "plan") != 0;
 	/* A restore puts data back: protection and approvals guard deletions only. It still takes the target. */
 	bool deletes = purge && strcmp(operation, "restore") != 0;

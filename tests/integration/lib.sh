@@ -183,8 +183,8 @@ write_config() {
 
 ctl() { "$T/bin/purgectl" -s "$SOCK" "$@"; }
 
-start_purged() {
-	"$T/bin/purged" -c "$CONF" -d >>"$LOG" 2>&1 &
+start_purged() { # PURGED_ARGS: extra options (e.g. --test-probes)
+	"$T/bin/purged" ${PURGED_ARGS:-} -c "$CONF" -d >>"$LOG" 2>&1 &
 	PURGED_PID=$!
 	for _ in $(seq 1 100); do
 		[ -S "$SOCK" ] && ctl status >/dev/null 2>&1 && return 0

@@ -68,6 +68,15 @@ struct scope {
 
 enum deletion_mode { DELETION_UNKNOWN, DELETION_SYNC, DELETION_ASYNC };
 
+/* archive = yes: what one tree's record holds, to compare with Redmine right before its DELETE. */
+struct tree_sum {
+	json_int_t top;
+	json_int_t *projects, *issues; /* sorted ids: the tree's projects (top included), their issues */
+	size_t n_projects, n_issues;
+	struct redmine_page subs;      /* its subprojects (id, name): the manifest's, after a second pass */
+	unsigned pass;                 /* 1, or 2 when the tree was exported again */
+};
+
 struct redmine {
 	struct backend_ctx *ctx;
 	struct http_client *http;
@@ -79,6 +88,8 @@ struct redmine {
 	json_int_t *awaiting;         /* 5.1+: answered 204, still present: poll until 404 */
 	size_t n_awaiting;
 	uint64_t done, total;         /* progress */
+	struct tree_sum *sums;        /* archive = yes: per exported tree */
+	size_t n_sums;
 };
 
 /* ---------------------------------------------------------------- messages */
@@ -505,27 +516,33 @@ static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known)
 	return r;
 }
 
+/* The listed projects (active and closed, private ones too; never archived) with their trees' roots. */
+static int list_projects(struct redmine *rm, struct scope *s)
+{
+	if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &s->projects) < 0)
+		return -1;
+	s->by_id = xcalloc(s->projects.n + 1, sizeof(*s->by_id));
+	for (size_t i = 0; i < s->projects.n; i++)
+		s->by_id[i] = (struct by_id){ s->projects.v[i].id, i };
+	qsort(s->by_id, s->projects.n, sizeof(*s->by_id), cmp_by_id);
+	s->root = xcalloc(s->projects.n + 1, sizeof(*s->root));
+	for (size_t i = 0; i < s->projects.n; i++) {
+		const struct redmine_item *p = &s->projects.v[i], *up;
+		/* Bounded: a parent loop in a broken answer cannot hang the walk. */
+		for (size_t depth = 0; depth < s->projects.n && p->parent && (up = find_project(s, p->parent)); depth++)
+			p = up;
+		s->root[i] = p->id;
+		s->projects.v[i].top = p == &s->projects.v[i];
+	}
+	return 0;
+}
+
 /* The whole scope, as a plan sees it; @known: the highest project id known before (0 if none). */
 static int enumerate(struct redmine *rm, struct scope *s, json_int_t known)
 {
 	if (rm->projects) {
-		/* Active and closed (private ones too, for an administrator); never archived. */
-		if (get_all(rm, "listing projects", "projects.json?status=1%7C5", "projects", &s->projects) < 0)
+		if (list_projects(rm, s) < 0)
 			return -1;
-		s->by_id = xcalloc(s->projects.n + 1, sizeof(*s->by_id));
-		for (size_t i = 0; i < s->projects.n; i++)
-			s->by_id[i] = (struct by_id){ s->projects.v[i].id, i };
-		qsort(s->by_id, s->projects.n, sizeof(*s->by_id), cmp_by_id);
-		s->root = xcalloc(s->projects.n + 1, sizeof(*s->root));
-		for (size_t i = 0; i < s->projects.n; i++) {
-			const struct redmine_item *p = &s->projects.v[i], *up;
-			/* Bounded: a parent loop in a broken answer cannot hang the walk. */
-			for (size_t depth = 0; depth < s->projects.n && p->parent && (up = find_project(s, p->parent));
-			     depth++)
-				p = up;
-			s->root[i] = p->id;
-			s->projects.v[i].top = p == &s->projects.v[i];
-		}
 		if (get_all(rm, "listing issues", "issues.json?status_id=*&sort=id", "issues", &s->issues) < 0)
 			return -1;
 		s->issue_root = xcalloc(s->issues.n + 1, sizeof(*s->issue_root));
@@ -593,6 +610,17 @@ static void project_gone(struct redmine *rm, json_int_t id, bool cascade)
 	if (!p) {
 		/* Found by probing: no name can be seen. */
 		backend_deleted(rm->ctx, "projects", id, NULL, cascade);
+		return;
+	}
+	for (size_t i = 0; i < rm->n_sums; i++) {
+		const struct tree_sum *t = &rm->sums[i];
+		if (t->top != id || t->pass < 2)
+			continue;
+		/* Exported again: its second record holds what went with it. */
+		backend_deleted(rm->ctx, "projects", id, p->name, cascade);
+		for (size_t j = 0; j < t->subs.n; j++)
+			backend_deleted(rm->ctx, "projects", t->subs.v[j].id, t->subs.v[j].name, true);
+		backend_deleted_n(rm->ctx, "issues", t->n_issues);
 		return;
 	}
 	/* A listed top-level project: its listed subtree and their issues went with it. */
@@ -797,7 +825,8 @@ static int delete_batch(struct redmine *rm, const char *resource, const json_int
  * each listed subproject; then the users and groups, one record each. Secrets never enter
  * the archive: members named like api_key or password are removed at every depth. The
  * archive is sealed, then exactly the exported trees, users and groups are deleted. One
- * tree is held in memory at a time.
+ * tree is held in memory at a time. Right before the trees' DELETE each is recounted: one
+ * that gained a project or an issue meanwhile is exported again (recheck_trees()).
  */
 static json_int_t *page_ids(const struct redmine_page *pg, bool tops_only, size_t *ret_n);
 
@@ -955,13 +984,12 @@ static json_t *wiki_pages(struct redmine *rm, json_int_t id, const json_t *index
 #define ISSUES_LIST "/issues.json?status_id=*&subproject_id=!*&sort=id&limit=100"
 
 /*
- * The record of the listed top-level project @top with its listed subtree: project, issues
+ * The record of the listed top-level project @top of @s with its listed subtree: project, issues
  * (one by one, with journals, attachments, relations, watchers), versions, wiki pages,
  * memberships of each. NULL after failing the task; a tree gone meanwhile gives {} objects.
  */
-static json_t *tree_record(struct redmine *rm, size_t top)
+static json_t *tree_record(struct redmine *rm, const struct scope *s, size_t top)
 {
-	const struct scope *s = &rm->plan;
 	json_int_t root = s->projects.v[top].id, *ids = xcalloc(s->projects.n + 1, sizeof(*ids)), *issue_ids = NULL;
 	size_t n = 0, n_issues = 0, *owner = NULL;
 	json_t **proj = NULL, **vers = NULL, **wiki = NULL, **memb = NULL, **lists = NULL, **issues = NULL;
@@ -1067,6 +1095,54 @@ static int principals_records(struct redmine *rm, const char *resource, const ch
 	return r;
 }
 
+static void sum_clear(struct tree_sum *t)
+{
+	free(t->projects);
+	free(t->issues);
+	redmine_page_clear(&t->subs);
+	memset(t, 0, sizeof(*t));
+}
+
+static void sum_push(json_int_t **v, size_t *n, json_int_t id)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = id;
+}
+
+static void sum_project(struct tree_sum *t, const json_t *o, bool sub)
+{
+	json_t *v;
+	size_t i;
+	json_int_t id = json_integer_value(json_object_get(o, "id"));
+
+	if (json_is_true(json_object_get(o, "gone")) || id <= 0)
+		return;
+	sum_push(&t->projects, &t->n_projects, id);
+	if (sub) {
+		const char *name = json_string_value(json_object_get(o, "name"));
+		t->subs.v = xrealloc(t->subs.v, (t->subs.n + 1) * sizeof(*t->subs.v));
+		t->subs.v[t->subs.n++] = (struct redmine_item){ .id = id, .name = xstrdup(name ? name : "") };
+	}
+	json_array_foreach(json_object_get(o, "issues"), i, v)
+		sum_push(&t->issues, &t->n_issues, json_integer_value(json_object_get(v, "id")));
+}
+
+/* @t := what the tree record @rec (of pass @pass) holds. */
+static void sum_set(struct tree_sum *t, const json_t *rec, unsigned pass)
+{
+	const json_t *o = json_object_get(rec, "object"), *v;
+	size_t i;
+
+	sum_clear(t);
+	t->top = json_integer_value(json_object_get(rec, "id"));
+	t->pass = pass;
+	sum_project(t, o, false);
+	json_array_foreach(json_object_get(o, "subprojects"), i, v)
+		sum_project(t, v, true);
+	qsort(t->projects, t->n_projects, sizeof(*t->projects), cmp_id);
+	qsort(t->issues, t->n_issues, sizeof(*t->issues), cmp_id);
+}
+
 /* The whole scope into the archive, sealed: only then may anything be deleted. 0 or -1 after failing. */
 static int archive_scope(struct redmine *rm)
 {
@@ -1085,8 +1161,13 @@ static int archive_scope(struct redmine *rm)
 		if (backend_stopping(rm->ctx))
 			return backend_fail(rm->ctx, "redmine '%s': stopped on request while archiving, before deleting "
 					    "anything", rm->ctx->target);
-		json_t *rec = tree_record(rm, i);
-		if (!rec || backend_archive_add(rm->ctx, rec) < 0)
+		json_t *rec = tree_record(rm, s, i);
+		if (!rec)
+			return -1;
+		rm->sums = xrealloc(rm->sums, (rm->n_sums + 1) * sizeof(*rm->sums));
+		memset(&rm->sums[rm->n_sums], 0, sizeof(*rm->sums));
+		sum_set(&rm->sums[rm->n_sums++], rec, 1);
+		if (backend_archive_add(rm->ctx, rec) < 0)
 			return -1;
 	}
 	if (rm->projects && s->n_hidden) {
@@ -1115,6 +1196,141 @@ static int archive_scope(struct redmine *rm)
 		return -1;
 	log_info("redmine '%s': archived the scope in %.1f s", rm->ctx->target, (double)(mono_usec() - t0) / 1e6);
 	return 0;
+}
+
+/*
+ * Tests only: test_pause_ms (refused unless purged runs with --test-probes) holds the purge
+ * before each recount of the exported trees, so that a test can write into a tree between
+ * its export and its DELETE.
+ */
+static void test_pause(struct redmine *rm)
+{
+	json_int_t ms = json_integer_value(json_object_get(rm->ctx->settings, "test_pause_ms"));
+
+	if (ms <= 0)
+		return;
+	log_info("redmine '%s': test_pause_ms: pausing %lld ms before recounting the exported trees", rm->ctx->target,
+		 (long long)ms);
+	for (json_int_t t = 0; t < ms && !backend_stopping(rm->ctx); t += 50) {
+		struct timespec ts = { 0, 50000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * Is the tree of @t still what its record holds? Its projects in @now (a fresh listing) and
+ * its issues of every status, subprojects included (one request: the count and the highest
+ * id). 1 with @why set when something was added, 0 when not (or the tree is gone: its DELETE
+ * tells), -1 after failing the task.
+ */
+static int tree_changed(struct redmine *rm, const struct scope *now, const struct tree_sum *t, char *why, size_t len)
+{
+	struct http_response r;
+	json_t *doc = NULL;
+	int c = 0;
+
+	for (size_t i = 0; i < now->projects.n; i++) {
+		json_int_t id = now->projects.v[i].id;
+		if (now->root[i] == t->top && !bsearch(&id, t->projects, t->n_projects, sizeof(id), cmp_id)) {
+			snprintf(why, len, "project %lld '%s' was created in it", (long long)id,
+				 now->projects.v[i].name ? now->projects.v[i].name : "");
+			return 1;
+		}
+	}
+	char *p = xasprintf("issues.json?project_id=%lld&subproject_id=*&status_id=*&sort=id:desc&limit=1",
+			    (long long)t->top);
+	int e = http_request(rm->http, "GET", p, NULL, NULL, 0, &r);
+	free(p);
+	if (e == 0 && (r.status == 404 || r.status == 403)) {
+		http_response_clear(&r); /* gone or archived meanwhile: its DELETE says what happens */
+		return 0;
+	}
+	doc = e == 0 && r.status == 200 ? http_json(&r) : NULL;
+	json_t *total = json_object_get(doc, "total_count"), *first = json_array_get(json_object_get(doc, "issues"), 0);
+	json_int_t top_issue = json_integer_value(json_object_get(first, "id"));
+	if (!json_is_integer(total)) {
+		char step[80];
+		snprintf(step, sizeof(step), "counting the issues of project %lld before deleting it", (long long)t->top);
+		c = fail_status(rm, step, &r);
+	} else if (json_integer_value(total) > (json_int_t)t->n_issues) {
+		snprintf(why, len, "it holds %lld issue(s), its record %zu", (long long)json_integer_value(total),
+			 t->n_issues);
+		c = 1;
+	} else if (top_issue > 0 && !bsearch(&top_issue, t->issues, t->n_issues, sizeof(top_issue), cmp_id)) {
+		snprintf(why, len, "issue %lld, not in its record, is in it", (long long)top_issue);
+		c = 1;
+	}
+	json_decref(doc);
+	http_response_clear(&r);
+	return c;
+}
+
+/*
+ * archive = yes, right before the trees' DELETE: has anything been added to an exported tree
+ * since its export (an issue, a subproject)? Such a tree is exported again as a second record
+ * ("pass": 2; the first is sealed already and the archive is append-only: of two records of
+ * one id, the later is the fuller), sealed, and checked once more; one that changed again is
+ * not deleted: taken out of @tops with a warning, and the post-condition names it as left.
+ * Not seen: edits of what was there (a new journal, wiki page, version, membership).
+ */
+static int recheck_trees(struct redmine *rm, json_int_t *tops, size_t *n_tops)
+{
+	struct scope now = { 0 };
+	char why[300];
+	int r = 0;
+
+	for (unsigned pass = 1; pass <= 2 && r == 0; pass++) {
+		size_t changed = 0;
+		test_pause(rm);
+		scope_clear(&now);
+		if (list_projects(rm, &now) < 0) {
+			r = -1;
+			break;
+		}
+		for (size_t i = 0; i < rm->n_sums && r == 0; i++) {
+			struct tree_sum *t = &rm->sums[i];
+			const struct redmine_item *p = find_project(&rm->plan, t->top);
+			const char *name = p && p->name ? p->name : "";
+			int c = t->pass == pass ? tree_changed(rm, &now, t, why, sizeof(why)) : 0;
+			if (c <= 0) {
+				r = c;
+				continue;
+			}
+			changed++;
+			if (pass == 2) {
+				backend_warn(rm->ctx, "project %lld (%s) changed while it was archived twice (%s): not "
+					     "deleted; purge again", (long long)t->top, name, why);
+				for (size_t j = 0; j < *n_tops; j++)
+					if (tops[j] == t->top) {
+						memmove(tops + j, tops + j + 1, (*n_tops - j - 1) * sizeof(*tops));
+						(*n_tops)--;
+						rm->total--;
+						break;
+					}
+				t->pass = 3; /* left */
+				continue;
+			}
+			const struct redmine_item *np = find_project(&now, t->top);
+			if (!np)
+				continue; /* archived or gone since it was counted: its DELETE says what happens */
+			log_info("redmine '%s': project %lld (%s) changed after its export (%s): exporting it again",
+				 rm->ctx->target, (long long)t->top, name, why);
+			json_t *rec = tree_record(rm, &now, (size_t)(np - now.projects.v));
+			if (!rec) {
+				r = -1;
+				break;
+			}
+			json_object_set_new(rec, "pass", json_integer(2));
+			sum_set(t, rec, 2);
+			r = backend_archive_add(rm->ctx, rec);
+		}
+		if (r == 0 && changed == 0)
+			break;
+		if (r == 0 && pass == 1)
+			r = backend_archive_seal(rm->ctx);
+	}
+	scope_clear(&now);
+	return r;
 }
 
 /* ---------------------------------------------------------------- the post-condition */
@@ -1200,6 +1416,8 @@ static int purge(struct redmine *rm)
 			hidden[i] = s->hidden[s->n_hidden - 1 - i];
 		r = delete_batch(rm, "projects", hidden, s->n_hidden, 1, project_answered, NULL);
 		free(hidden);
+		if (r == 0 && backend_archiving(rm->ctx))
+			r = recheck_trees(rm, tops, &n_tops);
 		if (r == 0)
 			r = delete_batch(rm, "projects", tops, n_tops, rm->parallel, project_answered, NULL);
 		if (r == 0)
@@ -1270,6 +1488,9 @@ static int redmine_run(struct backend_ctx *ctx)
 	r = purge(&rm);
 finish:
 	scope_clear(&rm.plan);
+	for (size_t i = 0; i < rm.n_sums; i++)
+		sum_clear(&rm.sums[i]);
+	free(rm.sums);
 	free(rm.awaiting);
 	free(rm.self.name);
 	return r;
