@@ -22,8 +22,7 @@ void sha256_hex(const char *s, char out[65])
 {
 	unsigned char h[32];
 	sha256_raw(s, h);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", h[i]);
+	sha256_to_hex(h, out);
 	explicit_bzero(h, sizeof(h));
 }
 

@@ -331,8 +331,7 @@ static int cmd_archive(struct client *c, const struct options *o, const char *id
 		}
 	}
 	sha256_digest(&sha, sizeof(digest), digest);
-	for (int i = 0; i < 32; i++)
-		snprintf(got + 2 * i, 3, "%02x", digest[i]);
+	sha256_to_hex(digest, got);
 	if (offset != size || strcmp(got, want) != 0) {
 		fprintf(stderr, "purgectl: the archive of task %s is not the one recorded (%llu bytes, SHA-256 %s; the "
 			"task recorded %llu bytes, SHA-256 %s): it was changed or damaged since the purge; nothing "
@@ -347,6 +346,11 @@ static int cmd_archive(struct client *c, const struct options *o, const char *id
 	char *inb = xmalloc(inlen), *outb = xmalloc(outlen);
 	FILE *dst = out >= 0 ? fdopen(out, "w") : stdout;
 	bool any = false;
+	/* A frame's output is held until the frame ends: each frame is one seal of the purge, and only
+	 * what was sealed was ever deleted; a frame cut short (the purge failed while writing it) is
+	 * dropped, the sealed part kept. */
+	char *frame = NULL;
+	size_t flen = 0, fcap = 0;
 	if (!z || !dst) {
 		fprintf(stderr, "purgectl: out of memory\n");
 		r = EXIT_PURGECTL_FAILURE;
@@ -361,18 +365,29 @@ static int cmd_archive(struct client *c, const struct options *o, const char *id
 				fprintf(stderr, "purgectl: the archive of task %s cannot be decompressed: %s\n", id,
 					ZSTD_getErrorName(zr));
 				r = EXIT_PURGECTL_FAILURE;
-			} else if (ob.pos && fwrite(outb, 1, ob.pos, dst) != ob.pos) {
-				fprintf(stderr, "purgectl: cannot write %s: %s\n", o->output ? o->output : "the output",
-					strerror(errno));
-				r = EXIT_PURGECTL_FAILURE;
+			} else {
+				if (flen + ob.pos > fcap) {
+					fcap = (flen + ob.pos) * 2;
+					frame = xrealloc(frame, fcap);
+				}
+				memcpy(frame + flen, outb, ob.pos);
+				flen += ob.pos;
+				if (zr == 0 && flen) {
+					if (fwrite(frame, 1, flen, dst) != flen) {
+						fprintf(stderr, "purgectl: cannot write %s: %s\n",
+							o->output ? o->output : "the output", strerror(errno));
+						r = EXIT_PURGECTL_FAILURE;
+					}
+					flen = 0;
+				}
 			}
 		}
 	}
-	if (!r && any && zr != 0) {
-		fprintf(stderr, "purgectl: the archive of task %s ends in the middle of a zstd frame: it was cut short; "
-			"what was written above is its readable part\n", id);
-		r = EXIT_PURGECTL_FAILURE;
-	}
+	if (!r && any && zr != 0)
+		fprintf(stderr, "purgectl: warning: the archive of task %s ends in a part its purge never sealed (the "
+			"purge failed while writing it): its sealed part is written; the %zu bytes of records after it "
+			"were never deleted (they were not sealed), and are left out\n", id, flen);
+	free(frame);
 	if (dst && fflush(dst) != 0 && !r) {
 		fprintf(stderr, "purgectl: cannot write %s: %s\n", o->output ? o->output : "the output", strerror(errno));
 		r = EXIT_PURGECTL_FAILURE;

@@ -79,15 +79,6 @@ int archives_open_read(const char *path, int *ret_fd, char *why, size_t whylen)
 	return 0;
 }
 
-void archives_hex(const unsigned char digest[32], char out[65])
-{
-	static const char hx[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = hx[digest[i] >> 4];
-		out[2 * i + 1] = hx[digest[i] & 15];
-	}
-	out[64] = '\0';
-}
 
 /* ------------------------------------------------------------- hashing */
 
@@ -114,6 +105,17 @@ static void hash_run(uv_work_t *req)
 		w->err = errno;
 		return;
 	}
+	/*
+	 * purged's executor writes an archive front to back: a file with holes (a hostile executor's
+	 * lseek past the end) would keep this thread hashing zeros for minutes and be recorded as an
+	 * archive of that size. Refused (EFBIG), said by the caller; the file is kept for inspection.
+	 */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 + (1u << 20) < (uint64_t)st.st_size) {
+		w->err = EFBIG;
+		close(fd);
+		return;
+	}
 	sha256_init(&ctx);
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		sha256_update(&ctx, (size_t)n, buf);
@@ -123,7 +125,7 @@ static void hash_run(uv_work_t *req)
 		w->err = errno;
 	close(fd);
 	sha256_digest(&ctx, sizeof(digest), digest);
-	archives_hex(digest, w->hex);
+	sha256_to_hex(digest, w->hex);
 }
 
 static void hash_after(uv_work_t *req, int status)
@@ -228,7 +230,12 @@ static void prune_run(uv_work_t *req)
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name), sl = strlen(ARCHIVE_SUFFIX);
 		struct stat st;
+		char id[PURGE_TASK_ID_LEN + 1];
 		if (n != PURGE_TASK_ID_LEN + sl || strcmp(de->d_name + PURGE_TASK_ID_LEN, ARCHIVE_SUFFIX) != 0)
+			continue;
+		/* Only purged's own names (a task id): anything else put there is not ours to remove. */
+		snprintf(id, sizeof(id), "%.*s", PURGE_TASK_ID_LEN, de->d_name);
+		if (!proto_is_task_id(id))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
 		    st.st_mtime >= limit)

@@ -42,7 +42,15 @@ struct ctl_conn {
 	bool close_when_idle;    /* the last reply is queued: close once it is written */
 	struct outq out;
 	void (*on_close)(void);  /* tells the owner of an adopted link */
+	uint64_t serial;         /* never reused: tells connections apart after one is freed */
 };
+
+static uint64_t conn_serial;
+
+uint64_t ctl_conn_serial(const struct ctl_conn *c)
+{
+	return c->serial;
+}
 
 static uv_pipe_t listener;
 static bool listening;
@@ -419,6 +427,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
+	c->serial = ++conn_serial;
 	conn_init(c);
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
 		conn_discard(c);
@@ -534,6 +543,7 @@ void ctl_listen(const char *path, const char *group)
 struct ctl_conn *ctl_adopt_rest(int fd, void (*on_close)(void))
 {
 	struct ctl_conn *c = xcalloc(1, sizeof(*c));
+	c->serial = ++conn_serial;
 	int r;
 
 	conn_init(c);

@@ -301,13 +301,34 @@ static json_t *op_tasks_manifest(struct ctl_conn *c, const struct caller *who, u
 	return proto_reply_ok(id, res);
 }
 
+/*
+ * Whether connection @c has read archive @task_id already (and note that it has): the last 64
+ * readings are kept, by the connection's serial number (never reused); one forgotten only audits
+ * once more.
+ */
+static bool archive_read_seen(const struct ctl_conn *c, const char *task_id)
+{
+	static struct {
+		uint64_t conn;
+		char id[PURGE_TASK_ID_LEN + 1];
+	} seen[64];
+	static unsigned next;
+	uint64_t serial = ctl_conn_serial(c);
+	for (unsigned i = 0; i < 64; i++)
+		if (seen[i].conn == serial && strcmp(seen[i].id, task_id) == 0)
+			return true;
+	seen[next].conn = serial;
+	snprintf(seen[next].id, sizeof(seen[next].id), "%s", task_id);
+	next = (next + 1) % 64;
+	return false;
+}
+
 /* A chunk of a task's archive: purgectl archive fetches them all, checks size and SHA-256, decompresses. */
 static json_t *op_tasks_archive(struct ctl_conn *c, const struct caller *who, uint64_t id, const json_t *args)
 {
 	json_t *err = NULL, *res;
 	struct task *t = find_task(id, args, &err);
 	char why[768];
-	(void)c;
 
 	if (!t)
 		return err;
@@ -329,9 +350,14 @@ static json_t *op_tasks_archive(struct ctl_conn *c, const struct caller *who, ui
 	res = archives_read_chunk(t, offset, why, sizeof(why));
 	if (!res)
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s: %s", t->id, why);
-	/* Reading what a purge deleted is audited (once per reading: its first chunk), like the purge. */
-	if (offset == 0)
-		audit_record(who, purge_op_to_string(PURGE_OP_TASKS_ARCHIVE), t->target, t->id, "ok", "archive read");
+	/* Reading what a purge deleted is audited like the purge: once per connection and archive, whatever
+	 * chunk comes first (a reader skipping the first chunk is audited all the same), failing closed. */
+	if (!archive_read_seen(c, t->id) &&
+	    audit_record(who, purge_op_to_string(PURGE_OP_TASKS_ARCHIVE), t->target, t->id, "ok", "archive read") < 0) {
+		json_decref(res);
+		return proto_reply_error(id, PURGE_ERR_UNAVAILABLE, "cannot write the audit log %s/audit.jsonl: %s; the "
+					 "archive is not given out unaudited", purged->conf->state_dir, audit_last_error());
+	}
 	return proto_reply_ok(id, res);
 }
 

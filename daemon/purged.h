@@ -129,7 +129,6 @@ int archives_open_read(const char *path, int *ret_fd, char *why, size_t whylen);
 /* Hash @path with SHA-256 in libuv's thread pool; @done runs on the loop (err: 0 or an errno). */
 typedef void (*archives_hash_cb)(void *data, int err, uint64_t bytes, const char *sha256_hex);
 int archives_hash(const char *path, archives_hash_cb done, void *data);
-void archives_hex(const unsigned char digest[32], char out[65]);
 /* tasks.archive's answer for @task's archive from @offset: {size, sha256, offset, data, eof}; NULL with @why. */
 json_t *archives_read_chunk(const struct task *task, uint64_t offset, char *why, size_t whylen);
 /* Remove archives older than archive_keep_days (in the thread pool); archives_start also runs it hourly. */
@@ -185,6 +184,8 @@ struct ctl_conn *rest_child_link(void);
 
 /* ---------------------------------------------------------------- ops.c */
 /* Run one decoded request from @conn and answer it (now, or later for plan/watch). */
+/* A connection's number, never reused (a freed connection's address may be). */
+uint64_t ctl_conn_serial(const struct ctl_conn *c);
 void ops_dispatch(struct ctl_conn *conn, const struct caller *who, const struct msg_request *req);
 
 /* ---------------------------------------------------------------- audit.c */

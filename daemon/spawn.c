@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include "buildconf.h"
 #include "daemon/backends.h"
@@ -167,7 +168,11 @@ static void on_archive_hashed(void *data, int err, uint64_t bytes, const char *h
 
 	e->archive_hashing = false;
 	e->archive_checked = true;
-	if (err) {
+	if (err == EFBIG) {
+		task_warn(t, "the archive %s has holes (sparse), which purged's executor never writes: it was not "
+			  "hashed nor recorded; it is kept for inspection (was the executor compromised?)", path);
+		log_warnx("task %s: its archive %s is sparse: not recorded", t->id, path);
+	} else if (err) {
 		task_warn(t, "the archive %s could not be read back to record its size and SHA-256: %s; it is kept, "
 			  "unverified", path, strerror(err));
 		log_warnx("task %s: cannot hash its archive %s: %s", t->id, path, strerror(err));
@@ -627,7 +632,33 @@ static int archive_setup(struct task *task, const struct target_conf *tc, bool d
 		log_warnx("task %s: refused: %s", task->id, why);
 		return -1;
 	}
-	*ret_spec = json_pack("{s:s, s:I}", "mode", "write", "max_bytes", (json_int_t)tc->archive_max_bytes);
+	/*
+	 * The executor checks its estimate against the free space, but the budget is ours: the archive
+	 * may take at most what the file system has beyond a reserve (64 MiB or 2 %, as the executor's
+	 * check), so that neither a wrong estimate, a compromised executor nor two purges at once can
+	 * fill the file system the journal may share. The kernel holds the executor to it (RLIMIT_FSIZE).
+	 */
+	uint64_t max = tc->archive_max_bytes;
+	struct statvfs sv;
+	if (fstatvfs(*ret_fd, &sv) == 0) {
+		uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize, total = (uint64_t)sv.f_blocks * sv.f_frsize;
+		uint64_t reserve = total / 50 > (64ull << 20) ? total / 50 : (64ull << 20);
+		uint64_t room = avail > reserve ? avail - reserve : 0;
+		if (room < max)
+			max = room;
+	}
+	if (max < 4096) {
+		task_set_error(task, "archive_dir %s has no room for an archive (its file system keeps a reserve of "
+			       "64 MiB or 2 %%): nothing was deleted; free space or point archive_dir elsewhere",
+			       purged->conf->archive_dir);
+		close(*ret_fd);
+		*ret_fd = -1;
+		unlink(*ret_path);
+		free(*ret_path);
+		*ret_path = NULL;
+		return -1;
+	}
+	*ret_spec = json_pack("{s:s, s:I}", "mode", "write", "max_bytes", (json_int_t)max);
 	return 0;
 }
 

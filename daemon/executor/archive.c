@@ -32,6 +32,7 @@ struct archive {
 	uint64_t max_bytes;        /* writing: archive_max_bytes */
 	uint64_t bytes;            /* compressed bytes written (or read) */
 	uint64_t records;          /* records added (writing) or returned (reading) */
+	uint64_t sealed;           /* writing: records made durable by the last seal */
 	bool unsealed;             /* records added since the last seal */
 	struct sha256_ctx sha;
 	ZSTD_CCtx *cctx;
@@ -40,6 +41,8 @@ struct archive {
 	size_t zcap, zlen, zpos;
 	char *line;                /* reading: decompressed bytes not yet returned */
 	size_t lcap, llen;
+	size_t whole;              /* reading: of those, the bytes of frames read to their end */
+	bool cut;                  /* reading: the file ended inside a frame (never sealed) */
 	bool eof, header_seen;
 	bool mid_frame;            /* reading: the last zstd frame is not complete yet */
 	char want_sha[65];
@@ -146,6 +149,7 @@ int backend_archive_seal(struct backend_ctx *ctx)
 				    "file system, then purge again", strerror(e));
 	}
 	a->unsealed = false;
+	a->sealed = a->records;
 	return 0;
 }
 
@@ -187,9 +191,8 @@ static int read_more(struct backend_ctx *ctx, struct archive *a)
 				return backend_fail(ctx, "archive: reading it failed: %s", strerror(errno));
 			if (n == 0) {
 				a->eof = true;
-				if (a->mid_frame)
-					return backend_fail(ctx, "archive: it ends in the middle of a compressed frame: "
-							    "the file is cut");
+				/* A frame cut short is a seal that never completed: none of its records was deleted. */
+				a->cut = a->mid_frame;
 				return 0;
 			}
 			a->zlen = (size_t)n;
@@ -215,6 +218,8 @@ static int read_more(struct backend_ctx *ctx, struct archive *a)
 		a->zpos = in.pos;
 		a->llen += out.pos;
 		a->mid_frame = r != 0;
+		if (r == 0)
+			a->whole = a->llen; /* a frame ended: its records were sealed */
 		if (out.pos)
 			return 1;
 	}
@@ -257,11 +262,20 @@ json_t *backend_archive_next(struct backend_ctx *ctx)
 	if (!a->header_seen && a->records == 0 && a->bytes == 0 && verify_whole(ctx, a) < 0)
 		return NULL;
 	for (;;) {
-		char *nl = a->llen ? memchr(a->line, '\n', a->llen) : NULL;
+		/* Only records of frames read to their end: each frame is one seal of the purge. */
+		char *nl = a->whole ? memchr(a->line, '\n', a->whole) : NULL;
 		if (!nl) {
 			int r = read_more(ctx, a);
 			if (r < 0)
 				return NULL;
+			if (r == 0 && a->cut) {
+				backend_warn(ctx, "the archive ends in a part its purge never sealed (it failed while "
+					     "writing it): the %llu records of its sealed part were read; the records "
+					     "after them were never deleted", (unsigned long long)a->records);
+				a->cut = false;
+				a->llen = a->whole = 0;
+				return NULL;
+			}
 			if (r == 0) {
 				if (a->llen)
 					backend_fail(ctx, "archive: it ends in the middle of a record: the file is cut");
@@ -274,6 +288,7 @@ json_t *backend_archive_next(struct backend_ctx *ctx)
 		json_t *rec = json_loadb(a->line, len, JSON_REJECT_DUPLICATES, &je);
 		memmove(a->line, nl + 1, a->llen - len - 1);
 		a->llen -= len + 1;
+		a->whole -= len + 1;
 		if (!json_is_object(rec)) {
 			json_decref(rec);
 			backend_fail(ctx, "archive: record %llu is not a JSON object (%s): the file is damaged",
@@ -301,12 +316,9 @@ int archive_open(struct backend_ctx *ctx, const json_t *spec, const char *type)
 	int fl;
 
 	if (!spec) {
-		/* No archive: the fd is not ours to keep, and this process writes no file. */
-		struct rlimit none = { 0, 0 };
+		/* No archive: the fd is not ours to keep. */
 		if (fstat(ARCHIVE_FD, &st) == 0)
 			close(ARCHIVE_FD);
-		if (setrlimit(RLIMIT_FSIZE, &none) < 0)
-			return backend_fail(ctx, "setrlimit(RLIMIT_FSIZE) failed: %s", strerror(errno));
 		return 0;
 	}
 	const char *mode = json_string_value(json_object_get(spec, "mode"));
@@ -341,13 +353,10 @@ int archive_open(struct backend_ctx *ctx, const json_t *spec, const char *type)
 		    ZSTD_isError(ZSTD_CCtx_setParameter(a->cctx, ZSTD_c_checksumFlag, 1)))
 			return backend_fail(ctx, "archive: cannot set up the compressor");
 	} else {
-		struct rlimit none = { 0, 0 };
 		const char *sha = json_string_value(json_object_get(spec, "sha256"));
 		if (!sha || strlen(sha) != 64)
 			return backend_fail(ctx, "archive: the job gives no SHA-256 to check the archive against");
 		snprintf(a->want_sha, sizeof(a->want_sha), "%s", sha);
-		if (setrlimit(RLIMIT_FSIZE, &none) < 0)
-			return backend_fail(ctx, "setrlimit(RLIMIT_FSIZE) failed: %s", strerror(errno));
 		a->dctx = ZSTD_createDCtx();
 		a->zcap = ZSTD_DStreamInSize();
 		if (!a->dctx)
@@ -388,7 +397,7 @@ void archive_close(struct backend_ctx *ctx, struct msg_result *res, char sha[65]
 		sha256_to_hex(d, sha);
 		res->has_archive = true;
 		res->archive_bytes = a->bytes;
-		res->archive_records = a->records;
+		res->archive_records = a->sealed; /* what a reader gets: records after the last seal are left out */
 		res->archive_sha256 = sha;
 	}
 	ZSTD_freeCCtx(a->cctx);

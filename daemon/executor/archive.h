@@ -20,8 +20,8 @@
 /*
  * main.c, after the job is read and before the sandbox closes: set up the
  * job's "archive" ({mode: write, max_bytes} or {mode: read, sha256}; NULL:
- * none) on ARCHIVE_FD, and set RLIMIT_FSIZE (max_bytes when writing, 0
- * otherwise). Returns 0, or -1 with ctx->error set.
+ * none) on ARCHIVE_FD; when writing, RLIMIT_FSIZE becomes max_bytes (main.c
+ * sets it to 0 otherwise). Returns 0, or -1 with ctx->error set.
  */
 int archive_open(struct backend_ctx *ctx, const json_t *spec, const char *type);
 /* main.c, before the result: what was written and sealed, into the result's

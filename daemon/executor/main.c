@@ -143,6 +143,12 @@ int main(int argc, char **argv)
 	family_init();
 	/* The archive (or none: then RLIMIT_FSIZE 0, no file written) before any backend byte is read. */
 	r = archive_open(&ctx, job.archive, ops->type);
+	if (r == 0 && !backend_archiving(&ctx)) {
+		/* No archive to write: this process writes no file at all. */
+		struct rlimit none = { 0, 0 };
+		if (setrlimit(RLIMIT_FSIZE, &none) < 0)
+			r = backend_fail(&ctx, "setrlimit(RLIMIT_FSIZE) failed: %s", strerror(errno));
+	}
 	if (r == 0)
 		r = ops->prepare(&ctx, &policy);
 	if (sandbox_enter(&policy, &rep, err, sizeof(err)) < 0)

@@ -146,6 +146,11 @@ expect_eq "…every key is there" "$(tail -n +2 "$T/out.jsonl" | jq -r .key | so
 expect_code 0 "purgectl archive to stdout gives the same" ctl archive "$PURGE"
 expect_eq "…byte for byte" "$OUT" "$(cat "$T/out.jsonl")"
 check "reading an archive is audited" grep -q "\"op\":\"tasks.archive\",\"target\":\"$GUID\",\"task\":\"$PURGE\",\"outcome\":\"ok\"" "$T/state/audit.jsonl"
+# A reader that skips the first chunk is audited all the same (once per connection and archive).
+before=$(grep -c '"op":"tasks.archive"' "$T/state/audit.jsonl")
+expect_eq "a chunk read from offset 1 is answered" \
+	"$(python3 "$(dirname "$0")/http_probe.py" ctl_op "$SOCK" tasks.archive "{\"id\": \"$PURGE\", \"offset\": 1}")" ok
+expect_eq "…and audited" "$(grep -c '"op":"tasks.archive"' "$T/state/audit.jsonl")" "$((before + 1))"
 
 # The record survives a restart (kill -9: only the journal carries it).
 kill9_purged
