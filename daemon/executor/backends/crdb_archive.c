@@ -2,9 +2,10 @@
  * crdb with archive = yes: the purge that archives every key before it
  * deletes it, and the restore of such an archive (issue 14, items 3 and 4).
  *
- * Purge, per instance, one round trip per SCAN page: the next SCAN, TIME,
- * then PTTL and DUMP of each key of the page (its type is the DUMP's first
- * byte); the next trip is sent as soon as a trip's SCAN is answered, so the
+ * Purge, per instance, one round trip per SCAN page: the next SCAN, then
+ * PEXPIRETIME and DUMP of each key of the page (its type is the DUMP's first
+ * byte; on a server before Redis 7.0, without PEXPIRETIME: TIME, PTTL and
+ * DUMP of each key, the expiry being TIME + PTTL read together); the next trip is sent as soon as a trip's SCAN is answered, so the
  * server works while this process archives. Each key becomes an archive
  * record ({kind: "key", instance, key or key_b64, type, expire_at_ms:
  * absolute unix ms or -1, dump: base64}); a key gone between SCAN and DUMP is
@@ -12,7 +13,10 @@
  * sealed (written, fsync'd), and then exactly those keys are deleted by name,
  * sent with the next trip's commands, by a script (DELETE_SCRIPT) that
  * UNLINKs a key only if its DUMP's CRC-64 and its expiry are still what was
- * archived, atomically: "nothing unarchived is deleted" holds even for a key
+ * archived (PEXPIRETIME equal; without it, TIME + PTTL read together within
+ * EXP_SLACK_MS: Redis does not freeze time inside a script, so one TIME for a
+ * script of large DUMPs drifts; that archived a 100 MB key with a TTL again
+ * and again as "changed"), atomically: "nothing unarchived is deleted" holds even for a key
  * written after its DUMP. Its answers are the confirmed deletions; a key that
  * changed is read and archived again in the next round trip (a restore keeps
  * the last record of a key). (WATCH/MULTI would do the same, but Redis checks
@@ -46,21 +50,36 @@
 #define MAX_DUMP (180u << 20)     /* base64 of it stays under archive.c's record limit */
 #define RESTORE_CHUNK 1000        /* commands per round trip in a restore */
 #define SHOWN 20                  /* keys named in an error */
-#define EXP_SLACK_MS "100"        /* TIME + PTTL of an unchanged key, read twice: the pipeline's own time */
+#define EXP_SLACK_MS "100"        /* without PEXPIRETIME: TIME + PTTL of an unchanged key, read twice */
 #define DELETE_CHUNK 500          /* keys per script call: the server is busy about 1.5 ms */
 
 /* KEYS: names; ARGV[i]: the archived DUMP's last 8 bytes (its CRC-64), ARGV[#KEYS + i]: its archived
- * expire_at_ms. UNLINKs the keys unchanged since; returns {deleted, index of each changed key...}. */
+ * expire_at_ms. UNLINKs the keys unchanged since; returns {deleted, index of each changed key...}.
+ * The expiry is compared exactly: PEXPIRETIME is absolute, what the export read (Redis >= 7.0). */
 static const char DELETE_SCRIPT[] =
-	"local t = redis.call('TIME')\n"
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local n, out = #KEYS, {0}\n"
 	"for i = 1, n do\n"
 	"  local d = redis.call('DUMP', KEYS[i])\n"
 	"  if d then\n"
-	"    local ok = string.sub(d, -8) == ARGV[i]\n"
+	"    if string.sub(d, -8) == ARGV[i] and redis.call('PEXPIRETIME', KEYS[i]) == tonumber(ARGV[n + i]) then\n"
+	"      out[1] = out[1] + redis.call('UNLINK', KEYS[i])\n"
+	"    else out[#out + 1] = i end\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* The same without PEXPIRETIME (before Redis 7.0): per key TIME right before PTTL, PTTL before DUMP,
+ * the sum compared within EXP_SLACK_MS (a DUMP between them would be counted as drift). */
+static const char DELETE_SCRIPT_PTTL[] =
+	"local n, out = #KEYS, {0}\n"
+	"for i = 1, n do\n"
+	"  local t = redis.call('TIME')\n"
+	"  local p = redis.call('PTTL', KEYS[i])\n"
+	"  local d = redis.call('DUMP', KEYS[i])\n"
+	"  if d then\n"
+	"    local ok, want = string.sub(d, -8) == ARGV[i], tonumber(ARGV[n + i])\n"
 	"    if ok then\n"
-	"      local p, want = redis.call('PTTL', KEYS[i]), tonumber(ARGV[n + i])\n"
+	"      local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"      if p < 0 then ok = want < 0 else ok = want >= 0 and math.abs(now + p - want) <= " EXP_SLACK_MS " end\n"
 	"    end\n"
 	"    if ok then out[1] = out[1] + redis.call('UNLINK', KEYS[i]) else out[#out + 1] = i end\n"
@@ -93,6 +112,7 @@ struct run {
 	json_t *errors;
 	struct instance *in;
 	char kind[64];            /* "instance N" */
+	bool abs;                 /* the server has PEXPIRETIME: expiries read and compared absolute */
 	uint64_t *done, total;
 	struct batch b;           /* archived, not yet sealed and deleted */
 	struct bkey *rk;          /* keys the delete found changed, to read and archive again (names owned) */
@@ -236,13 +256,13 @@ static void refused(struct run *r, const char *step, const redisReply *x)
 {
 	crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error",
 			   "instance %s: %s refused: %s: %llu keys were archived and deleted before, nothing else; "
-			   "allow SCAN, TIME, PTTL, DUMP, UNLINK and EVAL to purged's connection (ACL), then purge "
-			   "again", r->in->id, step, x->str, (unsigned long long)*r->done);
+			   "allow SCAN, TIME, PTTL, DUMP, UNLINK and EVAL (and PEXPIRETIME on Redis 7) to purged's "
+			   "connection (ACL), then purge again", r->in->id, step, x->str, (unsigned long long)*r->done);
 }
 
 /*
- * One round trip's commands, in this order: [SCAN cursor] [DELETE_SCRIPT over @del's keys] [TIME,
- * then PTTL and DUMP of @page's keys and of the keys to read again]. The next trip is sent as soon
+ * One round trip's commands, in this order: [SCAN cursor] [DELETE_SCRIPT over @del's keys] [PEXPIRETIME
+ * and DUMP (or TIME, PTTL and DUMP) of each of @page's keys and of the keys to read again]. The next trip is sent as soon
  * as this one's SCAN is answered, before its other answers are read: the server works on it while
  * this process archives.
  */
@@ -301,8 +321,8 @@ static int trip_send(struct run *r, struct trip *t, const char *cursor, struct b
 		snprintf(nkeys, sizeof(nkeys), "%zu", m);
 		argv[0] = "EVAL";
 		argl[0] = 4;
-		argv[1] = DELETE_SCRIPT;
-		argl[1] = sizeof(DELETE_SCRIPT) - 1;
+		argv[1] = r->abs ? DELETE_SCRIPT : DELETE_SCRIPT_PTTL;
+		argl[1] = r->abs ? sizeof(DELETE_SCRIPT) - 1 : sizeof(DELETE_SCRIPT_PTTL) - 1;
 		argv[2] = nkeys;
 		argl[2] = strlen(nkeys);
 		for (size_t j = 0; j < m; j++) {
@@ -317,12 +337,15 @@ static int trip_send(struct run *r, struct trip *t, const char *cursor, struct b
 		}
 		redisAppendCommandArgv(rc, (int)(3 + 3 * m), argv, argl);
 	}
-	if (t->nread)
-		redisAppendCommand(rc, "TIME");
 	for (i = 0; i < t->nread; i++) {
 		const char *k = i < np ? page->element[1]->element[i]->str : t->rk[i - np].k;
 		size_t len = i < np ? page->element[1]->element[i]->len : t->rk[i - np].len;
-		redisAppendCommand(rc, "PTTL %b", k, len);
+		if (r->abs) {
+			redisAppendCommand(rc, "PEXPIRETIME %b", k, len);
+		} else { /* the time right before the PTTL, not after the DUMPs of the keys before */
+			redisAppendCommand(rc, "TIME");
+			redisAppendCommand(rc, "PTTL %b", k, len);
+		}
 		redisAppendCommand(rc, "DUMP %b", k, len);
 	}
 	if (crdb_send_queued(r->in) != 0) {
@@ -414,6 +437,7 @@ static int trip_read(struct run *r, struct trip *t)
 {
 	size_t np = t->page ? t->page->element[1]->elements : 0, i;
 	redisReply *tm, *tr[2];
+	const char *step = r->abs ? "PEXPIRETIME" : "PTTL";
 
 	if (!t->nread)
 		return 0;
@@ -424,24 +448,29 @@ static int trip_read(struct run *r, struct trip *t)
 	for (i = 0; i < t->nrk; i++)
 		batch_own(&r->b, (char *)t->rk[i].k);
 	t->rk_moved = true;
-	if (!(tm = next_reply(r, "TIME")))
-		return 1;
-	if (tm->type != REDIS_REPLY_ARRAY || tm->elements != 2 || tm->element[0]->type != REDIS_REPLY_STRING) {
-		if (tm->type == REDIS_REPLY_ERROR)
-			refused(r, "TIME", tm);
-		else
-			crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: TIME gave no time",
-					   r->in->id);
-		freeReplyObject(tm);
-		return 1;
-	}
-	long long now_ms = strtoll(tm->element[0]->str, NULL, 10) * 1000 + strtoll(tm->element[1]->str, NULL, 10) / 1000;
-	freeReplyObject(tm);
 	const redisReply *page = r->b.npages ? r->b.pages[r->b.npages - 1] : NULL;
 	for (i = 0; i < t->nread; i++) {
 		const char *k = i < np ? page->element[1]->element[i]->str : t->rk[i - np].k;
 		size_t len = i < np ? page->element[1]->element[i]->len : t->rk[i - np].len;
-		if (!(tr[0] = next_reply(r, "PTTL")))
+		long long now_ms = 0; /* PEXPIRETIME is absolute already */
+		if (!r->abs) {
+			if (!(tm = next_reply(r, "TIME")))
+				return 1;
+			if (tm->type != REDIS_REPLY_ARRAY || tm->elements != 2 ||
+			    tm->element[0]->type != REDIS_REPLY_STRING) {
+				if (tm->type == REDIS_REPLY_ERROR)
+					refused(r, "TIME", tm);
+				else
+					crdb_fail_instance(r->ctx, r->errors, r->in, "redis_error", "instance %s: TIME "
+							   "gave no time", r->in->id);
+				freeReplyObject(tm);
+				return 1;
+			}
+			now_ms = strtoll(tm->element[0]->str, NULL, 10) * 1000 +
+				 strtoll(tm->element[1]->str, NULL, 10) / 1000;
+			freeReplyObject(tm);
+		}
+		if (!(tr[0] = next_reply(r, step)))
 			return 1;
 		if (!(tr[1] = next_reply(r, "DUMP"))) {
 			freeReplyObject(tr[0]);
@@ -450,7 +479,7 @@ static int trip_read(struct run *r, struct trip *t)
 		int ret = 0;
 		for (int e = 0; e < 2 && !ret; e++)
 			if (tr[e]->type == REDIS_REPLY_ERROR) {
-				refused(r, e ? "DUMP" : "PTTL", tr[e]);
+				refused(r, e ? "DUMP" : step, tr[e]);
 				ret = 1;
 			}
 		if (!ret && tr[1]->type == REDIS_REPLY_STRING && tr[1]->len > MAX_DUMP) {
@@ -558,6 +587,19 @@ static int scan_pass(struct run *r)
 	return rt;
 }
 
+/* Whether the server has PEXPIRETIME (Redis >= 7.0; an ACL may refuse it too): then expiries are read
+ * and compared as absolute times, exactly. */
+static bool has_pexpiretime(struct instance *in)
+{
+	redisReply *x = redisCommand(in->rc, "PEXPIRETIME %s", "purged:probe");
+	bool ok = x && x->type == REDIS_REPLY_INTEGER;
+	if (x && !ok)
+		log_info("instance %s: PEXPIRETIME refused (%s): expiries read as TIME + PTTL and compared within "
+			 EXP_SLACK_MS " ms", in->id, x->type == REDIS_REPLY_ERROR ? x->str : "unexpected answer");
+	freeReplyObject(x);
+	return ok;
+}
+
 /* What the instance's records will weigh (uncompressed JSON), conservatively: twice the server's
  * used_memory_dataset, the database's share of it by key count (INFO keyspace), or twice a
  * sample's average. */
@@ -621,6 +663,7 @@ int crdb_archive_purge(struct backend_ctx *ctx, json_t *errors, struct instance 
 		if (v[k].failed || !v[k].rc)
 			continue;
 		snprintf(r.kind, sizeof(r.kind), "instance %s", v[k].id);
+		r.abs = has_pexpiretime(&v[k]);
 		backend_deleted_n(ctx, r.kind, 0); /* the instance shows in the counts even with nothing to delete */
 		uint64_t first = 0;
 		int rt = 0;
