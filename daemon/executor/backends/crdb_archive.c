@@ -29,7 +29,10 @@
  * Restore: every record is read first (the archive is checked whole by
  * archive.c) and kept compactly, the last record of a key winning. Nothing is
  * restored unless every instance answers and, without options.replace, none
- * of the keys to restore exists (EXISTS, pipelined). Then RESTORE key ttl
+ * of the keys to restore exists with another value or expiry (DUMP and
+ * PEXPIRETIME, pipelined): a key identical to its record (what a purge that
+ * stopped midway archived but did not delete) is "already present", said in
+ * a warning and left as it is. Then RESTORE key ttl
  * payload [REPLACE] ABSTTL, pipelined; a key whose expire_at_ms has passed
  * (by the server's TIME) is counted under "expired", not restored.
  * Executor only.
@@ -703,6 +706,7 @@ struct rkey {
 	int64_t exp;              /* absolute unix ms, -1: none */
 	uint32_t klen, inst;
 	bool dead;                /* replaced by a later record of the same key */
+	bool present;             /* exists already, identical: not restored */
 };
 
 struct store {
@@ -844,11 +848,14 @@ static long long server_ms(struct backend_ctx *ctx, json_t *errors, struct insta
 	return ms;
 }
 
-/* EXISTS of every live key of instance @i: how many exist; the first names appended to @names. */
+/* Which live keys of instance @i exist already: one identical to its record (the same DUMP payload
+ * and expiry: PEXPIRETIME equal, or TIME + PTTL within EXP_SLACK_MS without it) is marked present and
+ * counted in *present; the others are counted (the first named in @names). -1: the instance failed. */
 static long long count_existing(struct backend_ctx *ctx, json_t *errors, struct store *s, struct instance *in,
-				uint32_t i, long long now, char *names, size_t size, int *named)
+				uint32_t i, long long now, bool abs, uint64_t *present, char *names, size_t size,
+				int *named)
 {
-	long long found = 0;
+	long long found = 0, slack = abs ? 0 : strtoll(EXP_SLACK_MS, NULL, 10);
 	size_t j = 0;
 	while (j < s->n && !in->failed) {
 		size_t sent[RESTORE_CHUNK], m = 0;
@@ -856,22 +863,51 @@ static long long count_existing(struct backend_ctx *ctx, json_t *errors, struct 
 			struct rkey *k = &s->k[j];
 			if (k->inst != i || k->dead || (k->exp >= 0 && k->exp <= now))
 				continue;
-			redisAppendCommand(in->rc, "EXISTS %b", key_of(s, k), (size_t)k->klen);
+			if (abs) {
+				redisAppendCommand(in->rc, "PEXPIRETIME %b", key_of(s, k), (size_t)k->klen);
+			} else {
+				redisAppendCommand(in->rc, "TIME");
+				redisAppendCommand(in->rc, "PTTL %b", key_of(s, k), (size_t)k->klen);
+			}
+			redisAppendCommand(in->rc, "DUMP %b", key_of(s, k), (size_t)k->klen);
 			sent[m++] = j;
 		}
 		for (size_t e = 0; e < m; e++) {
-			redisReply *x = crdb_answer(ctx, errors, in, "EXISTS");
-			if (!x)
+			struct rkey *k = &s->k[sent[e]];
+			long long base = 0, exp;
+			redisReply *x;
+			if (!abs) {
+				if (!(x = crdb_answer(ctx, errors, in, "TIME")))
+					return -1;
+				if (x->type == REDIS_REPLY_ARRAY && x->elements == 2 &&
+				    x->element[0]->type == REDIS_REPLY_STRING && x->element[1]->type == REDIS_REPLY_STRING)
+					base = strtoll(x->element[0]->str, NULL, 10) * 1000 +
+					       strtoll(x->element[1]->str, NULL, 10) / 1000;
+				freeReplyObject(x);
+			}
+			if (!(x = crdb_answer(ctx, errors, in, abs ? "PEXPIRETIME" : "PTTL")))
 				return -1;
-			if (x->type == REDIS_REPLY_INTEGER && x->integer > 0) {
-				found++;
-				if (*named < SHOWN) {
-					size_t l = strlen(names);
-					char one[120];
-					struct rkey *k = &s->k[sent[e]];
-					shown(one, sizeof(one), key_of(s, k), k->klen);
-					snprintf(names + l, size - l, "%s%s", *named ? ", " : "", one);
-					(*named)++;
+			exp = x->type == REDIS_REPLY_INTEGER ? x->integer : -2;
+			freeReplyObject(x);
+			if (exp >= 0)
+				exp += base;
+			if (!(x = crdb_answer(ctx, errors, in, "DUMP")))
+				return -1;
+			if (x->type == REDIS_REPLY_STRING) {
+				bool same = x->len == k->plen && memcmp(x->str, key_of(s, k) + k->klen, k->plen) == 0 &&
+					    (k->exp < 0 ? exp == -1 : exp >= 0 && llabs(exp - k->exp) <= slack);
+				if (same) {
+					k->present = true;
+					(*present)++;
+				} else {
+					found++;
+					if (*named < SHOWN) {
+						size_t l = strlen(names);
+						char one[120];
+						shown(one, sizeof(one), key_of(s, k), k->klen);
+						snprintf(names + l, size - l, "%s%s", *named ? ", " : "", one);
+						(*named)++;
+					}
 				}
 			}
 			freeReplyObject(x);
@@ -900,7 +936,7 @@ static uint64_t restore_keys(struct backend_ctx *ctx, json_t *errors, struct sto
 		for (; j < s->n && m < RESTORE_CHUNK; j++) {
 			struct rkey *k = &s->k[j];
 			char ttl[24];
-			if (k->inst != i || k->dead)
+			if (k->inst != i || k->dead || k->present)
 				continue;
 			if (k->exp >= 0 && k->exp <= now) {
 				(*expired)++;
@@ -967,7 +1003,7 @@ int crdb_restore(struct backend_ctx *ctx)
 	bool replace = json_is_true(json_object_get(ctx->options, "replace"));
 	struct store s = { 0 };
 	json_t *errors = json_array();
-	uint64_t expired = 0, done = 0, total = 0, exists = 0;
+	uint64_t expired = 0, done = 0, total = 0, exists = 0, present = 0;
 	int ret = -1;
 
 	if (!v || !per)
@@ -981,7 +1017,8 @@ int crdb_restore(struct backend_ctx *ctx)
 			total++;
 		}
 	log_info("crdb restore: %llu keys in the archive (%zu records)", (unsigned long long)total, s.n);
-	/* Every instance of the archive answers, and holds none of its keys (or --replace), before anything. */
+	/* Every instance of the archive answers, and holds none of its keys with another value or expiry (or
+	 * --replace), before anything. */
 	char names[SHOWN * 70] = "";
 	int named = 0;
 	for (k = 0; k < n; k++) {
@@ -989,7 +1026,8 @@ int crdb_restore(struct backend_ctx *ctx)
 			continue;
 		crdb_open_instance(ctx, errors, &v[k]);
 		long long now = v[k].failed ? -1 : server_ms(ctx, errors, &v[k]);
-		long long e = now < 0 || replace ? 0 : count_existing(ctx, errors, &s, &v[k], (uint32_t)k, now, names,
+		long long e = now < 0 || replace ? 0 : count_existing(ctx, errors, &s, &v[k], (uint32_t)k, now,
+								     has_pexpiretime(&v[k]), &present, names,
 								     sizeof(names), &named);
 		if (v[k].failed || e < 0) {
 			backend_fail(ctx, "crdb restore: %s: nothing was restored",
@@ -999,10 +1037,17 @@ int crdb_restore(struct backend_ctx *ctx)
 		exists += (uint64_t)e;
 	}
 	if (exists) {
-		backend_fail(ctx, "crdb restore: %llu of the archive's keys exist already: %s%s: nothing was restored; "
-			     "restore with --replace to overwrite them, or delete them first",
+		backend_fail(ctx, "crdb restore: %llu of the archive's keys exist already with another value or expiry: "
+			     "%s%s: nothing was restored; restore with --replace to overwrite them (which also reverts "
+			     "what clients changed since the purge), or delete them first",
 			     (unsigned long long)exists, names, exists > SHOWN ? ", ..." : "");
 		goto out;
+	}
+	if (present) {
+		total -= present;
+		backend_deleted_n(ctx, "already present", present);
+		backend_warn(ctx, "%llu of the archive's keys are already present with the archived value and expiry "
+			     "(a purge that stopped before deleting them?): left as they are", (unsigned long long)present);
 	}
 	backend_progress(ctx, "keys", 0, total);
 	for (k = 0; k < n; k++)
