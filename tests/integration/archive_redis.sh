@@ -317,6 +317,24 @@ redis-cli -p "$P4" -n 3 SET mid:7 changed KEEPTTL >/dev/null
 redis-cli -p "$P4" -n 3 PEXPIRE mid:8 3600000 >/dev/null
 expect_code 7 "…restored again without --replace after a client changed a value and a TTL" ctl --json restore "$LID" --yes --wait
 expect_contains "…refused, naming only those two" "$(jf "$OUT" .error)" "crdb restore: 2 of the archive's keys exist already with another value or expiry: 'mid:7', 'mid:8': nothing was restored; restore with --replace"
+# The same where PEXPIRETIME is refused (an ACL here; a server before 7.0): TIME right before each
+# PTTL, PTTL before DUMP, compared within the slack.
+redis-cli -p "$P4" -n 3 FLUSHDB >/dev/null
+keys large "$P4/3" big 1 41943040
+keys large "$P4/3" mid 1000 102400
+keys snapshot "$P4/3" "$T/large.json"
+redis-cli -p "$P4" ACL SETUSER default -pexpiretime >/dev/null
+expect_code 0 "the same purged where PEXPIRETIME is refused (ACL)" ctl --json crdb purge "$G5" --instances 1 --yes --wait
+LID=$(jf "$OUT" .id)
+check "…which it says" grep -q "$LID: instance 1: PEXPIRETIME refused (NOPERM" "$LOG"
+expect_eq "…one record per key" "$(jf "$OUT" .archive.records)" "1001"
+expect_eq "…all deleted" "$(jf "$OUT" '.counts["instance 1"]') $(redis-cli -p "$P4" -n 3 DBSIZE)" "1001 0"
+expect_code 0 "…restored" ctl --json restore "$LID" --yes --wait
+expect_eq "…every value, with its TTL (within 1 s)" "$(keys compare "$P4/3" "$T/large.json")" "same 1001"
+redis-cli -p "$P4" -n 3 SET mid:7 changed KEEPTTL >/dev/null
+expect_code 7 "…restored again without --replace after a client changed a value" ctl --json restore "$LID" --yes --wait
+expect_contains "…refused, naming only it" "$(jf "$OUT" .error)" "crdb restore: 1 of the archive's keys exist already with another value or expiry: 'mid:7': nothing"
+redis-cli -p "$P4" ACL SETUSER default +@all >/dev/null
 redis-cli -p "$P4" -n 3 FLUSHDB >/dev/null
 
 # Restore, once the 3 s keys have expired.
