@@ -302,25 +302,30 @@ static json_t *op_tasks_manifest(struct ctl_conn *c, const struct caller *who, u
 }
 
 /*
- * Whether connection @c has read archive @task_id already (and note that it has): the last 64
- * readings are kept, by the connection's serial number (never reused); one forgotten only audits
- * once more.
+ * Which connections have had the reading of which archive audited: the last 64, by the connection's
+ * serial number (never reused); one forgotten only audits once more. Noted only once the audit line
+ * is written, so a refusal for want of it is not a free pass for the next request.
  */
-static bool archive_read_seen(const struct ctl_conn *c, const char *task_id)
+static struct {
+	uint64_t conn;
+	char id[PURGE_TASK_ID_LEN + 1];
+} archive_readers[64];
+static unsigned archive_readers_next;
+
+static bool archive_read_audited(const struct ctl_conn *c, const char *task_id)
 {
-	static struct {
-		uint64_t conn;
-		char id[PURGE_TASK_ID_LEN + 1];
-	} seen[64];
-	static unsigned next;
 	uint64_t serial = ctl_conn_serial(c);
 	for (unsigned i = 0; i < 64; i++)
-		if (seen[i].conn == serial && strcmp(seen[i].id, task_id) == 0)
+		if (archive_readers[i].conn == serial && strcmp(archive_readers[i].id, task_id) == 0)
 			return true;
-	seen[next].conn = serial;
-	snprintf(seen[next].id, sizeof(seen[next].id), "%s", task_id);
-	next = (next + 1) % 64;
 	return false;
+}
+
+static void archive_read_note(const struct ctl_conn *c, const char *task_id)
+{
+	archive_readers[archive_readers_next].conn = ctl_conn_serial(c);
+	snprintf(archive_readers[archive_readers_next].id, sizeof(archive_readers[0].id), "%s", task_id);
+	archive_readers_next = (archive_readers_next + 1) % 64;
 }
 
 /* A chunk of a task's archive: purgectl archive fetches them all, checks size and SHA-256, decompresses. */
@@ -352,11 +357,15 @@ static json_t *op_tasks_archive(struct ctl_conn *c, const struct caller *who, ui
 		return proto_reply_error(id, PURGE_ERR_NOT_FOUND, "task %s: %s", t->id, why);
 	/* Reading what a purge deleted is audited like the purge: once per connection and archive, whatever
 	 * chunk comes first (a reader skipping the first chunk is audited all the same), failing closed. */
-	if (!archive_read_seen(c, t->id) &&
-	    audit_record(who, purge_op_to_string(PURGE_OP_TASKS_ARCHIVE), t->target, t->id, "ok", "archive read") < 0) {
-		json_decref(res);
-		return proto_reply_error(id, PURGE_ERR_UNAVAILABLE, "cannot write the audit log %s/audit.jsonl: %s; the "
-					 "archive is not given out unaudited", purged->conf->state_dir, audit_last_error());
+	if (!archive_read_audited(c, t->id)) {
+		if (audit_record(who, purge_op_to_string(PURGE_OP_TASKS_ARCHIVE), t->target, t->id, "ok",
+				 "archive read") < 0) {
+			json_decref(res);
+			return proto_reply_error(id, PURGE_ERR_UNAVAILABLE, "cannot write the audit log %s/audit.jsonl: "
+						 "%s; the archive is not given out unaudited", purged->conf->state_dir,
+						 audit_last_error());
+		}
+		archive_read_note(c, t->id);
 	}
 	return proto_reply_ok(id, res);
 }

@@ -53,6 +53,7 @@ struct executor {
 	int64_t window_start;     /* flood check: frames in the current second */
 	unsigned window_frames;
 	char *archive_path;       /* the archive this purge writes on fd 4 (archive = yes), or NULL */
+	uint64_t archive_budget;  /* the bytes it may write there (counted in archive_budgets until it ends) */
 	bool archive_hashing;     /* the supervisor hashes it in the thread pool: settle waits */
 	bool archive_checked;     /* ... and has recorded it in the task */
 };
@@ -98,6 +99,9 @@ void exec_child_options(uv_process_options_t *opt)
 	}
 }
 
+/* What the archives being written may still take, together: each new one gets the free space less this. */
+static uint64_t archive_budgets;
+
 static void on_close(uv_handle_t *h)
 {
 	struct executor *e = h->data;
@@ -106,6 +110,7 @@ static void on_close(uv_handle_t *h)
 	proto_reader_free(&e->rd);
 	manifest_close(&e->manifest_fd);
 	json_decref(e->result);
+	archive_budgets -= e->archive_budget;
 	free(e->archive_path);
 	free(e->fail_reason);
 	free(e->stop_reason);
@@ -604,11 +609,12 @@ static void job_scope(const struct target_conf *tc, struct task *task, json_t **
  * set: the task is refused before anything runs.
  */
 static int archive_setup(struct task *task, const struct target_conf *tc, bool dry_run, int *ret_fd,
-			 char **ret_path, json_t **ret_spec, json_t **ret_options)
+			 char **ret_path, json_t **ret_spec, json_t **ret_options, uint64_t *ret_budget)
 {
 	char why[1024];
 
 	*ret_fd = -1;
+	*ret_budget = 0;
 	if (strcmp(task->operation, "restore") == 0) {
 		const char *file = json_string_value(json_object_get(task->params, "file"));
 		const char *sha = json_string_value(json_object_get(task->params, "sha256"));
@@ -635,22 +641,23 @@ static int archive_setup(struct task *task, const struct target_conf *tc, bool d
 	/*
 	 * The executor checks its estimate against the free space, but the budget is ours: the archive
 	 * may take at most what the file system has beyond a reserve (64 MiB or 2 %, as the executor's
-	 * check), so that neither a wrong estimate, a compromised executor nor two purges at once can
-	 * fill the file system the journal may share. The kernel holds the executor to it (RLIMIT_FSIZE).
+	 * check) and beyond what the archives being written may still take, so that neither a wrong
+	 * estimate, a compromised executor nor several purges at once can fill the file system the
+	 * journal may share. The kernel holds the executor to it (RLIMIT_FSIZE).
 	 */
-	uint64_t max = tc->archive_max_bytes;
+	uint64_t room = UINT64_MAX;
 	struct statvfs sv;
 	if (fstatvfs(*ret_fd, &sv) == 0) {
 		uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize, total = (uint64_t)sv.f_blocks * sv.f_frsize;
 		uint64_t reserve = total / 50 > (64ull << 20) ? total / 50 : (64ull << 20);
-		uint64_t room = avail > reserve ? avail - reserve : 0;
-		if (room < max)
-			max = room;
+		room = avail > reserve + archive_budgets ? avail - reserve - archive_budgets : 0;
 	}
+	uint64_t max = tc->archive_max_bytes < room ? tc->archive_max_bytes : room;
 	if (max < 4096) {
 		task_set_error(task, "archive_dir %s has no room for an archive (its file system keeps a reserve of "
-			       "64 MiB or 2 %%): nothing was deleted; free space or point archive_dir elsewhere",
-			       purged->conf->archive_dir);
+			       "64 MiB or 2 %%, and %llu bytes are promised to archives being written): nothing was "
+			       "deleted; free space, wait for the other purges, or point archive_dir elsewhere",
+			       purged->conf->archive_dir, (unsigned long long)archive_budgets);
 		close(*ret_fd);
 		*ret_fd = -1;
 		unlink(*ret_path);
@@ -658,7 +665,9 @@ static int archive_setup(struct task *task, const struct target_conf *tc, bool d
 		*ret_path = NULL;
 		return -1;
 	}
-	*ret_spec = json_pack("{s:s, s:I}", "mode", "write", "max_bytes", (json_int_t)max);
+	*ret_spec = json_pack("{s:s, s:I, s:I}", "mode", "write", "max_bytes", (json_int_t)tc->archive_max_bytes,
+			      "room", (json_int_t)(room < (uint64_t)INT64_MAX ? room : (uint64_t)INT64_MAX));
+	*ret_budget = max;
 	return 0;
 }
 
@@ -667,7 +676,8 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	int archive_fd;
 	char *archive_path = NULL;
 	json_t *archive_spec = NULL, *options = NULL;
-	if (archive_setup(task, tc, dry_run, &archive_fd, &archive_path, &archive_spec, &options) < 0)
+	uint64_t archive_budget;
+	if (archive_setup(task, tc, dry_run, &archive_fd, &archive_path, &archive_spec, &options, &archive_budget) < 0)
 		return -EPERM;
 
 	struct executor *e = xcalloc(1, sizeof(*e));
@@ -700,6 +710,8 @@ int exec_start(struct task *task, const struct target_conf *tc, bool dry_run)
 	stdio[4].flags = UV_INHERIT_FD;
 	stdio[4].data.fd = archive_fd;
 	e->archive_path = archive_path;
+	e->archive_budget = archive_budget;
+	archive_budgets += archive_budget;
 
 	/* The REST backends' executor carries libcurl; the local ones start faster without it. */
 	const struct backend_desc *bd = backend_find(tc->type);

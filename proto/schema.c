@@ -306,6 +306,7 @@ static const struct field event_fields[] = {
 static const struct field job_archive[] = {
 	{ "mode", F_NAME, true },         /* "write" or "read" */
 	{ "max_bytes", F_UINT, false },   /* write: archive_max_bytes */
+	{ "room", F_UINT, false },        /* write: free space less the reserve and the other archives' budgets */
 	{ "sha256", F_STRING, false },    /* read: the SHA-256 the supervisor recorded */
 	{ NULL },
 };

@@ -29,7 +29,8 @@ struct archive {
 	bool writing;
 	bool broken;               /* a write failed: nothing more is safe */
 	int fd;
-	uint64_t max_bytes;        /* writing: archive_max_bytes */
+	uint64_t max_bytes;        /* writing: the limit, the smaller of archive_max_bytes and room */
+	bool by_room;              /* ... which is the file system's room, not archive_max_bytes */
 	uint64_t bytes;            /* compressed bytes written (or read) */
 	uint64_t records;          /* records added (writing) or returned (reading) */
 	uint64_t sealed;           /* writing: records made durable by the last seal */
@@ -63,6 +64,12 @@ static int write_all(struct backend_ctx *ctx, struct archive *a, const void *p, 
 		if (w <= 0) {
 			int e = w < 0 ? errno : ENOSPC;
 			a->broken = true;
+			if (e == EFBIG && a->by_room)
+				return backend_fail(ctx, "archive: it reached the room archive_dir's file system had "
+						    "for it (%llu bytes: free space less its reserve and other archives "
+						    "being written) after %llu records: nothing more was deleted; free "
+						    "space or point archive_dir at a larger file system, then purge again",
+						    (unsigned long long)a->max_bytes, (unsigned long long)a->records);
 			if (e == EFBIG)
 				return backend_fail(ctx, "archive: it reached archive_max_bytes (%llu bytes) after %llu "
 						    "records: nothing more was deleted; raise archive_max_bytes or purge "
@@ -159,6 +166,12 @@ int backend_archive_reserve(struct backend_ctx *ctx, uint64_t estimate)
 	struct statvfs sv;
 	if (!backend_archiving(ctx))
 		return 0;
+	if (a->max_bytes && estimate > a->max_bytes && a->by_room)
+		return backend_fail(ctx, "archive: the export is estimated at %llu bytes, more than the %llu bytes "
+				    "archive_dir's file system has room for (free space less its reserve and other "
+				    "archives being written): nothing was deleted; free space or point archive_dir at a "
+				    "larger file system, then purge again", (unsigned long long)estimate,
+				    (unsigned long long)a->max_bytes);
 	if (a->max_bytes && estimate > a->max_bytes)
 		return backend_fail(ctx, "archive: the export is estimated at %llu bytes, over archive_max_bytes "
 				    "(%llu): nothing was deleted; raise archive_max_bytes or purge without an archive",
@@ -268,6 +281,8 @@ json_t *backend_archive_next(struct backend_ctx *ctx)
 			int r = read_more(ctx, a);
 			if (r < 0)
 				return NULL;
+			if (r == 0 && a->whole && memchr(a->line, '\n', a->whole))
+				continue; /* the last read ended a frame without giving out bytes: its lines are whole */
 			if (r == 0 && a->cut) {
 				backend_warn(ctx, "the archive ends in a part its purge never sealed (it failed while "
 					     "writing it): the %llu records of its sealed part were read; the records "
@@ -337,8 +352,14 @@ int archive_open(struct backend_ctx *ctx, const json_t *spec, const char *type)
 	a->writing = writing;
 	sha256_init(&a->sha);
 	if (writing) {
-		/* The kernel holds the archive to its limit (EFBIG, not a signal). */
+		/* The kernel holds the archive to its limit (EFBIG, not a signal): archive_max_bytes, or the room
+		 * the supervisor found on archive_dir's file system when that is less. */
 		a->max_bytes = (uint64_t)json_integer_value(json_object_get(spec, "max_bytes"));
+		json_t *room = json_object_get(spec, "room");
+		if (room && (!a->max_bytes || (uint64_t)json_integer_value(room) < a->max_bytes)) {
+			a->max_bytes = (uint64_t)json_integer_value(room);
+			a->by_room = true;
+		}
 		struct rlimit fs = { a->max_bytes ? a->max_bytes : RLIM_INFINITY,
 				     a->max_bytes ? a->max_bytes : RLIM_INFINITY };
 		signal(SIGXFSZ, SIG_IGN);

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 #include "daemon/executor/archive.h"
 #include "purged/util.h"
 
@@ -177,6 +179,73 @@ START_TEST(test_cut_file_sealed_part)
 }
 END_TEST
 
+/* One archive of 100 random records and a last one of @tail base64 bytes, in one frame; its size. */
+static off_t write_sized(size_t tail)
+{
+	struct backend_ctx ctx = new_ctx();
+	ck_assert_int_eq(truncate(path, 0), 0);
+	use_as_fd4(O_WRONLY);
+	json_t *spec = json_pack("{s:s, s:i}", "mode", "write", "max_bytes", 0);
+	ck_assert_int_eq(archive_open(&ctx, spec, "crdb"), 0);
+	srandom(7);
+	for (int i = 0; i <= 100; i++) {
+		size_t n = i < 100 ? 900 : tail;
+		unsigned char *bin = malloc(n + 1);
+		for (size_t k = 0; k < n; k++)
+			bin[k] = (unsigned char)random();
+		char *b = b64_encode(bin, n);
+		ck_assert_int_eq(backend_archive_add(&ctx, json_pack("{s:i, s:s}", "id", i, "blob", b)), 0);
+		free(b);
+		free(bin);
+	}
+	ck_assert_int_eq(backend_archive_seal(&ctx), 0);
+	archive_close(&ctx, &(struct msg_result){ 0 }, written_sha);
+	json_decref(spec);
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* A whole archive whose last read holds nothing but the frame's checksum (its size is 1 to 4 bytes past
+ * a multiple of zstd's input buffer) reads whole: the frame's end comes with no bytes out. */
+START_TEST(test_whole_file_any_size)
+{
+	const off_t z = (off_t)ZSTD_DStreamInSize();
+	size_t lo = 0, hi = 120000;
+	while (lo < hi) { /* the smallest tail whose archive reaches z + 1 bytes */
+		size_t mid = (lo + hi) / 2;
+		if (write_sized(mid) < z + 1)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	off_t size = 0;
+	for (size_t t = lo; t < lo + 64; t++) {
+		size = write_sized(t);
+		if (size % z >= 1 && size % z <= 4)
+			break;
+	}
+	ck_assert_msg(size % z >= 1 && size % z <= 4, "no archive of the size sought (last %lld)", (long long)size);
+	char hex[65];
+	file_sha(hex);
+	struct backend_ctx ctx = new_ctx();
+	use_as_fd4(O_RDONLY);
+	json_t *spec = json_pack("{s:s, s:s}", "mode", "read", "sha256", hex);
+	ck_assert_int_eq(archive_open(&ctx, spec, "crdb"), 0);
+	json_t *rec;
+	int n = 0;
+	while ((rec = backend_archive_next(&ctx))) {
+		json_decref(rec);
+		n++;
+	}
+	ck_assert_str_eq(ctx.error, "");
+	ck_assert_int_eq(n, 101);
+	ck_assert_ptr_null(ctx.warnings);
+	archive_close(&ctx, &(struct msg_result){ 0 }, written_sha);
+	json_decref(spec);
+}
+END_TEST
+
 START_TEST(test_limit_is_a_refusal)
 {
 	struct backend_ctx ctx = new_ctx();
@@ -242,6 +311,8 @@ int main(void)
 		;
 	Suite *s = suite_create("archive");
 	unit_case(s, "archive", setup, teardown,
-		  (const TTest *[]){ test_roundtrip, test_changed_file_refused, test_cut_file_sealed_part, test_limit_is_a_refusal, test_wrong_fd_mode_refused, test_base64, NULL });
+		  (const TTest *[]){ test_roundtrip, test_changed_file_refused, test_cut_file_sealed_part,
+				     test_whole_file_any_size, test_limit_is_a_refusal, test_wrong_fd_mode_refused,
+				     test_base64, NULL });
 	return unit_run(s);
 }
