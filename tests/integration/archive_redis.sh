@@ -410,7 +410,7 @@ if [ "$IS_ROOT" = 1 ]; then
 		conf "" "archive_dir = $T/small"
 		start_purged || { finish; exit 1; }
 		expect_code 7 "purge with archive_dir on a full (1 MiB) file system" ctl --json crdb purge "$G" --instances 1 --yes --wait
-		expect_contains "…fails saying why and what to do" "$(jf "$OUT" .error)" "has no room for an archive (its file system keeps a reserve of 64 MiB or 2 %): nothing was deleted; free space"
+		expect_contains "…fails saying why and what to do" "$(jf "$OUT" .error)" "has no room for an archive (its file system keeps a reserve of 64 MiB or 2 %, and 0 bytes are promised to archives being written): nothing was deleted; free space"
 		expect_eq "…deleting nothing" "$(rcli DBSIZE)" "$N"
 		expect_eq "…every key as it was" "$(keys compare "$P1" "$T/before.json")" "same $N"
 		umount "$T/small" && MOUNTED=
