@@ -316,7 +316,14 @@ expect_eq "…every value, with its TTL (within 1 s)" "$(keys compare "$P4/3" "$
 redis-cli -p "$P4" -n 3 SET mid:7 changed KEEPTTL >/dev/null
 redis-cli -p "$P4" -n 3 PEXPIRE mid:8 3600000 >/dev/null
 expect_code 7 "…restored again without --replace after a client changed a value and a TTL" ctl --json restore "$LID" --yes --wait
-expect_contains "…refused, naming only those two" "$(jf "$OUT" .error)" "crdb restore: 2 of the archive's keys exist already with another value or expiry: 'mid:7', 'mid:8': nothing was restored; restore with --replace"
+# The two are named in the order the archive holds them, which SCAN chose: either order.
+ERRTEXT=$(jf "$OUT" .error)
+expect_contains "…refused, counting only those two" "$ERRTEXT" "crdb restore: 2 of the archive's keys exist already with another value or expiry: "
+case "$ERRTEXT" in
+*"expiry: 'mid:7', 'mid:8': nothing was restored; restore with --replace"* | \
+	*"expiry: 'mid:8', 'mid:7': nothing was restored; restore with --replace"*) ok "…naming both" ;;
+*) not_ok "…naming both: $ERRTEXT" ;;
+esac
 # The same where PEXPIRETIME is refused (an ACL here; a server before 7.0): TIME right before each
 # PTTL, PTTL before DUMP, compared within the slack.
 redis-cli -p "$P4" -n 3 FLUSHDB >/dev/null
