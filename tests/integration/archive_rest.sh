@@ -29,18 +29,7 @@ archive_of() { # TASK_ID: the decompressed archive of that task
 }
 
 # ------------------------------------------------------------------ Redmine
-if ! RURL=$("$PEERS/redmine-up.sh" "$RPORT" "$T/redmine-key" 2>"$T/redmine-up.log"); then
-	cat "$T/redmine-up.log"
-	not_ok "Redmine did not start"
-	finish
-	exit 1
-fi
-ok "a real Redmine runs at $RURL"
-KEY=$(cat "$T/redmine-key")
-DB=$REDMINE_STATE/$RPORT/redmine.sqlite3
-api() { # METHOD PATH [JSON]
-	curl -s -X "$1" -H "X-Redmine-API-Key: $KEY" -H 'Content-Type: application/json' ${3:+-d "$3"} "$RURL$2"
-}
+redmine_up
 id_of() { jq -r ".$1.id"; }
 P1=$(api POST /projects.json '{"project":{"name":"Web","identifier":"web","enabled_module_names":["issue_tracking","wiki"]}}' | id_of project)
 P11=$(api POST /projects.json "{\"project\":{\"name\":\"Web API\",\"identifier\":\"web-api\",\"parent_id\":$P1}}" | id_of project)

@@ -268,3 +268,21 @@ proc_gone() {
 	case $1 in '' | *[!0-9]*) echo "# proc_gone: no PID given ('$1')" >&2; return 1 ;; esac
 	! kill -0 "$1" 2>/dev/null
 }
+
+# redmine_up: a real Redmine (tests/peers/redmine-up.sh, $PEERS) on $RPORT with its state under
+# $REDMINE_STATE: sets $RURL, $KEY (the admin's API key, in $T/redmine-key) and $DB (its SQLite
+# file); api METHOD PATH [JSON] calls it. A Redmine that does not start ends the scenario.
+redmine_up() {
+	if ! RURL=$("$PEERS/redmine-up.sh" "$RPORT" "$T/redmine-key" 2>"$T/redmine-up.log"); then
+		cat "$T/redmine-up.log"
+		not_ok "Redmine did not start"
+		finish
+		exit 1
+	fi
+	ok "a real Redmine runs at $RURL"
+	KEY=$(cat "$T/redmine-key")
+	DB=$REDMINE_STATE/$RPORT/redmine.sqlite3
+}
+api() { # METHOD PATH [JSON]
+	curl -s -X "$1" -H "X-Redmine-API-Key: $KEY" -H 'Content-Type: application/json' ${3:+-d "$3"} "$RURL$2"
+}

@@ -17,19 +17,7 @@ PEERS=$(cd "$(dirname "$0")/../peers" && pwd)
 RPORT=$(free_port)
 export REDMINE_STATE=/var/lib/redmine-test
 trap '"$PEERS/redmine-down.sh" "$RPORT" >/dev/null 2>&1; cleanup' EXIT
-if ! RURL=$("$PEERS/redmine-up.sh" "$RPORT" "$T/redmine-key" 2>"$T/redmine-up.log"); then
-	cat "$T/redmine-up.log"
-	not_ok "Redmine did not start"
-	finish
-	exit 1
-fi
-ok "a real Redmine runs at $RURL"
-KEY=$(cat "$T/redmine-key")
-DB=$REDMINE_STATE/$RPORT/redmine.sqlite3
-api() { # METHOD PATH [JSON]
-	curl -s -X "$1" -H "X-Redmine-API-Key: $KEY" -H 'Content-Type: application/json' \
-		${3:+-d "$3"} "$RURL$2"
-}
+redmine_up
 id_of() { jq -r ".$1.id"; }
 
 # --- seed: 3 top-level projects, 2 nested levels, issues, users, groups
