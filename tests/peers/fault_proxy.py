@@ -21,6 +21,9 @@ after M more matching requests pass, the next N matching requests get MODE:
 match=TEXT: only requests whose form-decoded body contains TEXT (e.g. iTop's
 "simulate":false) count as matching.
 GET /__stats answers {"requests": N, "faults": N}.
+FAULT_PROXY_LOG=FILE (for profiles, bench/backends.sh): one line per forwarded request,
+    start (s), milliseconds, method, path, status, bytes answered, and for iTop the
+    operation, class and simulate flag of json_data; never the credentials.
 """
 import http.client
 import http.server
@@ -29,6 +32,7 @@ import socketserver
 import sys
 import threading
 import time
+import os
 import urllib.parse
 
 UPSTREAM = int(sys.argv[2]) if len(sys.argv) > 2 else 0
@@ -38,6 +42,10 @@ lock = threading.Lock()
 
 class Proxy(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY the answer's body, written after its head, waits for the client's
+    # delayed ACK: 40 ms added to every request on a kept-alive connection, none on a fresh
+    # one, which skewed the benchmarks against keep-alive clients (nginx sets it too).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
@@ -96,12 +104,15 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             time.sleep(30)
             self.close_connection = True
             return
-        up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
+        t0 = time.time()
+        up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=600)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
         up.request(self.command, self.path, body=body, headers=headers)
         r = up.getresponse()
         data = r.read()
         up.close()
+        if LOG:
+            note(t0, self.command, self.path, body, r.status, len(data))
         if mode == "late":
             time.sleep(30)
         if mode == "gw504":
@@ -119,6 +130,23 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_GET = do_POST = do_DELETE = do_PUT = forward
+
+
+LOG = os.environ.get("FAULT_PROXY_LOG")
+
+
+def note(t0, method, path, body, status, size):
+    """One line of the profile: what was asked (never the credentials) and how long it took."""
+    what = ""
+    try:
+        form = urllib.parse.parse_qs((body or b"").decode("latin-1"))
+        op = json.loads(form["json_data"][0]) if "json_data" in form else None
+        if isinstance(op, dict):
+            what = "%s %s%s" % (op.get("operation"), op.get("class"), " simulate" if op.get("simulate") else "")
+    except (ValueError, KeyError):
+        what = "?"
+    with lock, open(LOG, "a") as f:
+        f.write("%.3f %.1f %s %s %d %d %s\n" % (t0, (time.time() - t0) * 1000, method, path.split("?")[0], status, size, what))
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
