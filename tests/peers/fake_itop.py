@@ -169,6 +169,8 @@ def obj_out(store, cls, oid, fields_spec, code=0, message=""):
         fields = {}
         for n in names:
             fields[n] = store.friendly(cls, oid) if n == "friendlyname" and (cls, oid) in store.objects else f.get(n, "")
+            if cls == "User" and n == "org_id":  # an external field: contactid->org_id, as iTop's User has
+                fields[n] = str(store.objects.get(("Person", str(f.get("contactid"))), {}).get("org_id", "0"))
     return {"code": code, "message": message, "class": cls, "key": oid, "fields": fields}
 
 
