@@ -81,7 +81,7 @@ expect_eq "30 user requests and 3 incidents, counted once under Ticket" "$(jf "$
 expect_eq "3 persons and 3 teams (the REST user's contact kept)" "$(jf "$OUT" .counts.Contact)" "6"
 expect_eq "3 organizations (the admin's kept)" "$(jf "$OUT" .counts.Organization)" "3"
 expect_eq "the plan deleted nothing" "$(icount UserRequest)" "30"
-expect_contains "classes of the default scope this iTop lacks are skipped, and said" "$(cat "$LOG")" "this iTop has no class WorkOrder, KnownError, FAQ"
+expect_contains "classes of the default scope this iTop lacks are skipped, and said" "$(cat "$LOG")" "this iTop has no class Attachment, WorkOrder, KnownError, FAQ"
 
 expect_code 7 "a wrong class order" ctl --json purge itop-wrongorder --yes --wait
 expect_contains "…is refused by the simulation, the blockers named" "$(jf "$OUT" .error)" "blocked by 15 objects outside the purge's classes: Location 1 'Site 0', Team"
