@@ -57,6 +57,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : -1) }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= 0 && r <= t ? "met" : "MISSED") }'; } # VALUE LIMIT
 # COST READS: what the archive adds at most 1.2 x the export's own reads by hand (a cost under 0 is noise: met).
 cost_verdict() { awk -v c="$1" -v r="$2" 'BEGIN { print (r > 0 && c <= 1.2 * r ? "met" : "MISSED") }'; }
+# profile LOG FIRST LAST: a proxy's requests FIRST..LAST (FAULT_PROXY_LOG lines) by kind, with
+# the time the peer took: iTop by operation (simulations apart), Redmine by method, path and status.
+profile() {
+	sed -n "$2,$3p" "$1" | awk '{ k = $7 != "" ? $7 ($9 == "simulate" ? " (simulate)" : "") : $3 " " $4 " " $5
+		gsub(/\/[0-9]+/, "/ID", k); n[k]++; t[k] += $2 }
+		END { for (k in n) printf "%d x %s %.2f s; ", n[k], k, t[k] / 1000 }'
+}
 peak_rss() { grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail -n 1 | grep -o '[0-9]*'; }
 
 # purged with the sections the parts add to $T/targets.conf (reloaded as they grow).
@@ -385,7 +392,7 @@ PY
 	printf '[target itop-archive]\ntype = itop\nurl = %s\nuser = purger\npassword_file = %s/itop-pw-purged\narchive = yes\n' "$PURL" "$T" >>"$T/targets.conf"
 	reload
 	local ARC=()
-	local set runs r t0 s0 s1 ref=() pur=() flo=() a b floreq FLOOR=()
+	local set runs r t0 s0 s1 ref=() pur=() flo=() a b floreq FLOOR=() PROF PROFILES=()
 	echo "## iTop purges (a real iTop 3.2.0 behind nginx + php-fpm, through a counting proxy; alternated runs, medians)"
 	echo "| data | reference: one bulk core/delete per class by curl | purged (default scope) | ratio | target |"
 	echo "|---|---|---|---|---|"
@@ -418,6 +425,7 @@ PY
 			pur+=("$(secs "$t0" "$(now)")")
 			read -r s1 b <<<"$(stats)"
 			purreq=$((s1 - s0)) purconn=$((b - a))
+			PROF=$(profile "$T/itop-requests.log" $((s0 + 1)) "$s1")
 			purdel=$(jq '[.counts[]] | add // 0' "$T/cmd.out")
 			purleft=$(left)
 			# The same purge with archive = yes, after the export's own reads by hand.
@@ -450,6 +458,7 @@ PY
 		mf=$(median "${flo[@]}")
 		FLOOR+=("| $set | $mr s | $mf s, $floreq requests | $(ratio "$mf" "$mr") | $mp s | $(ratio "$mp" "$mf") |")
 		echo "| $set: $objs objects in the default classes ($runs runs) | $mr s, $refreq requests over $refconn connection(s), $refdel deleted, $refleft left | $mp s, $purreq requests over $purconn connection(s), $purdel deleted (confirmed), $purleft left | $rr | <= $lim: $(verdict "$rr" "$lim") |"
+		PROFILES+=("$set, the last run's purge, at the peer: $PROF")
 		[ "$ARCH" != 1 ] || [ "$arcleft" = "$purleft" ] || FAILS+=("iTop ($set): with archive = yes $arcleft objects were left, without $purleft: they must do the same")
 		local me ma extra er
 		me=$(median "${exp[@]}")
@@ -463,6 +472,8 @@ PY
 	echo "| data | reference | floor by hand | floor / reference | purged | purged / floor |"
 	echo "|---|---|---|---|---|---|"
 	printf '%s\n' "${FLOOR[@]}"
+	echo "where purged's time went, by request kind:"
+	printf -- '- %s\n' "${PROFILES[@]}"
 	echo "itop executor peak RSS: $(peak_rss) KiB (target <= 16384)"
 	if [ "$ARCH" = 1 ]; then
 		echo "## iTop purges, archive = yes vs no (same data, same runs, medians; the export's own reads: one core/get \"*\" per leaf class by curl)"
@@ -600,7 +611,7 @@ bench_redmine() {
 		done
 	}
 	local exp=() arc=() expreq arcreq arcinfo arcleft
-	local ref=() pur=() flo=() r t0 a refreq purreq floreq refleft purleft before
+	local ref=() pur=() flo=() r t0 a refreq purreq floreq refleft purleft before PROF
 	before=$(left)
 	for r in $(seq 1 "$RUNS"); do
 		restore || FAILS+=("restoring Redmine's database failed")
@@ -622,6 +633,7 @@ bench_redmine() {
 		$CTL --json purge redmine --yes --wait >"$T/cmd.out" 2>"$T/cmd.err" || FAILS+=("Redmine purge failed: $(jq -r .error "$T/cmd.out" 2>/dev/null | head -c 300)")
 		pur+=("$(secs "$t0" "$(now)")")
 		purreq=$(($(reqs) - a))
+		PROF=$(profile "$T/rm-requests.log" $((a + 1)) $((a + purreq)))
 		purleft=$(left)
 		[ "$ARCH" = 1 ] || continue
 		restore || FAILS+=("restoring Redmine's database failed")
@@ -650,6 +662,7 @@ bench_redmine() {
 	echo "|---|---|---|---|---|"
 	echo "| $NT project trees, $NI issues, $NU users, $NG groups ($before in all) | $mr s, $refreq requests | $mp s, $purreq requests, counts $(jq -c .counts "$T/cmd.out") | $rr | <= 1.1: $(verdict "$rr" 1.1) |"
 	echo "left after each: reference $refleft; purged $purleft"
+	echo "where purged's time went (the last run, at the peer, by request kind): $PROF"
 	local mf
 	mf=$(median "${flo[@]}")
 	echo "the truthful floor by hand (the reference's DELETEs plus the reads a checked purge needs, see floor()): $mf s, $floreq requests; floor / reference $(ratio "$mf" "$mr"); purged / floor $(ratio "$mp" "$mf")"
