@@ -326,16 +326,16 @@ bench_itop() {
 	local REFCLASSES=${CLASSES/ FunctionalCI / VirtualMachine FunctionalCI }
 	# The typologies purged deletes (not the reference lists iTop's installer ships).
 	local TYPOLOGIES
-	TYPOLOGIES=$(sed -n 's/.*default_typologies\[\] = "\(.*\)";/\1/p' "$SRC/daemon/executor/backends/itop.c")
+	TYPOLOGIES=$(sed -n 's/.*typologies_purged\[\] = "\(.*\)";/\1/p' "$SRC/daemon/executor/backends/itop.c")
 	# reference [floor]: prints the objects iTop reported deleted. With "floor", each class is
 	# also listed once before the deletes and once after them (core/get, ids only): the least a
 	# purge that knows what it deletes and checks what is left must ask, with no simulation.
 	reference() {
 		local persons orgs cls key n=0 keys=()
-		local users
-		users=$(icall '{"operation":"core/get","class":"User","key":"SELECT User","output_fields":"contactid,org_id"}')
-		persons=$(jq -r '[.objects // {} | .[] | .fields.contactid | tostring | select(. != "0")] | join(",")' <<<"$users")
-		orgs=$(jq -r '[.objects // {} | .[] | select(.fields.contactid != "0") | .fields.org_id | tostring] | unique | join(",")' <<<"$users")
+		persons=$(icall '{"operation":"core/get","class":"User","key":"SELECT User","output_fields":"contactid"}' |
+			jq -r '[.objects // {} | .[] | .fields.contactid | tostring | select(. != "0")] | join(",")')
+		orgs=$(icall "{\"operation\":\"core/get\",\"class\":\"Person\",\"key\":\"SELECT Person WHERE id IN (${persons:-0})\",\"output_fields\":\"org_id\"}" |
+			jq -r '[.objects // {} | .[] | .fields.org_id | tostring] | unique | join(",")')
 		for cls in $REFCLASSES; do
 			key="SELECT $cls"
 			case $cls in
@@ -554,7 +554,7 @@ bench_redmine() {
 	# The truthful floor by hand: the reference's DELETEs plus the reads a purge that knows what it
 	# deletes and checks what is left needs on Redmine 5.0: before, the key's user, the project
 	# list, every issue page, and the ids past the highest known (archived projects are never
-	# listed: 403 vs 404); after, the lists again and the ids that held a project, by curl, the
+	# listed: 403 vs 404); after, the lists again and every id again, by curl, the
 	# lists one at a time and the ids 4 at once like purged. The ids are taken from the
 	# database beforehand, untimed.
 	floor() {
@@ -574,7 +574,7 @@ bench_redmine() {
 		lists "$(seq 0 100 $((NI - 1)))" >"$T/rm-floor-before"
 		probes $(seq $((maxid + 1)) $((maxid + 50))) >"$T/rm-floor-probes-before"
 		lists 0 >"$T/rm-floor-after"
-		probes $ids $(seq $((maxid + 1)) $((maxid + 50))) >"$T/rm-floor-probes-after"
+		probes $(seq 1 $((maxid + 50))) >"$T/rm-floor-probes-after"
 		curl -s -H @"$T/rm-header" -K "$T/rm-floor-before"
 		curl -s --parallel --parallel-max 4 -H @"$T/rm-header" -K "$T/rm-floor-probes-before"
 		reference

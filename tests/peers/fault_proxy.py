@@ -28,11 +28,11 @@ FAULT_PROXY_LOG=FILE (for profiles, bench/backends.sh): one line per forwarded r
 import http.client
 import http.server
 import json
+import os
 import socketserver
 import sys
 import threading
 import time
-import os
 import urllib.parse
 
 UPSTREAM = int(sys.argv[2]) if len(sys.argv) > 2 else 0
@@ -105,6 +105,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         t0 = time.time()
+        # 600 s: a bulk delete by hand (the benchmarks' reference) can take minutes.
         up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=600)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
         up.request(self.command, self.path, body=body, headers=headers)

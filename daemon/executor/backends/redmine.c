@@ -62,7 +62,6 @@ struct scope {
 	json_int_t *hidden;           /* found only by probing: archived (403) or not listed (200) */
 	size_t n_hidden;
 	json_int_t probed_to;         /* project ids 1..probed_to were probed */
-	size_t probes;                /* GET /projects/ID.json asked */
 	struct redmine_page issues;   /* visible issues (not those of archived projects) */
 	struct redmine_page users, groups;
 };
@@ -391,15 +390,15 @@ static void batch_done(void *ud, size_t i, const char *path, const struct http_r
 		/*
 		 * Overloaded (SQLite's "database is locked" is a 500): fewer at once, a pause, and
 		 * no growth for a while. An answer that came while others of ours were in flight
-		 * is our own doing: it does not count against the request's tries.
+		 * is our own doing: it does not count against the request's tries. A DELETE failing
+		 * so says the server cannot take that many writes at once (SQLite locks the whole
+		 * database): never as many again, in this batch or the next ones, and no pause,
+		 * the smaller window being the cure. Growing back into the same wall cost a failed
+		 * tree DELETE (rolled back, retried) and 250 ms each time, and SQLite gains nothing
+		 * from parallel writes. Reads lock nothing: their contention is overload, paused.
 		 */
-		/*
-		 * Failing with others of ours in flight, the server cannot take that many writes at
-		 * once (SQLite locks the whole database): never as many again, in this batch or the
-		 * next ones. Growing back into the same wall cost a failed DELETE and a pause each
-		 * time, and Redmine gains nothing from parallel writes on SQLite.
-		 */
-		if (contended && !strcmp(b->method, "DELETE")) {
+		bool own_writes = contended && !strcmp(b->method, "DELETE");
+		if (own_writes) {
 			unsigned had = b->in_flight + 1, ceiling = had > 1 ? had - 1 : 1;
 			if (!b->rm->write_ceiling || ceiling < b->rm->write_ceiling) {
 				b->rm->write_ceiling = ceiling;
@@ -414,11 +413,10 @@ static void batch_done(void *ud, size_t i, const char *path, const struct http_r
 			b->window = b->max;
 		b->cur = (unsigned)b->window;
 		b->hold = HOLD;
-		/* Our own contention is cured by the smaller window: no pause for it. */
-		if (!contended) {
+		if (!contended)
 			b->strikes[i]++;
+		if (!own_writes)
 			back_off(b, b->strikes[i]);
-		}
 		if (b->strikes[i] >= TRIES || b->tries[i] >= TRIES_MAX || b->stop) {
 			item_failed(b, i, path, r);
 			return;
@@ -489,18 +487,8 @@ static void probe_answered(struct batch *b, size_t i, const struct http_response
 		pr->hi = id + PROBE_MARGIN > PROBE_MAX ? PROBE_MAX : id + PROBE_MARGIN;
 }
 
-static bool held_a_project(const struct scope *was, json_int_t id)
-{
-	return find_project(was, id) || bsearch(&id, was->hidden, was->n_hidden, sizeof(*was->hidden), cmp_id);
-}
-
-/*
- * Find the projects no list shows: probe ids 1 .. PROBE_MARGIN past the highest known.
- * After the purge (@was: the plan's scope) ids up to the highest known are probed only
- * where the plan found a project: an id that answered 404 then cannot hold one now, as
- * Redmine's databases never give an id twice (SQLite AUTOINCREMENT, sequences).
- */
-static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known, const struct scope *was)
+/* Find the projects no list shows: probe ids 1 .. PROBE_MARGIN past the highest known. */
+static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known)
 {
 	struct probe pr = { .s = s };
 	struct batch b = { .rm = rm, .method = "GET", .resource = "projects", .answered = probe_answered, .ud = &pr };
@@ -528,10 +516,8 @@ static int probe_projects(struct redmine *rm, struct scope *s, json_int_t known,
 				    (long long)known, PROBE_MAX);
 	}
 	for (json_int_t k = 1; k <= pr.hi; k++)
-		if (!bsearch(&k, pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id) &&
-		    (!was || k > known || held_a_project(was, k)))
+		if (!bsearch(&k, pr.listed, pr.n_listed, sizeof(*pr.listed), cmp_id))
 			batch_add(&b, k);
-	s->probes = b.n;
 	batch_run(&b, rm->parallel);
 	s->probed_to = pr.hi;
 	if (b.failed || b.stop) {
@@ -573,11 +559,8 @@ static int list_projects(struct redmine *rm, struct scope *s)
 	return 0;
 }
 
-/*
- * The whole scope, as a plan sees it; @known: the highest project id known before (0 if
- * none); @was: the plan's scope, when checking after the purge (NULL in the plan).
- */
-static int enumerate(struct redmine *rm, struct scope *s, json_int_t known, const struct scope *was)
+/* The whole scope, as a plan sees it; @known: the highest project id known before (0 if none). */
+static int enumerate(struct redmine *rm, struct scope *s, json_int_t known)
 {
 	if (rm->projects) {
 		if (list_projects(rm, s) < 0)
@@ -589,7 +572,7 @@ static int enumerate(struct redmine *rm, struct scope *s, json_int_t known, cons
 			const struct redmine_item *p = find_project(s, s->issues.v[i].project);
 			s->issue_root[i] = p ? s->root[p - s->projects.v] : 0;
 		}
-		if (probe_projects(rm, s, known, was) < 0)
+		if (probe_projects(rm, s, known) < 0)
 			return -1;
 	}
 	if (rm->users) {
@@ -1380,7 +1363,7 @@ static int post_condition(struct redmine *rm)
 	json_int_t known = rm->plan.probed_to > PROBE_MARGIN ? rm->plan.probed_to - PROBE_MARGIN : 0;
 	int r;
 
-	if (enumerate(rm, &after, known, &rm->plan) < 0) {
+	if (enumerate(rm, &after, known) < 0) {
 		char why[sizeof(rm->ctx->error)];
 		snprintf(why, sizeof(why), "%s", rm->ctx->error);
 		scope_clear(&after);
@@ -1397,8 +1380,7 @@ static int post_condition(struct redmine *rm)
 		backend_remaining(rm->ctx, "users", after.users.v[i].id, after.users.v[i].name);
 	for (size_t i = 0; i < after.groups.n; i++)
 		backend_remaining(rm->ctx, "groups", after.groups.v[i].id, after.groups.v[i].name);
-	log_info("post-condition: listed again, and probed %zu project ids: those that held a project in the plan, and "
-		 "%lld to %lld", after.probes, (long long)known + 1, (long long)after.probed_to);
+	log_info("post-condition: listed and probed project ids 1 to %lld again", (long long)after.probed_to);
 	r = backend_check_remaining(rm->ctx, "they appeared during the purge or could not be deleted: run the "
 				    "purge again, and check what creates them");
 	scope_clear(&after);
@@ -1498,7 +1480,7 @@ static int redmine_run(struct backend_ctx *ctx)
 	rm.projects = scope_has(ctx, "projects");
 	rm.users = scope_has(ctx, "users");
 	rm.groups = scope_has(ctx, "groups");
-	if (check_admin(&rm) < 0 || enumerate(&rm, &rm.plan, 0, NULL) < 0)
+	if (check_admin(&rm) < 0 || enumerate(&rm, &rm.plan, 0) < 0)
 		goto finish;
 	if (rm.projects) {
 		log_info("scope: %zu listed project(s), %zu archived or unlisted found by probing ids 1 to %lld, %zu "
