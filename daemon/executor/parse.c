@@ -158,7 +158,6 @@ int itop_parse_reply(const char *body, size_t len, const char *field, struct ito
 			x->code = json_integer_value(ocode);
 			x->name = json_string_value(json_object_get(fields, "friendlyname"));
 			x->field = field ? json_string_value(json_object_get(fields, field)) : NULL;
-			x->fields = fields;
 		}
 	}
 	return 0;

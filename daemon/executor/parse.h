@@ -44,7 +44,6 @@ struct itop_object {
 	json_int_t code;      /* 0 deleted or found, 4 blocker, 5 reset... */
 	const char *name;     /* friendlyname, may be NULL */
 	const char *field;    /* the one output field asked for, may be NULL */
-	const json_t *fields; /* all of them, borrowed; may be NULL */
 };
 
 struct itop_reply {

@@ -42,13 +42,13 @@
  * class, extensions' ones included; each costs a request to list and one to check at
  * the end (iTop's login alone takes ~50 ms a request), so no class is listed whose
  * root is listed too. Typologies: Brand, OSFamily and OSVersion are the reference
- * lists iTop's installer ships, and are kept (default_typologies).
+ * lists iTop's installer ships, and are kept (typologies_purged).
  */
 static const char default_classes[] =
 	"Attachment,Ticket,WorkOrder,KnownError,FAQ,FAQCategory,Document,NetworkInterface,LogicalVolume,NASFileSystem,Tape,"
 	"FunctionalCI,Patch,Licence,Software,Group,Subnet,VLAN,Contract,ServiceSubcategory,SLA,SLT,Service,"
 	"ServiceFamily,Contact,DeliveryModel,Location,Typology,Organization";
-static const char default_typologies[] = "SELECT Typology WHERE finalclass NOT IN ('Brand','OSFamily','OSVersion')";
+static const char typologies_purged[] = "SELECT Typology WHERE finalclass NOT IN ('Brand','OSFamily','OSVersion')";
 
 #define PAGE 1000        /* objects per enumeration request */
 #define MAX_DEPTH 8      /* blockers of blockers of ... */
@@ -57,7 +57,7 @@ static const char default_typologies[] = "SELECT Typology WHERE finalclass NOT I
 #define NAMED 10         /* blocking objects named in an error */
 #define ARCHIVE_GET 100  /* objects per core/get of the archive (archive = yes) */
 #define SIMULATED_PER_SEC 100 /* objects a simulation is given per second of timeout */
-#define SET_MAX 2000     /* objects simulated in one request at most: its answer is parsed whole */
+#define ANSWER_MAX 2000  /* objects in a simulation's answer, aimed at: it is parsed whole */
 
 struct obj {
 	char *cls;       /* leaf class */
@@ -209,56 +209,34 @@ static int fail_code(struct itop *it, const char *step, const struct itop_reply 
 			    (long long)rep->code, code_hint(rep->code), rep->message);
 }
 
-/* "a,b" + ",id" when @v is an id not listed yet. */
-static void id_list_add(char **list, const char *v)
+/* Ids of @field over every object of @oql, comma-separated, each leaf::id added to @kept; NULL after failing. */
+static char *collect(struct itop *it, const char *cls, const char *oql, const char *field)
 {
-	/* Only ids: these go into an OQL "IN (...)". */
-	if (!v || !*v || !strcmp(v, "0") || strspn(v, "0123456789") != strlen(v))
-		return;
-	size_t n = strlen(v), len = strlen(*list);
-	for (const char *p = *list; (p = strstr(p, v)); p += n)
-		if ((p == *list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return;
-	*list = xrealloc(*list, len + n + 2);
-	snprintf(*list + len, n + 2, "%s%s", len ? "," : "", v);
-}
-
-/*
- * What keeps access, in one request: the User accounts, the Persons linked to one
- * (contactid) and their Organizations (a User's org_id is its Person's). Into @it's
- * kept set and keep_persons / keep_orgs. 0, or -1 after failing the task.
- */
-static int find_kept(struct itop *it)
-{
-	json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", "User", "key", "SELECT User",
-			       "output_fields", "contactid,org_id");
+	json_t *op = json_pack("{s:s, s:s, s:s, s:s}", "operation", "core/get", "class", cls, "key", oql,
+			       "output_fields", field);
 	struct itop_reply rep;
-	int r = call(it, op, "contactid", "finding what to keep", &rep, NULL);
+	char *out = NULL;
 
-	json_decref(op);
-	if (r < 0)
-		return -1;
-	if (rep.code != 0) {
-		fail_code(it, "finding what to keep", &rep);
-		itop_reply_clear(&rep);
-		return -1;
-	}
-	it->keep_persons = xstrdup("");
-	it->keep_orgs = xstrdup("");
-	for (size_t i = 0; i < rep.n_objects; i++) {
-		const struct itop_object *u = &rep.objects[i];
-		const char *org = json_string_value(json_object_get(u->fields, "org_id"));
-		set_add(it->kept, u->cls, u->key);
-		id_list_add(&it->keep_persons, u->field);
-		if (u->field && strtoll(u->field, NULL, 10) > 0) {
-			set_add(it->kept, "Person", strtoll(u->field, NULL, 10));
-			id_list_add(&it->keep_orgs, org);
-			if (org && strtoll(org, NULL, 10) > 0)
-				set_add(it->kept, "Organization", strtoll(org, NULL, 10));
+	if (call(it, op, field, "finding what to keep", &rep, NULL) == 0) {
+		if (rep.code != 0) {
+			fail_code(it, "finding what to keep", &rep);
+		} else {
+			out = xstrdup("");
+			for (size_t i = 0; i < rep.n_objects; i++) {
+				const char *v = rep.objects[i].field;
+				set_add(it->kept, rep.objects[i].cls, rep.objects[i].key);
+				/* Only ids: these go into an OQL "IN (...)". */
+				if (!v || !*v || !strcmp(v, "0") || strspn(v, "0123456789") != strlen(v))
+					continue;
+				char *next = xasprintf("%s%s%s", out, *out ? "," : "", v);
+				free(out);
+				out = next;
+			}
 		}
+		itop_reply_clear(&rep);
 	}
-	itop_reply_clear(&rep);
-	return 0;
+	json_decref(op);
+	return out;
 }
 
 static bool is_contact(const char *cls)
@@ -273,8 +251,9 @@ static char *oql_for(const struct itop *it, const char *cls)
 		return xasprintf("SELECT %s WHERE id NOT IN (%s)", cls, it->keep_persons);
 	if (!strcmp(cls, "Organization") && *it->keep_orgs)
 		return xasprintf("SELECT Organization WHERE id NOT IN (%s)", it->keep_orgs);
-	if (!strcmp(cls, "Typology") && !it->custom)
-		return xstrdup(default_typologies);
+	/* In classes too: a list copied from the default keeps the reference typologies. */
+	if (!strcmp(cls, "Typology"))
+		return xstrdup(typologies_purged);
 	return xasprintf("SELECT %s", cls);
 }
 
@@ -498,7 +477,8 @@ static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, 
 		if ((x->code == 0 || x->code == 2) && !asked && !in_set(it->cascades, x->cls, x->key) &&
 		    !(p >= 0 && it->scope.v[p].gone)) {
 			by_class_add(by, x->cls, x->key);
-			n_casc++;
+			/* Listed again, but not counted as planned cascades: the set's later chunks. */
+			n_casc += !(p >= 0 && it->scope.v[p].kind == k);
 		}
 	}
 	/*
@@ -538,8 +518,8 @@ static void reconcile(struct itop *it, unsigned k, const size_t *pos, size_t n, 
 			long p = scope_find(&it->scope, x->cls, x->key);
 			if (listed && (p < 0 || !it->scope.v[p].gone) && !in_set(present, x->cls, x->key) &&
 			    !in_set(it->cascades, x->cls, x->key)) {
+				casc += !(p >= 0 && it->scope.v[p].kind == k);
 				confirmed(it, x->cls, x->key, x->name, false);
-				casc++;
 			}
 		}
 		snprintf(msg, len, "; re-listed to reconcile: %zu of %zu confirmed deleted and recorded (and %zu of %zu "
@@ -639,7 +619,7 @@ static int archive_set(struct itop *it, const size_t *pos, size_t n, const struc
 	return r < 0 ? -1 : backend_archive_seal(it->ctx);
 }
 
-static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int depth);
+static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int depth, size_t *answered);
 
 /*
  * Delete first the objects of the scope that block: group them by kind. 1 when some were
@@ -659,7 +639,7 @@ static int delete_blockers(struct itop *it, const struct itop_reply *rep, int de
 				pos[n++] = (size_t)p;
 		}
 		if (n > 0)
-			r = delete_set(it, k, pos, n, depth + 1) < 0 ? -1 : 1;
+			r = delete_set(it, k, pos, n, depth + 1, NULL) < 0 ? -1 : 1;
 	}
 	free(pos);
 	return r;
@@ -749,7 +729,7 @@ out:
  * blockers outside the scope; delete for real, `chunk` at a time. In a dry run, only
  * simulate and count the cascades. 0, or -1 after failing the task.
  */
-static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int depth)
+static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int depth, size_t *answered)
 {
 	const char *cls = it->classes[k];
 	char step[160], *comment = xasprintf("purged task %s", it->ctx->task_id);
@@ -783,6 +763,10 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 			json_decref(op);
 			goto finish;
 		}
+		if (answered)
+			*answered = sim.n_objects;
+		log_info("itop '%s': simulated the delete of %zu %s: %zu objects in iTop's answer", it->ctx->target, n, cls,
+			 sim.n_objects);
 		/* Sort the answer: blockers in the scope, blockers outside it, and never what is kept. */
 		bool *foreign = xcalloc(sim.n_objects + 1, sizeof(*foreign));
 		bool scope_blockers = false, kept = false;
@@ -873,6 +857,7 @@ static int delete_set(struct itop *it, unsigned k, size_t *pos, size_t n, int de
 					sub[left++] = sub[i];
 			if (left == 0)
 				continue;
+			/* The first chunk follows the check before the simulation, as a lone chunk does. */
 			if (from > 0 && backend_stopping(it->ctx)) {
 				stopped(it, cls);
 				goto finish;
@@ -892,16 +877,18 @@ finish:
 
 /*
  * A class's objects in sets, each simulated in one request: a simulation per chunk cost
- * 13 requests and 5.5 s for 2 582 UserRequests where one took 4 s. A set is what a
- * simulation covers well within the timeout (iTop simulated ~650 objects a second here,
- * the budget is SIMULATED_PER_SEC) and no more than SET_MAX, whose answer (cascades
- * included) must fit the executor's memory.
+ * 13 requests and 5.5 s for 2 582 UserRequests where two took 4.6 s. The first set of a
+ * class is a chunk; the next ones hold what should make an answer of ANSWER_MAX objects,
+ * cascades included, from the last answer's ratio (the answer is parsed whole: a set of
+ * 2 000 tickets with 5 links each took 33 MiB), within what a simulation covers well
+ * inside the timeout (SIMULATED_PER_SEC). With an archive a set stays a chunk: what is
+ * archived before a chunk's delete is that chunk and the cascades its simulation names.
  */
 static int purge_kind(struct itop *it, unsigned k)
 {
-	size_t set_max = (size_t)it->timeout * SIMULATED_PER_SEC;
-	if (set_max > SET_MAX)
-		set_max = SET_MAX;
+	size_t set_max = (size_t)it->timeout * SIMULATED_PER_SEC, set = it->chunk;
+	if (set_max > ANSWER_MAX)
+		set_max = ANSWER_MAX;
 	if (set_max < it->chunk)
 		set_max = it->chunk;
 	size_t *pos = xcalloc(set_max, sizeof(*pos));
@@ -909,15 +896,19 @@ static int purge_kind(struct itop *it, unsigned k)
 	int r = 0;
 
 	while (r == 0) {
-		size_t n = 0;
-		for (; i < it->scope.n && n < set_max; i++)
+		size_t n = 0, answered = 0;
+		for (; i < it->scope.n && n < set; i++)
 			if (it->scope.v[i].kind == k && !it->scope.v[i].gone)
 				pos[n++] = i;
 		if (n == 0)
 			break;
-		r = delete_set(it, k, pos, n, 0);
+		r = delete_set(it, k, pos, n, 0, &answered);
 		if (!it->ctx->dry_run)
 			progress(it, it->classes[k]);
+		if (!it->archiving && answered > 0) {
+			set = (size_t)((double)ANSWER_MAX * (double)n / (double)answered);
+			set = set > set_max ? set_max : set < it->chunk ? it->chunk : set;
+		}
 	}
 	free(pos);
 	return r;
@@ -997,8 +988,21 @@ static int itop_run(struct backend_ctx *ctx)
 	if (split_classes(&it, classes ? classes : default_classes) < 0)
 		goto finish;
 
-	if (find_kept(&it) < 0)
+	it.keep_persons = collect(&it, "User", "SELECT User", "contactid");
+	if (!it.keep_persons)
 		goto finish;
+	char *oql = *it.keep_persons ? xasprintf("SELECT Person WHERE id IN (%s)", it.keep_persons) : NULL;
+	it.keep_orgs = oql ? collect(&it, "Person", oql, "org_id") : xstrdup("");
+	free(oql);
+	if (!it.keep_orgs)
+		goto finish;
+	if (*it.keep_orgs) {
+		char *save = NULL, *copy = xstrdup(it.keep_orgs);
+		for (char *id = strtok_r(copy, ",", &save); id; id = strtok_r(NULL, ",", &save))
+			set_add(it.kept, "Organization", strtoll(id, NULL, 10));
+		free(copy);
+	}
+
 
 	/* The scope, enumerated: progress counts its objects, the plan counts them per kind. */
 	if (enumerate_scope(&it, &it.scope, true) < 0)
