@@ -472,7 +472,7 @@ PY
 	echo "| data | reference | floor by hand | floor / reference | purged | purged / floor |"
 	echo "|---|---|---|---|---|---|"
 	printf '%s\n' "${FLOOR[@]}"
-	echo "where purged's time went, by request kind:"
+	echo "where purged's time went, by request kind (at the peer; the last run of each data set)"
 	printf -- '- %s\n' "${PROFILES[@]}"
 	echo "itop executor peak RSS: $(peak_rss) KiB (target <= 16384)"
 	if [ "$ARCH" = 1 ]; then

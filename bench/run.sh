@@ -269,7 +269,8 @@ say "itop: $(grep -o 'done: peak RSS [0-9]* KiB (purge)' "$T/purged.log" | tail 
 # -------------------------------------------------------------- backend efficiency
 say "## Backend efficiency (counted at the peer)"
 STATS=$(curl -s "http://127.0.0.1:$IP/stats")
-say "iTop (the fake), default scope (33 classes), 70 objects: $(jf() { printf '%s' "$1" | jq -r "$2"; }; jf "$STATS" .requests) requests over $(printf '%s' "$STATS" | jq .connections) connection(s)"
+NCLASSES=$(sed -n '/default_classes\[\] =/,/;/p' "$SRC/daemon/executor/backends/itop.c" | grep -o '"[^"]*"' | tr -d '"\n' | tr , '\n' | grep -c .)
+say "iTop (the fake), default scope ($NCLASSES classes), 70 objects: $(jf() { printf '%s' "$1" | jq -r "$2"; }; jf "$STATS" .requests) requests over $(printf '%s' "$STATS" | jq .connections) connection(s)"
 if [ "$(id -u)" = 0 ] && [ -d /usr/share/redmine ]; then
 	RMP=$(free_port)
 	PXP=$(free_port)
