@@ -100,6 +100,7 @@ struct parse_state {
 	const char *data;
 	size_t len, off;
 	unsigned line;
+	bool indented;        /* the line being parsed starts with a blank: for inih, a continuation */
 	struct entry *entries;
 	size_t n_entries;
 	struct section *sections;
@@ -183,6 +184,7 @@ static char *reader(char *str, int num, void *stream)
 	memcpy(str, p, n);
 	str[n] = '\n';
 	str[n + 1] = '\0';
+	ps->indented = n > 0 && (str[0] == ' ' || str[0] == '\t');
 
 	/* Remember section headers, so that an empty section is still seen. */
 	const char *s = str;
@@ -202,7 +204,25 @@ static char *reader(char *str, int num, void *stream)
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *ps = user;
+	struct entry *last = ps->n_entries ? &ps->entries[ps->n_entries - 1] : NULL;
 
+	/*
+	 * An indented line continues the value above it (inih's multi-line values): a long
+	 * list, such as iTop's classes, may go on several lines, joined by a space. One that
+	 * holds '=' is more likely a key indented by mistake, which would read as part of
+	 * the value: refused, saying so.
+	 */
+	if (ps->indented && last && strcmp(last->section, section) == 0 && strcmp(last->key, name) == 0) {
+		if (value && strchr(value, '=')) {
+			add_error(ps, ps->line, "this line is indented, so it continues the value of '%s' above; "
+				  "if it is a key of its own, remove the blanks before it", name);
+			return 1;
+		}
+		char *joined = xasprintf("%s %s", last->value, value ? value : "");
+		free(last->value);
+		last->value = joined;
+		return 1;
+	}
 	ps->entries = xrealloc(ps->entries, (ps->n_entries + 1) * sizeof(*ps->entries));
 	ps->entries[ps->n_entries++] = (struct entry){
 		xstrdup(section), xstrdup(name), xstrdup(value ? value : ""), ps->line,

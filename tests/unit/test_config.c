@@ -184,6 +184,9 @@ static const struct {
 	{ "[target demo]\ntype = noop\nobjects = 1\nobjects = 2\n", "test.conf:4: key 'objects' repeats" },
 	{ "[target a/b]\ntype = noop\n", "test.conf:1: target name 'a/b' is not valid" },
 	{ "[target demo]\ntype = noop\n[target demo]\ntype = noop\n", "repeats" },
+	/* An indented line continues the value above: an indented key is refused, not swallowed. */
+	{ "[target demo]\ntype = noop\nobjects = 1\n  step_ms = 0\n",
+	  "test.conf:4: this line is indented, so it continues the value of 'objects' above" },
 	{ "[daemon]\nthis line has no equals sign\n", "test.conf:2: syntax error" },
 	{ "[target demo]\ntype = noop\npassword_file = relative\n", "test.conf:3: password_file = 'relative'" },
 	{ "[target demo]\ntype = noop\npassword_file = /nonexistent/secret\n",
@@ -261,6 +264,30 @@ START_TEST(test_secret_ok)
 	char *settings = json_dumps(t->settings, 0);
 	ck_assert_ptr_null(strstr(settings, "s3cret"));
 	free(settings);
+	config_free(c);
+	free(path);
+}
+END_TEST
+
+/* A long list on several lines: the indented lines continue the value, joined by a space. */
+START_TEST(test_continued_value)
+{
+	char *path = write_secret("pw", "s3cret\n", 0600);
+	char text[512];
+	struct daemon_conf *c = NULL;
+	struct config_errors errs = { 0 };
+
+	snprintf(text, sizeof(text), "[target itop]\ntype = itop\nurl = http://127.0.0.1:1/webservices/rest.php\n"
+		 "user = rest\npassword_file = %s\nclasses = Ticket, FunctionalCI,\n  Contact,\n\tOrganization\n"
+		 "chunk = 50\n", path);
+	int r = parse(text, &c, &errs);
+	if (r < 0)
+		dump(&errs);
+	ck_assert_int_eq(r, 0);
+	const struct target_conf *t = config_find_target(c, "itop");
+	ck_assert_str_eq(json_string_value(json_object_get(t->settings, "classes")),
+			 "Ticket, FunctionalCI, Contact, Organization");
+	ck_assert_int_eq(json_integer_value(json_object_get(t->settings, "chunk")), 50);
 	config_free(c);
 	free(path);
 }
@@ -439,7 +466,7 @@ static Suite *config_suite(void)
 					  test_archive_keys, NULL });
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tc = unit_case(s, "config:secrets", setup, teardown,
-		       (const TTest *[]){ test_secret_ok, test_secret_mode, test_secret_owner,
+		       (const TTest *[]){ test_secret_ok, test_continued_value, test_secret_mode, test_secret_owner,
 					  test_secret_empty_and_symlink, test_dropins, test_protection_keys,
 					  NULL });
 	(void)tc;
