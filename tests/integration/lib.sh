@@ -6,6 +6,9 @@
 set -uo pipefail
 
 B=${PURGED_BUILD_DIR:?set PURGED_BUILD_DIR to the build directory}
+# 1 for an ASan+UBSan build: its memory figures and speed are the sanitizer's, not purged's.
+SANITIZED=0
+ldd "$B/purged-executor" 2>/dev/null | grep -q libasan && SANITIZED=1
 SCENARIO=$(basename "$0" .sh)
 T=$(mktemp -d "/tmp/purged-it-$SCENARIO.XXXXXX")
 # Executors run as an unprivileged user when we are root: they must be able
