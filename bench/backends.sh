@@ -375,6 +375,18 @@ print(sum(it.count("SELECT " + c) for c in sys.argv[4:]))
 PY
 	}
 	stats() { curl -s "http://127.0.0.1:$PXP/__stats" | jq -r '"\(.requests) \(.connections)"'; }
+	# by_hand MODE: the reference in MODE (floor, simulated) on the set's data restored: its
+	# seconds in HAND_S, its requests in HAND_REQ.
+	by_hand() {
+		local h0 h1 hc t
+		restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
+		read -r h0 hc <<<"$(stats)"
+		t=$(now)
+		reference "$1" >/dev/null
+		HAND_S=$(secs "$t" "$(now)")
+		read -r h1 hc <<<"$(stats)"
+		HAND_REQ=$((h1 - h0))
+	}
 	# Archive on vs off (issue 14): the export's own reads by hand are one core/get with every
 	# field ("*") per leaf class of the data, by curl; its leaf classes are listed before, untimed.
 	leaves() {
@@ -396,7 +408,7 @@ PY
 	printf '[target itop-archive]\ntype = itop\nurl = %s\nuser = purger\npassword_file = %s/itop-pw-purged\narchive = yes\n' "$PURL" "$T" >>"$T/targets.conf"
 	reload
 	local ARC=()
-	local set runs r t0 s0 s1 ref=() pur=() flo=() fls=() a b floreq flsreq FLOOR=() PROF PROFILES=()
+	local set runs r t0 s0 s1 ref=() pur=() flo=() fls=() a b floreq flsreq FLOOR=() PROF PROFILES=() HAND_S HAND_REQ
 	echo "## iTop purges (a real iTop 3.2.0 behind nginx + php-fpm, through a counting proxy; alternated runs, medians)"
 	echo "| data | reference: one bulk core/delete per class by curl | purged (default scope) | ratio | target |"
 	echo "|---|---|---|---|---|"
@@ -415,20 +427,10 @@ PY
 			read -r s1 b <<<"$(stats)"
 			refreq=$((s1 - s0)) refconn=$((b - a))
 			refleft=$(left)
-			restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
-			read -r s0 a <<<"$(stats)"
-			t0=$(now)
-			reference floor >/dev/null
-			flo+=("$(secs "$t0" "$(now)")")
-			read -r s1 b <<<"$(stats)"
-			floreq=$((s1 - s0))
-			restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
-			read -r s0 a <<<"$(stats)"
-			t0=$(now)
-			reference simulated >/dev/null
-			fls+=("$(secs "$t0" "$(now)")")
-			read -r s1 b <<<"$(stats)"
-			flsreq=$((s1 - s0))
+			by_hand floor
+			flo+=("$HAND_S") floreq=$HAND_REQ
+			by_hand simulated
+			fls+=("$HAND_S") flsreq=$HAND_REQ
 			restore "$T/itop-$set.sql" || FAILS+=("restoring iTop's $set data failed")
 			read -r s0 a <<<"$(stats)"
 			t0=$(now)
